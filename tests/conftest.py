@@ -1,0 +1,70 @@
+"""Fixtures: small real video files whose frames are known, written with OpenCV and PyAV."""
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+STEP = 8  # frame i has red level STEP * i in its left half
+
+
+def indexed_frame(i: int, width: int = 64, height: int = 48) -> np.ndarray:
+    """RGB frame that encodes its index: red = STEP*i on the left half, green 128, blue 255 - STEP*i."""
+    frame = np.zeros((height, width, 3), np.uint8)
+    frame[:, : width // 2, 0] = STEP * i
+    frame[:, :, 1] = 128
+    frame[:, :, 2] = 255 - STEP * i
+    return frame
+
+
+def frame_id(frame: np.ndarray) -> int:
+    """The index encoded by ``indexed_frame`` in a decoded RGB frame (of any size)."""
+    return int(round(frame[:, : frame.shape[1] // 4, 0].mean() / STEP))
+
+
+def write_opencv(path: Path, n: int, fourcc: str, fps: float = 10.0) -> Path:
+    """Write ``n`` indexed frames with OpenCV (mp4v for .mp4, MJPG for .avi)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (64, 48))
+    assert writer.isOpened()
+    for i in range(n):
+        writer.write(cv2.cvtColor(indexed_frame(i), cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def write_bframes(path: Path, n: int, fps: int = 25) -> Path:
+    """H.264 with B-frames (decode order differs from presentation order), written with PyAV."""
+    av = pytest.importorskip("av")
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.options = {"bf": "3", "g": "12", "crf": "12", "preset": "fast"}
+        for i in range(n):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(indexed_frame(i), format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def make_index_lie(path: Path, claimed: int) -> Path:
+    """Patch an AVI's header and stream frame counts (avih.dwTotalFrames, strh.dwLength) to ``claimed``."""
+    data = bytearray(path.read_bytes())
+    avih = data.index(b"avih")
+    struct.pack_into("<I", data, avih + 8 + 16, claimed)
+    strh = data.index(b"strh")
+    struct.pack_into("<I", data, strh + 8 + 32, claimed)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.fixture
+def known_videos(tmp_path) -> dict[str, tuple[Path, int]]:
+    """name -> (path, true frame count): mp4v, MJPG avi, H.264 with B-frames, and an avi whose index lies."""
+    return {
+        "mp4v": (write_opencv(tmp_path / "a.mp4", 25, "mp4v"), 25),
+        "mjpg": (write_opencv(tmp_path / "b.avi", 23, "MJPG"), 23),
+        "bframes": (write_bframes(tmp_path / "c.mp4", 29), 29),
+        "lying_index": (make_index_lie(write_opencv(tmp_path / "d.avi", 20, "MJPG"), 60), 20),
+    }

@@ -1,0 +1,86 @@
+"""The frame encoder: torchvision backbones by name, poolings, layers and weights files."""
+import pickle
+
+import pytest
+import torch
+import torchvision
+
+from vidrnn.models import EncoderError, FrameEncoder
+
+FRAMES = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8)  # (B, H, W, 3)
+
+
+@pytest.mark.parametrize("name,channels", [("resnet18", 512), ("mobilenet_v3_small", 576),
+                                           ("efficientnet_b0", 1280), ("regnet_y_400mf", 440)])
+@pytest.mark.parametrize("pooling,cells", [("avg", 1), ("grid", 4)])
+def test_output_shapes(name, channels, pooling, cells):
+    enc = FrameEncoder(name, pooling=pooling, grid=2)
+    with torch.inference_mode():
+        out = enc(FRAMES)
+    assert enc.out_dim == channels * cells
+    assert out.shape == (2, channels * cells) and torch.isfinite(out).all()
+
+
+def test_grid_pooling_keeps_where_things_are():
+    enc = FrameEncoder("resnet18", pooling="grid", grid=2)
+    blank = torch.full((1, 160, 160, 3), 100, dtype=torch.uint8)
+    top_left = blank.clone()
+    top_left[:, 8:40, 8:40] = 255
+    with torch.inference_mode():
+        change = (enc(top_left) - enc(blank)).view(512, 4).norm(dim=0)  # per cell: TL, TR, BL, BR
+    assert change[0] > 2 * change[3]
+    avg = FrameEncoder("resnet18", pooling="avg")
+    assert avg.out_dim * 4 == enc.out_dim
+
+
+def test_layer_choice():
+    enc = FrameEncoder("resnet18", layer="layer3")
+    assert enc.out_dim == 256
+    with pytest.raises(EncoderError, match="no layer 'layer9'"):
+        FrameEncoder("resnet18", layer="layer9")
+
+
+def test_frozen_and_trainable():
+    frozen = FrameEncoder("resnet18")
+    frozen.train()
+    assert not frozen.training and not any(p.requires_grad for p in frozen.parameters())
+    trainable = FrameEncoder("resnet18", trainable=True)
+    trainable.train()
+    out = trainable(FRAMES).sum()
+    out.backward()
+    assert trainable.training and next(trainable.parameters()).grad is not None
+
+
+def test_local_state_dict_weights(tmp_path):
+    model = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "r18.pth"
+    torch.save(model.state_dict(), path)
+    reference = torch.nn.Sequential(*list(model.children())[:-1]).eval()
+    enc = FrameEncoder("resnet18", weights=str(path))
+    x = FRAMES.permute(0, 3, 1, 2).float()
+    x = (x - enc.mean) / enc.std
+    with torch.inference_mode():
+        assert torch.allclose(enc(FRAMES), reference(x).flatten(1), atol=1e-5)
+
+
+def test_bad_names_and_weights(tmp_path):
+    with pytest.raises(EncoderError, match="unknown encoder 'resnet9000'"):
+        FrameEncoder("resnet9000")
+    with pytest.raises(EncoderError, match="neither a file nor one of"):
+        FrameEncoder("resnet18", weights="NOT_A_WEIGHT")
+    wrong = tmp_path / "wrong.pth"
+    torch.save(torchvision.models.mobilenet_v3_small(weights=None).state_dict(), wrong)
+    with pytest.raises(EncoderError, match="do not fit this encoder"):
+        FrameEncoder("resnet18", weights=str(wrong))
+
+
+class _Boom:
+    def __reduce__(self):
+        return (exec, ("raise SystemExit('pwned')",))
+
+
+def test_pickled_code_in_a_weights_file_is_refused(tmp_path):
+    path = tmp_path / "evil.pth"
+    path.write_bytes(pickle.dumps({"state_dict": _Boom()}))
+    with pytest.raises(EncoderError, match="not a plain state_dict"):
+        FrameEncoder("resnet18", weights=str(path))

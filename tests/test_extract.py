@@ -1,0 +1,156 @@
+"""The extract job end to end: per-video files, manifest, failures, reruns, shards, the CLI."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_index_lie, write_opencv
+
+from vidrnn.features import extract_folder, load_features, storage_dtype
+from vidrnn.models import FrameEncoder
+from vidrnn.video import Sampling, open_video, read_frames
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = {"name": "resnet18", "weights": None, "layer": None, "pooling": "avg", "grid": 2}
+GOOD = ["a/clip.mp4", "b/clip.mp4", "b/deep/lying.avi", "c.avi"]
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    torch.manual_seed(0)
+    return FrameEncoder(**{k: v for k, v in SPEC.items()})
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "videos"
+    for sub in ("a", "b/deep"):
+        (root / sub).mkdir(parents=True)
+    write_opencv(root / "a/clip.mp4", 12, "mp4v")
+    write_opencv(root / "b/clip.mp4", 20, "mp4v", fps=5.0)
+    make_index_lie(write_opencv(root / "b/deep/lying.avi", 10, "MJPG"), 40)
+    write_opencv(root / "c.avi", 15, "MJPG")
+    (root / "corrupt.mp4").write_bytes(os.urandom(4000))
+    (root / "notes.txt").write_text("not a video, and not listed")
+    return root
+
+
+def run(folder, out, encoder, **kw):
+    args = dict(encoder=encoder, encoder_spec=SPEC, sampling=Sampling(num_frames=4), size=64, workers=0,
+                batch_size=8, progress=False)
+    return extract_folder(str(folder), str(out), **{**args, **kw})
+
+
+def manifest(out):
+    return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+
+
+def test_extract_folder_end_to_end(folder, tmp_path, encoder):
+    out = tmp_path / "out"
+    summary = run(folder, out, encoder, workers=2)
+    assert sorted(summary.done) == GOOD and list(summary.failed) == ["corrupt.mp4"]
+    assert "cannot open" in summary.failed["corrupt.mp4"]
+    failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert [f["video"] for f in failures] == ["corrupt.mp4"]
+    entries = {e["video"]: e for e in manifest(out)}
+    assert sorted(entries) == GOOD
+    for video in GOOD:
+        data = load_features(out / "features" / (video + ".npz"))
+        assert data["features"].shape == (4, 512) == tuple(entries[video]["feature_shape"])
+        assert str(data["features"].dtype) == entries[video]["dtype"]
+        assert data["frame_indices"].tolist() == entries[video]["frame_indices"]
+    a, b = (load_features(out / "features" / f"{s}/clip.mp4.npz")["features"] for s in "ab")
+    assert not np.allclose(a, b)  # same name, different folders: two files
+    lying = entries["b/deep/lying.avi"]
+    assert (lying["frame_count"], lying["header_frames"], lying["frame_count_source"]) == (10, 40, "counted")
+    assert lying["frame_indices"] == [1, 3, 6, 8] and lying["access"] == "sequential"
+    assert entries["b/clip.mp4"]["timestamps"] == [0.4, 1.4, 2.4, 3.4]
+    assert entries["a/clip.mp4"]["settings"]["encoder"]["name"] == "resnet18"
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_features_equal_the_encoder_on_the_sampled_frames(folder, tmp_path, encoder):
+    out = tmp_path / "out"
+    run(folder, out, encoder, dtype="float32")
+    with open_video(folder / "c.avi") as reader:
+        frames = torch.from_numpy(np.stack([f for _, f in read_frames(reader, [1, 5, 9, 13], size=64)]))
+    with torch.inference_mode():
+        expected = encoder(frames).numpy()
+    got = load_features(out / "features/c.avi.npz")["features"]
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_rerun_recomputes_nothing_and_retries_failures(folder, tmp_path, encoder):
+    out = tmp_path / "out"
+    run(folder, out, encoder)
+    mtimes = {p: p.stat().st_mtime_ns for p in (out / "features").rglob("*.npz")}
+    (folder / "corrupt.mp4").unlink()
+    write_opencv(folder / "corrupt.mp4", 8, "mp4v")  # the user fixed it
+    again = run(folder, out, encoder)
+    assert again.done == ["corrupt.mp4"] and again.skipped == 4 and not again.failed
+    assert all(p.stat().st_mtime_ns == t for p, t in mtimes.items())
+    assert sorted(e["video"] for e in manifest(out)) == sorted(GOOD + ["corrupt.mp4"])
+    assert (out / "failures.jsonl").read_text() == ""
+    third = run(folder, out, encoder)
+    assert third.done == [] and third.skipped == 5
+    changed = run(folder, out, encoder, sampling=Sampling(num_frames=2))  # other settings: recomputed
+    assert len(changed.done) == 5
+
+
+def test_two_shards_cover_every_video_once(folder, tmp_path, encoder):
+    out = tmp_path / "out"
+    first, second = run(folder, out, encoder, shard=(0, 2)), run(folder, out, encoder, shard=(1, 2))
+    assert not set(first.done) & set(second.done)
+    assert sorted(first.done + second.done + list(first.failed) + list(second.failed)) == sorted(
+        GOOD + ["corrupt.mp4"])
+    assert sorted(e["video"] for e in manifest(out)) == GOOD
+
+
+def test_window_and_fps_sampling_shapes(folder, tmp_path, encoder):
+    out = tmp_path / "out"
+    run(folder, out, encoder, sampling=Sampling(mode="window", num_frames=3, window_s=1.0, stride_s=0.5))
+    windows = load_features(out / "features/c.avi.npz")  # 15 frames at 10 fps
+    assert windows["features"].shape == (2, 3, 512)  # windows start at frames 0 and 5
+    assert windows["frame_indices"].tolist() == [[1, 5, 8], [6, 10, 13]]
+    out2 = tmp_path / "out2"
+    run(folder, out2, encoder, sampling=Sampling(mode="fps", fps=5.0))
+    fps = load_features(out2 / "features/c.avi.npz")
+    assert fps["frame_indices"].tolist() == [0, 2, 4, 6, 8, 10, 12, 14]
+    assert fps["features"].shape == (8, 512)
+
+
+def test_float16_storage_falls_back_where_values_do_not_fit():
+    assert storage_dtype(np.array([0.5, 3.0]), "float16") == np.float16
+    assert storage_dtype(np.array([1e-9, 2e-9]), "float16") == np.float32  # would underflow
+    assert storage_dtype(np.array([1e6]), "float16") == np.float32  # would overflow
+    assert storage_dtype(np.array([1.0]), "float32") == np.float32
+
+
+def cli(*args, cwd=ROOT):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "pipelines.extract", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_exit_status_and_one_line_errors(folder, tmp_path):
+    out = tmp_path / "out"
+    common = [f"input_dir={folder}", f"output_dir={out}", "video.size=64", "video.num_frames=4",
+              "video.workers=1", "quiet=true"]
+    res = cli(*common)
+    assert res.returncode == 2, res.stderr
+    assert "4 extracted, 0 already done, 1 failed" in res.stdout and "failed: corrupt.mp4" in res.stdout
+    assert "Traceback" not in res.stderr + res.stdout
+    (folder / "corrupt.mp4").unlink()
+    res = cli(*common)
+    assert res.returncode == 0 and "0 extracted, 4 already done, 0 failed" in res.stdout
+    for bad, message in [(f"input_dir={tmp_path}/missing", "input folder does not exist"),
+                         ("encoder.name=nonet", "unknown encoder 'nonet'"),
+                         ("video.sampling=random", "sampling mode")]:
+        res = cli(*common, bad)
+        assert res.returncode == 1 and res.stderr.strip().splitlines() == [f"error: {res.stderr.strip()[7:]}"]
+        assert message in res.stderr and "Traceback" not in res.stderr

@@ -1,0 +1,93 @@
+"""Decoding is frame-exact on every backend, including B-frames and an AVI whose index lies."""
+import cv2
+import numpy as np
+import pytest
+from conftest import frame_id, indexed_frame
+
+from vidrnn.video import Chunk, Restart, Sampling, VideoError, VideoMeta, open_video, read_frames, stream_video
+
+BACKENDS = ["opencv", "decord"]
+
+
+def sequential_ids(path) -> list[int]:
+    """Frame ids from a plain OpenCV read() loop: the reference every access path must match."""
+    cap, ids = cv2.VideoCapture(str(path)), []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            return ids
+        ids.append(frame_id(frame[:, :, ::-1]))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ["mp4v", "mjpg", "bframes", "lying_index"])
+def test_read_frames_matches_sequential_decode(known_videos, backend, name):
+    path, true_count = known_videos[name]
+    reference = sequential_ids(path)
+    assert reference == list(range(true_count))
+    wanted = [0, 1, 3, 7, 8, 13, true_count - 1]
+    with open_video(path, backend) as reader:
+        got = list(read_frames(reader, wanted))
+    assert [i for i, _ in got] == wanted
+    assert [frame_id(f) for _, f in got] == [reference[i] for i in wanted]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_frames_are_rgb_uint8_with_known_pixels(known_videos, backend):
+    path, _ = known_videos["mjpg"]
+    with open_video(path, backend) as reader:
+        assert (reader.info.width, reader.info.height, reader.info.backend) == (64, 48, backend)
+        assert reader.info.fps == pytest.approx(10.0)
+        [(_, frame)] = list(read_frames(reader, [5]))
+    assert frame.dtype == np.uint8 and frame.shape == (48, 64, 3)
+    expected = indexed_frame(5).astype(int)
+    assert np.abs(frame.astype(int) - expected).mean() < 6  # RGB order, not BGR
+
+
+def test_resize_on_retrieve(known_videos):
+    with open_video(known_videos["mp4v"][0]) as reader:
+        [(_, frame)] = list(read_frames(reader, [4], size=32))
+    assert frame.shape == (32, 32, 3) and frame_id(frame) == 4
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_stream_counts_frames_when_the_index_lies(known_videos, backend):
+    path, true_count = known_videos["lying_index"]
+    assert cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FRAME_COUNT) == 60  # the header lies
+    items = list(stream_video(str(path), Sampling(num_frames=5), size=32, backend=backend))
+    meta = items[-1]
+    assert isinstance(meta, VideoMeta) and meta.frame_count == true_count
+    assert meta.access == "sequential" and meta.backend == backend
+    after_restart = items[max((k + 1 for k, it in enumerate(items) if isinstance(it, Restart)), default=0):]
+    chunks = [it for it in after_restart if isinstance(it, Chunk)]
+    got = np.concatenate([c.indices for c in chunks])
+    assert got.tolist() == meta.frame_indices == Sampling(num_frames=5).plan(true_count, 10.0).tolist()
+    assert [frame_id(f) for c in chunks for f in c.frames] == got.tolist()
+
+
+def test_stream_chunks_are_bounded(known_videos):
+    path, n = known_videos["bframes"]
+    items = list(stream_video(str(path), Sampling(mode="fps", fps=25), size=16, chunk=4))
+    chunks = [it for it in items if isinstance(it, Chunk)]
+    assert max(len(c.frames) for c in chunks) == 4
+    assert sum(len(c.frames) for c in chunks) == n == items[-1].frame_count
+    assert items[-1].frame_count_source == "header"
+    assert items[-1].timestamps[:3] == [0.0, 0.04, 0.08]
+
+
+@pytest.mark.parametrize("content,reason", [(b"", "empty file"), (b"\x00\x01junk" * 500, "cannot open"),
+                                            (b"hello, not a video\n", "cannot open")])
+def test_bad_files_raise_one_line_video_error(tmp_path, content, reason):
+    path = tmp_path / "bad.mp4"
+    path.write_bytes(content)
+    with pytest.raises(VideoError, match=reason) as e:
+        open_video(path)
+    assert "\n" not in str(e.value)
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(VideoError, match="no such file"):
+        open_video(tmp_path / "nope.mp4")
+    (tmp_path / "x.mp4").mkdir()
+    with pytest.raises(VideoError, match="not a file"):
+        open_video(tmp_path / "x.mp4")

@@ -1,0 +1,47 @@
+"""Frame indices for each sampling mode."""
+import numpy as np
+import pytest
+
+from vidrnn.video import Sampling
+
+
+def test_uniform_spreads_over_the_whole_video():
+    idx = Sampling(num_frames=4).plan(100, 25.0)
+    assert idx.tolist() == [12, 37, 62, 87]
+    assert Sampling(num_frames=16).plan(300, 30.0).max() < 300
+
+
+def test_uniform_repeats_frames_of_a_short_video():
+    idx = Sampling(num_frames=8).plan(3, 25.0)
+    assert len(idx) == 8 and set(idx.tolist()) == {0, 1, 2} and np.all(np.diff(idx) >= 0)
+
+
+def test_fps_takes_frames_at_the_given_rate():
+    idx = Sampling(mode="fps", fps=2.0).plan(100, 10.0)
+    assert idx.tolist() == list(range(0, 100, 5))
+    assert Sampling(mode="fps", fps=2.0, max_frames=3).plan(100, 10.0).tolist() == [0, 5, 10]
+    assert Sampling(mode="fps", fps=50.0).plan(10, 10.0).tolist() == list(range(10))  # never above the source
+
+
+def test_window_clips_cover_the_video():
+    idx = Sampling(mode="window", num_frames=4, window_s=2.0, stride_s=1.0).plan(105, 10.0)
+    assert idx.shape == (10, 4)  # starts 0, 10, ..., 80 and a last one ending at frame 104
+    assert idx[0].tolist() == [2, 7, 12, 17]
+    assert idx[-1].tolist() == [87, 92, 97, 102]
+    assert idx.min() >= 0 and idx.max() < 105 and np.all(np.diff(idx[:, 0]) > 0)
+
+
+def test_window_on_a_video_shorter_than_one_window():
+    idx = Sampling(mode="window", num_frames=4, window_s=10.0).plan(8, 10.0)
+    assert idx.tolist() == [[1, 3, 5, 7]]
+
+
+def test_bad_settings_are_rejected():
+    with pytest.raises(ValueError, match="sampling mode"):
+        Sampling(mode="random")
+    with pytest.raises(ValueError, match="positive"):
+        Sampling(num_frames=0)
+    with pytest.raises(ValueError, match="frame rate"):
+        Sampling(mode="fps").plan(10, 0.0)
+    with pytest.raises(ValueError, match="no frames"):
+        Sampling().plan(0, 25.0)

@@ -1,0 +1,145 @@
+"""Videos -> per-video CNN features: decoding in DataLoader workers overlaps the CNN, and frames are
+batched across videos."""
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from ..models.encoder import FrameEncoder
+from ..video import Chunk, Restart, Sampling, VideoError, VideoMeta, stream_video
+
+
+@dataclass
+class Encoded:
+    """One video's features, shaped like its frame indices plus a feature axis."""
+
+    key: str
+    features: np.ndarray  # (N, D) for uniform/fps sampling, (W, N, D) for windows; float32
+    meta: VideoMeta
+
+
+@dataclass
+class Failed:
+    key: str
+    reason: str  # one line
+
+
+class _VideoStreams(IterableDataset):
+    """Yields ("chunk", key, frames, indices), ("restart", key), ("meta", key, meta) and
+    ("error", key, reason) messages; each worker takes every n-th video."""
+
+    def __init__(self, videos: list[tuple[str, str]], sampling: Sampling, size: int, backend: str,
+                 chunk: int):
+        self.videos, self.sampling, self.size, self.backend, self.chunk = videos, sampling, size, backend, chunk
+
+    def __iter__(self):
+        info = get_worker_info()
+        mine = self.videos if info is None else self.videos[info.id::info.num_workers]
+        for key, path in mine:
+            try:
+                for item in stream_video(path, self.sampling, size=self.size, backend=self.backend,
+                                         chunk=self.chunk):
+                    if isinstance(item, Chunk):
+                        yield "chunk", key, torch.from_numpy(item.frames), torch.from_numpy(item.indices)
+                    elif isinstance(item, Restart):
+                        yield "restart", key
+                    else:
+                        yield "meta", key, item
+            except VideoError as e:
+                yield "error", key, str(e)
+            except Exception as e:  # a decoder failing in an unforeseen way must not end the batch
+                yield "error", key, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+
+
+def _init_worker(_):
+    torch.set_num_threads(1)
+
+
+@dataclass
+class _Pending:
+    gen: int = 0  # bumped on restart: frames of older generations are dropped
+    sent: int = 0
+    indices: list = field(default_factory=list)
+    feats: list = field(default_factory=list)
+    meta: VideoMeta | None = None
+
+
+def encode_videos(videos: list[tuple[str, str]], encoder: FrameEncoder, sampling: Sampling, *,
+                  size: int = 224, backend: str = "auto", batch_size: int = 32, workers: int = 2,
+                  device: torch.device = torch.device("cpu"), amp: bool = True,
+                  ) -> Iterator[Encoded | Failed]:
+    """Encode ``videos`` (``(key, path)`` pairs); yields one ``Encoded`` or ``Failed`` per video,
+    in the order they finish."""
+    cuda = device.type == "cuda"
+    loader = DataLoader(_VideoStreams(videos, sampling, size, backend, chunk=batch_size), batch_size=None,
+                        num_workers=workers, worker_init_fn=_init_worker, pin_memory=cuda,
+                        prefetch_factor=4 if workers else None, persistent_workers=False)
+    encoder = encoder.to(device).eval()
+    if not cuda:
+        encoder = encoder.to(memory_format=torch.channels_last)
+    state: dict[str, _Pending] = {}
+    queue: deque = deque()  # (key, gen, frames) waiting for the CNN
+    queued = 0
+
+    def run_batch(n: int) -> None:
+        nonlocal queued
+        pieces, owners = [], []
+        while n > 0 and queue:
+            key, gen, frames = queue.popleft()
+            if len(frames) > n:
+                queue.appendleft((key, gen, frames[n:]))
+                frames = frames[:n]
+            pieces.append(frames)
+            owners.append((key, gen, len(frames)))
+            n -= len(frames)
+            queued -= len(frames)
+        x = torch.cat(pieces).to(device, non_blocking=True)  # (B, S, S, 3) uint8
+        with torch.inference_mode(), torch.autocast(device.type, enabled=cuda and amp):
+            feats = encoder(x).float().cpu().numpy()  # (B, D)
+        start = 0
+        for key, gen, m in owners:
+            st = state.get(key)
+            if st is not None and st.gen == gen:
+                st.feats.append(feats[start:start + m])
+            start += m
+
+    def finished() -> Iterator[Encoded]:
+        for key in [k for k, st in state.items() if st.meta and sum(map(len, st.feats)) == st.sent]:
+            st = state.pop(key)
+            yield Encoded(key, _arrange(st), st.meta)
+
+    for msg in loader:
+        kind, key = msg[0], msg[1]
+        st = state.setdefault(key, _Pending())
+        if kind == "chunk":
+            frames, indices = msg[2], msg[3]
+            st.sent += len(frames)
+            st.indices.append(indices.numpy())
+            queue.append((key, st.gen, frames))
+            queued += len(frames)
+            while queued >= batch_size:
+                run_batch(batch_size)
+        elif kind == "restart":
+            state[key] = _Pending(gen=st.gen + 1)
+        elif kind == "meta":
+            st.meta = msg[2]
+        else:
+            del state[key]
+            yield Failed(key, msg[2])
+        yield from finished()
+    while queued:
+        run_batch(batch_size)
+    yield from finished()
+
+
+def _arrange(st: _Pending) -> np.ndarray:
+    """Features of the unique sampled frames, laid out like the sampling plan."""
+    unique = np.concatenate(st.indices) if st.indices else np.zeros(0, np.int64)
+    feats = np.concatenate(st.feats) if st.feats else np.zeros((0, 0), np.float32)  # (U, D)
+    plan = np.asarray(st.meta.frame_indices)
+    return feats[np.searchsorted(unique, plan)]  # plan.shape + (D,)

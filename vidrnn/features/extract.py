@@ -1,0 +1,89 @@
+"""The ``extract`` job: a folder of videos -> one feature file per video, a manifest and failures."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..files import VIDEO_EXTENSIONS, list_videos, select_shard
+from ..models.encoder import FrameEncoder
+from ..video import Sampling
+from .encode import Encoded, encode_videos
+from .store import RunRecords, feature_path, save_features
+
+log = logging.getLogger("vidrnn.extract")
+_FP16_RANGE = (1e-3, 6e4)  # max |feature| where float16 keeps ~3 significant digits and cannot overflow
+
+
+@dataclass
+class ExtractSummary:
+    total: int  # videos in this shard
+    skipped: int  # already done by an earlier run
+    done: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def storage_dtype(features: np.ndarray, dtype: str) -> np.dtype:
+    """``float16`` when asked for and the values fit it, else ``float32``."""
+    if dtype == "float32":
+        return np.dtype(np.float32)
+    if dtype != "float16":
+        raise ValueError(f"feature dtype must be float16 or float32, not {dtype!r}")
+    peak = float(np.abs(features).max()) if features.size else 1.0
+    ok = np.isfinite(peak) and _FP16_RANGE[0] <= peak <= _FP16_RANGE[1]
+    return np.dtype(np.float16 if ok else np.float32)
+
+
+def extract_folder(input_dir: str, output_dir: str, *, encoder: FrameEncoder, encoder_spec: dict,
+                   sampling: Sampling, size: int = 224, backend: str = "auto", batch_size: int = 32,
+                   workers: int = 2, dtype: str = "float16", device: torch.device = torch.device("cpu"),
+                   shard: tuple[int, int] = (0, 1), extensions=VIDEO_EXTENSIONS,
+                   progress: bool = True) -> ExtractSummary:
+    """Extract every video under ``input_dir`` in this ``shard`` that an earlier run with the same
+    settings has not finished. Each video's features land atomically in
+    ``output_dir/features/<relative path>.npz`` and its line in ``manifest.jsonl``; a video that cannot
+    be read gets a one-line reason in ``failures.jsonl`` and the run goes on."""
+    videos = select_shard(list_videos(input_dir, extensions), *shard)
+    records = RunRecords(output_dir)
+    settings = {"encoder": encoder_spec, "sampling": sampling.as_dict(), "size": size, "dtype": dtype}
+    finished = records.finished(settings)
+    todo = [v for v in videos if v not in finished]
+    records.forget_failures(todo)
+    summary = ExtractSummary(total=len(videos), skipped=len(videos) - len(todo))
+    log.info("%d videos in shard %d/%d: %d already done, %d to extract", len(videos), shard[0], shard[1],
+             summary.skipped, len(todo))
+    bar = tqdm(total=len(todo), unit="video", disable=not progress, dynamic_ncols=True)
+    results = encode_videos([(v, str(Path(input_dir, v))) for v in todo], encoder, sampling, size=size,
+                            backend=backend, batch_size=batch_size, workers=workers, device=device)
+    for res in results:
+        if isinstance(res, Encoded):
+            records.add_finished(_save(output_dir, res, dtype, settings))
+            summary.done.append(res.key)
+        else:
+            records.add_failure(res.key, res.reason)
+            summary.failed[res.key] = res.reason
+            log.warning("FAILED %s: %s", res.key, res.reason)
+        bar.update(1)
+    bar.close()
+    return summary
+
+
+def _save(output_dir: str, res: Encoded, dtype: str, settings: dict) -> dict:
+    """Write one video's feature file; returns its manifest entry."""
+    m = res.meta
+    features = res.features.astype(storage_dtype(res.features, dtype))
+    path = feature_path(output_dir, res.key)
+    save_features(path, features, m.frame_indices, m.timestamps)
+    return {
+        "video": res.key, "feature_file": path.relative_to(output_dir).as_posix(),
+        "frame_count": m.frame_count, "header_frames": m.header_frames,
+        "frame_count_source": m.frame_count_source, "fps": m.fps,
+        "duration_s": round(m.frame_count / m.fps, 4) if m.fps else None,
+        "width": m.width, "height": m.height, "backend": m.backend, "access": m.access,
+        "frame_indices": m.frame_indices, "timestamps": m.timestamps,
+        "feature_shape": list(features.shape), "dtype": str(features.dtype), "settings": settings,
+    }

@@ -1,0 +1,47 @@
+"""Finding videos in a folder, and splitting them among processes."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv",
+                    ".3gp", ".ts")
+
+
+def list_videos(root: str | os.PathLike, extensions=VIDEO_EXTENSIONS) -> list[str]:
+    """Relative POSIX paths of the files under ``root`` (recursively) whose extension is listed, sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: input folder does not exist" if not root.exists()
+                                else f"{root}: not a folder")
+    exts = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        found += [Path(dirpath, f).relative_to(root).as_posix() for f in filenames
+                  if Path(f).suffix.lower() in exts]
+    return sorted(found)
+
+
+def shard_from_env(index: int | None = None, count: int | None = None) -> tuple[int, int]:
+    """(index, count) of this process: given values, else torchrun's RANK/WORLD_SIZE, else a SLURM
+    array's task id/count, else (0, 1)."""
+    env = os.environ
+    if count is None:
+        if "WORLD_SIZE" in env:
+            count, index = int(env["WORLD_SIZE"]), int(env.get("RANK", 0)) if index is None else index
+        elif "SLURM_ARRAY_TASK_COUNT" in env:
+            count = int(env["SLURM_ARRAY_TASK_COUNT"])
+            if index is None:
+                index = int(env["SLURM_ARRAY_TASK_ID"]) - int(env.get("SLURM_ARRAY_TASK_MIN", 0))
+        else:
+            count = 1
+    index = 0 if index is None else index
+    if not 0 <= index < count:
+        raise ValueError(f"shard index {index} is outside 0..{count - 1}")
+    return index, count
+
+
+def select_shard(items: list, index: int, count: int) -> list:
+    """Every ``count``-th item starting at ``index``: shards are disjoint and cover all items."""
+    return items[index::count]

@@ -1,0 +1,114 @@
+"""Frame encoder: any torchvision classification backbone, cut before its global pooling."""
+from __future__ import annotations
+
+import os
+import warnings
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+
+POOLINGS = ("avg", "grid")
+_GLOBAL_POOL_NODES = ("avgpool", "adaptive_avg_pool2d", "mean")
+_IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+class EncoderError(ValueError):
+    """A backbone, layer or weights setting that cannot be built; the message is one line."""
+
+
+def build_backbone(name: str, weights: str | None = None) -> tuple[nn.Module, tuple, tuple]:
+    """A torchvision classification model and its input mean/std.
+
+    weights: None (random), ``DEFAULT`` or a torchvision weights name (``IMAGENET1K_V1``,
+    ``ResNet18_Weights.IMAGENET1K_V1``), fetched through torchvision's own cache, or the path of a local
+    state_dict file (loaded with ``weights_only=True``).
+    """
+    if name not in torchvision.models.list_models(module=torchvision.models):
+        raise EncoderError(f"unknown encoder {name!r}: use a name from torchvision.models.list_models()")
+    local = weights is not None and os.path.isfile(os.path.expanduser(str(weights)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # inception/googlenet init notices
+        try:
+            model = torchvision.models.get_model(name, weights=None if local else weights)
+        except (KeyError, ValueError) as e:
+            names = [w.name for w in torchvision.models.get_model_weights(name)]
+            raise EncoderError(f"encoder weights {weights!r} are neither a file nor one of {names}") from e
+    if local:
+        _load_state_dict(model, os.path.expanduser(str(weights)))
+    mean, std = _IMAGENET_MEAN, _IMAGENET_STD
+    if weights is not None and not local:
+        tf = torchvision.models.get_model_weights(name).verify(weights).transforms()
+        mean, std = tuple(tf.mean), tuple(tf.std)
+    return model, mean, std
+
+
+def _load_state_dict(model: nn.Module, path: str) -> None:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise EncoderError(f"{path}: not a plain state_dict file ({str(e).splitlines()[0][:160]})") from e
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as e:
+        raise EncoderError(f"{path}: weights do not fit this encoder ({str(e).splitlines()[0][:160]})") from e
+
+
+def feature_node(model: nn.Module, layer: str | None = None) -> str:
+    """The graph node whose (B, C, h, w) output is used: the last one named ``layer`` or starting
+    with ``layer.``, or by default the input of the model's global pooling."""
+    nodes = get_graph_node_names(model)[1]
+    if layer:
+        hits = [n for n in nodes if n == layer or n.startswith(layer + ".")]
+        if not hits:
+            raise EncoderError(f"encoder has no layer {layer!r}; top-level layers: "
+                               f"{sorted(dict.fromkeys(n.split('.')[0] for n in nodes))}")
+        return hits[-1]
+    for k, n in enumerate(nodes):
+        if k and n.split(".")[-1] in _GLOBAL_POOL_NODES:
+            return nodes[k - 1]
+    raise EncoderError("encoder has no global pooling to cut at (not a convolutional backbone); "
+                       "name a layer with encoder.layer")
+
+
+class FrameEncoder(nn.Module):
+    """Frames (B, H, W, 3) uint8 RGB -> features (B, D).
+
+    pooling ``avg`` gives D = C; ``grid`` keeps a grid x grid map of spatial cells, D = C * grid**2, so
+    where things are (and so how they move) survives pooling. ``trainable=False`` freezes the weights
+    and keeps BatchNorm in eval mode.
+    """
+
+    def __init__(self, name: str = "resnet18", *, weights: str | None = None, layer: str | None = None,
+                 pooling: str = "avg", grid: int = 2, trainable: bool = False):
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise EncoderError(f"encoder pooling must be one of {POOLINGS}, not {pooling!r}")
+        model, mean, std = build_backbone(name, weights)
+        model.eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # train/eval graph note from torchvision
+            self.body = create_feature_extractor(model, {feature_node(model, layer): "feat"})
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1) * 255, persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1) * 255, persistent=False)
+        self.pooling, self.grid, self.trainable = pooling, grid, trainable
+        with torch.no_grad():
+            channels = self.body(torch.zeros(1, 3, 224, 224))["feat"].shape[1]
+        self.out_dim = channels * (grid * grid if pooling == "grid" else 1)
+        self.requires_grad_(trainable)
+        self.train(trainable)
+
+    def train(self, mode: bool = True) -> FrameEncoder:
+        return super().train(mode and self.trainable)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        x = frames.permute(0, 3, 1, 2).float()  # (B, 3, H, W), channels_last strides
+        x = (x - self.mean) / self.std
+        fmap = self.body(x)["feat"]  # (B, C, h, w)
+        if self.pooling == "avg":
+            return fmap.mean(dim=(2, 3))  # (B, C)
+        return F.adaptive_avg_pool2d(fmap, self.grid).flatten(1)  # (B, C * grid * grid)

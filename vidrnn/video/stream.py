@@ -1,0 +1,103 @@
+"""Stream a video's sampled frames in bounded chunks, checking the container's frame count on the way."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .reader import ACCESS, VideoError, count_remaining, open_video, read_frames
+from .sampling import Sampling
+
+
+@dataclass
+class Chunk:
+    """Consecutive sampled frames of one video, in frame order."""
+
+    frames: np.ndarray  # (n, S, S, 3) uint8 RGB
+    indices: np.ndarray  # (n,) frame indices
+
+
+@dataclass
+class Restart:
+    """The frame count was wrong: drop what was streamed so far, a new plan follows."""
+
+    reason: str
+
+
+@dataclass
+class VideoMeta:
+    """What was read: the true frame count and the sampled indices (same shape as the features)."""
+
+    backend: str
+    access: str
+    width: int
+    height: int
+    fps: float
+    frame_count: int
+    header_frames: int
+    frame_count_source: str  # "header" (verified by decoding to the end) or "counted"
+    frame_indices: list
+    timestamps: list
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def stream_video(path: str, sampling: Sampling, *, size: int | None, backend: str = "auto",
+                 chunk: int = 32) -> Iterator[Chunk | Restart | VideoMeta]:
+    """Yield the sampled frames of ``path`` as ``Chunk``s, then its ``VideoMeta``.
+
+    Frame indices are planned from the header's frame count and the stream is decoded to its end; if
+    the true count gives another plan (the header lied, or decoding stopped early on a broken file), a
+    ``Restart`` is yielded and the video is streamed again with the counted number. Memory holds at most
+    one chunk, whatever the video's length.
+    """
+    reader = open_video(path, backend)
+    try:
+        info = reader.info
+        total, source = info.header_frames, "header"
+        if total < 1:
+            total, source = count_remaining(reader), "counted"
+            reader.close()
+            reader = open_video(path, info.backend)
+        if total < 1:
+            raise VideoError("no frame could be decoded")
+        plan = _plan(sampling, total, info.fps)
+        yield from _chunks(reader, plan, size, chunk)
+        counted = count_remaining(reader)
+        if counted != total:
+            if counted < 1:
+                raise VideoError("no frame could be decoded")
+            new_plan = _plan(sampling, counted, info.fps)
+            if not np.array_equal(new_plan, plan):
+                yield Restart(f"header said {total} frames, decoding gave {counted}")
+                reader.close()
+                reader = open_video(path, info.backend)
+                yield from _chunks(reader, new_plan, size, chunk)
+            total, source, plan = counted, "counted", new_plan
+    finally:
+        reader.close()
+    fps = info.fps if info.fps > 0 else 0.0
+    yield VideoMeta(info.backend, ACCESS, info.width, info.height, fps, total, info.header_frames, source,
+                    plan.tolist(), (plan / fps).round(4).tolist() if fps else [])
+
+
+def _plan(sampling: Sampling, total: int, fps: float) -> np.ndarray:
+    try:
+        return sampling.plan(total, fps)
+    except ValueError as e:
+        raise VideoError(str(e)) from e
+
+
+def _chunks(reader, plan: np.ndarray, size: int | None, chunk: int) -> Iterator[Chunk]:
+    wanted = np.unique(plan)
+    frames, indices = [], []
+    for i, frame in read_frames(reader, wanted, size=size):
+        frames.append(frame)
+        indices.append(i)
+        if len(frames) == chunk:
+            yield Chunk(np.stack(frames), np.asarray(indices))
+            frames, indices = [], []
+    if frames:
+        yield Chunk(np.stack(frames), np.asarray(indices))

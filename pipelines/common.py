@@ -19,10 +19,15 @@ def sampling_from(video: DictConfig) -> Sampling:
                     max_frames=video.max_frames, window_s=video.window_s, stride_s=video.stride_s)
 
 
+def encoder_spec(encoder: DictConfig) -> dict:
+    """The plain dict that describes the frame encoder (for manifests and checkpoints)."""
+    return {k: encoder[k] for k in ("name", "weights", "layer", "pooling", "grid")}
+
+
 def encoder_from(encoder: DictConfig) -> tuple[FrameEncoder, dict]:
-    """The frame encoder and the plain dict that describes it (for manifests and checkpoints)."""
-    spec = {k: encoder[k] for k in ("name", "weights", "layer", "pooling", "grid")}
-    return FrameEncoder(**spec, trainable=encoder.trainable), spec
+    """The frozen frame encoder and its spec."""
+    spec = encoder_spec(encoder)
+    return FrameEncoder(**spec), spec
 
 
 def run_app(job: Callable[[DictConfig], int], cfg: DictConfig) -> None:
@@ -42,3 +47,11 @@ def run_app(job: Callable[[DictConfig], int], cfg: DictConfig) -> None:
         print(f"error: {msg}", file=sys.stderr)
         code = EXIT_ERROR
     sys.exit(code)
+
+
+def report(name: str, summary, output: str) -> int:
+    """Print what a prediction pipeline did; the exit status says whether any video failed."""
+    print(f"{name}: {len(summary.done)} videos done, {len(summary.failed)} failed -> {output}")
+    for video, reason in summary.failed.items():
+        print(f"  failed: {video}: {reason}")
+    return EXIT_SOME_FAILED if summary.failed else EXIT_OK

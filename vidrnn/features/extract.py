@@ -25,6 +25,7 @@ class ExtractSummary:
     skipped: int  # already done by an earlier run
     done: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    entries: dict[str, dict] = field(default_factory=dict)  # manifest entry of every finished video
 
 
 def storage_dtype(features: np.ndarray, dtype: str) -> np.dtype:
@@ -41,19 +42,21 @@ def storage_dtype(features: np.ndarray, dtype: str) -> np.dtype:
 def extract_folder(input_dir: str, output_dir: str, *, encoder: FrameEncoder, encoder_spec: dict,
                    sampling: Sampling, size: int = 224, backend: str = "auto", batch_size: int = 32,
                    workers: int = 2, dtype: str = "float16", device: torch.device = torch.device("cpu"),
-                   shard: tuple[int, int] = (0, 1), extensions=VIDEO_EXTENSIONS,
+                   shard: tuple[int, int] = (0, 1), extensions=VIDEO_EXTENSIONS, videos: list[str] | None = None,
                    progress: bool = True) -> ExtractSummary:
     """Extract every video under ``input_dir`` in this ``shard`` that an earlier run with the same
     settings has not finished. Each video's features land atomically in
     ``output_dir/features/<relative path>.npz`` and its line in ``manifest.jsonl``; a video that cannot
-    be read gets a one-line reason in ``failures.jsonl`` and the run goes on."""
-    videos = select_shard(list_videos(input_dir, extensions), *shard)
+    be read gets a one-line reason in ``failures.jsonl`` and the run goes on. ``videos`` (relative
+    paths) restricts the job to those files instead of listing the folder."""
+    videos = select_shard(sorted(videos) if videos is not None else list_videos(input_dir, extensions), *shard)
     records = RunRecords(output_dir)
     settings = {"encoder": encoder_spec, "sampling": sampling.as_dict(), "size": size, "dtype": dtype}
     finished = records.finished(settings)
     todo = [v for v in videos if v not in finished]
     records.forget_failures(todo)
-    summary = ExtractSummary(total=len(videos), skipped=len(videos) - len(todo))
+    summary = ExtractSummary(total=len(videos), skipped=len(videos) - len(todo),
+                             entries={v: finished[v] for v in videos if v in finished})
     log.info("%d videos in shard %d/%d: %d already done, %d to extract", len(videos), shard[0], shard[1],
              summary.skipped, len(todo))
     bar = tqdm(total=len(todo), unit="video", disable=not progress, dynamic_ncols=True)
@@ -61,8 +64,10 @@ def extract_folder(input_dir: str, output_dir: str, *, encoder: FrameEncoder, en
                             backend=backend, batch_size=batch_size, workers=workers, device=device)
     for res in results:
         if isinstance(res, Encoded):
-            records.add_finished(_save(output_dir, res, dtype, settings))
+            entry = _save(output_dir, res, dtype, settings)
+            records.add_finished(entry)
             summary.done.append(res.key)
+            summary.entries[res.key] = entry
         else:
             records.add_failure(res.key, res.reason)
             summary.failed[res.key] = res.reason

@@ -45,12 +45,16 @@ class Sampling:
             step = max(video_fps / self.fps, 1.0)
             idx = np.unique(np.floor(np.arange(0, total, step)).astype(np.int64))
             return idx[: self.max_frames] if self.max_frames else idx
+        return np.stack([_spread(a, b - a, self.num_frames) for a, b in self.windows(total, video_fps)])  # (W, N)
+
+    def windows(self, total: int, video_fps: float) -> list[tuple[int, int]]:
+        """Window mode: the [start, end) frame range of each clip."""
         length = min(max(round(self.window_s * video_fps), 1), total)
         stride = max(round(self.stride_s * video_fps), 1)
         starts = list(range(0, total - length + 1, stride))
         if starts[-1] != total - length:
             starts.append(total - length)
-        return np.stack([_spread(s, length, self.num_frames) for s in starts])  # (W, N)
+        return [(a, a + length) for a in starts]
 
 
 def _spread(start: int, length: int, n: int) -> np.ndarray:

@@ -1,0 +1,30 @@
+"""Caption every video in a folder with a trained checkpoint: JSON, CSV, or timed SRT/VTT."""
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from pipelines.common import report, run_app
+from vidrnn.device import resolve_device
+from vidrnn.files import shard_from_env
+from vidrnn.predict import caption_folder
+
+
+def caption(cfg: DictConfig) -> int:
+    d = cfg.decode
+    summary = caption_folder(
+        cfg.input_dir, cfg.checkpoint, cfg.output, beam=d.beam, max_len=d.max_len, length_penalty=d.length_penalty,
+        n_best=d.n_best, decode_batch=d.batch, window_s=cfg.window.window_s, stride_s=cfg.window.stride_s,
+        backend=cfg.video.backend, workers=cfg.video.workers, batch_size=cfg.batch_size,
+        device=resolve_device(cfg.device), extensions=list(cfg.extensions),
+        shard=shard_from_env(cfg.shard.index, cfg.shard.count), progress=not cfg.quiet)
+    return report("caption", summary, cfg.output)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="caption")
+def main(cfg: DictConfig) -> None:
+    run_app(caption, cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""Count people in every video of a folder: a trained recurrent counter or the HOG detector baseline."""
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from pipelines.common import report, run_app
+from vidrnn.device import resolve_device
+from vidrnn.files import shard_from_env
+from vidrnn.predict import count_folder
+
+
+def count(cfg: DictConfig) -> int:
+    summary, metrics = count_folder(
+        cfg.input_dir, cfg.output, checkpoint=cfg.checkpoint, counter=cfg.counter, hog=OmegaConf.to_container(cfg.hog),
+        num_frames=cfg.video.num_frames, window_s=cfg.window_s, stride_s=cfg.stride_s, labels=cfg.labels,
+        plots=cfg.plots, backend=cfg.video.backend, workers=cfg.video.workers, batch_size=cfg.batch_size,
+        device=resolve_device(cfg.device), extensions=list(cfg.extensions),
+        shard=shard_from_env(cfg.shard.index, cfg.shard.count), progress=not cfg.quiet)
+    for level, errors in (metrics or {}).items():
+        print(f"count: {level} MAE {errors['MAE']:.4f}  RMSE {errors['RMSE']:.4f}")
+    return report("count", summary, cfg.output)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="count")
+def main(cfg: DictConfig) -> None:
+    run_app(count, cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Score a caption or count prediction file against annotations into metrics.json."""
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from pipelines.common import EXIT_OK, run_app
+from vidrnn.evaluate import evaluate_captions, evaluate_counts
+from vidrnn.outputs import write_json
+
+
+def evaluate(cfg: DictConfig) -> int:
+    if cfg.task == "caption":
+        result = evaluate_captions(cfg.predictions, cfg.annotations, split=cfg.split, meteor=cfg.meteor)
+        corpus = result["corpus"]
+        if result["meteor_note"]:
+            print(f"evaluate: METEOR: {result['meteor_note']}")
+    elif cfg.task == "count":
+        result = evaluate_counts(cfg.predictions, cfg.annotations, split=cfg.split)
+        corpus = {"MAE": result["MAE"], "RMSE": result["RMSE"]}
+    else:
+        raise ValueError(f"task must be caption or count, not {cfg.task!r}")
+    write_json(cfg.output, result)
+    print(f"evaluate: {result['videos']} videos: " + "  ".join(
+        f"{k} {v:.4f}" if v is not None else f"{k} n/a" for k, v in corpus.items()))
+    if result["missing"]:
+        print(f"evaluate: {len(result['missing'])} annotated videos have no prediction")
+    print(f"evaluate: written to {cfg.output}")
+    return EXIT_OK
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    run_app(evaluate, cfg)
+
+
+if __name__ == "__main__":
+    main()

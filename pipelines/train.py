@@ -1,0 +1,43 @@
+"""Train a captioner or a people counter on a folder of videos and an annotation file."""
+from __future__ import annotations
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from pipelines.common import EXIT_OK, encoder_spec, run_app, sampling_from
+from vidrnn.device import resolve_device
+from vidrnn.train.loop import TrainConfig
+from vidrnn.train.run import DataConfig, ExtractConfig, ModelConfig, train_model
+
+
+def train(cfg: DictConfig) -> int:
+    out_dir = HydraConfig.get().runtime.output_dir
+    t = cfg.trainer
+    trainer = TrainConfig(max_epochs=t.max_epochs, lr=t.lr, weight_decay=t.weight_decay,
+                          clip_grad_norm=t.clip_grad_norm, scheduler=t.scheduler, patience=t.patience, amp=t.amp)
+    data = DataConfig(**OmegaConf.to_container(cfg.data))
+    extract = ExtractConfig(encoder=encoder_spec(cfg.encoder), sampling=sampling_from(cfg.video), size=cfg.video.size,
+                            backend=cfg.video.backend, workers=cfg.video.workers, progress=not cfg.quiet)
+    model = OmegaConf.to_container(cfg.model[cfg.task])
+    model.update({k: cfg.model[k] for k in ("cell", "hidden", "layers", "dropout")})
+    result = train_model(cfg.task, data, extract, ModelConfig(model.pop("kind", None), model), trainer, out_dir=out_dir,
+                             batch_size=t.batch_size, label_smoothing=t.label_smoothing,
+                             scheduled_sampling=t.scheduled_sampling, device=resolve_device(cfg.device),
+                             seed=cfg.seed, resume=t.resume)
+    best = result["best"] or {}
+    print(f"train: best epoch {result['best_epoch']} of {result['epochs_run']}: "
+          + "  ".join(f"{k} {v:.4f}" for k, v in best.items() if k not in ("epoch", "lr", "seconds")))
+    if "test" in result:
+        print("train: test " + "  ".join(f"{k} {v:.4f}" for k, v in result["test"].items()))
+    print(f"train: run written to {out_dir} (checkpoints/best.pt, metrics.json, curves.png)")
+    return EXIT_OK
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    run_app(train, cfg)
+
+
+if __name__ == "__main__":
+    main()

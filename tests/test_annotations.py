@@ -1,0 +1,130 @@
+"""Tests for vidrnn.data.annotations: caption files in their real layouts, splits, errors and file matching."""
+import json
+
+import pytest
+
+from vidrnn.data import AnnotationError, CaptionSet, load_captions, match_videos, normalize_split
+
+MSRVTT = {
+    "info": {"contributor": "Microsoft MSM group", "version": "1.0"},
+    "videos": [
+        {"category": 9, "url": "https://www.youtube.com/watch?v=9lZi22qLlEo", "video_id": "video0",
+         "start time": 137.72, "end time": 149.44, "split": "train", "id": 0},
+        {"category": 16, "url": "https://www.youtube.com/watch?v=w4JM08PDEng", "video_id": "video1",
+         "start time": 184.33, "end time": 206.89, "split": "validate", "id": 1, "path": "part0/video1.avi"},
+        {"category": 9, "url": "https://www.youtube.com/watch?v=1lZi22qLlEo", "video_id": "video2",
+         "start time": 1.0, "end time": 11.0, "split": "test", "id": 2},
+    ],
+    "sentences": [
+        {"caption": "a car is shown", "video_id": "video0", "sen_id": 0},
+        {"caption": "a man drives a vintage car", "video_id": "video0", "sen_id": 1},
+        {"caption": "a woman is singing", "video_id": "video1", "sen_id": 2},
+        {"caption": "people dance on a stage", "video_id": "video2", "sen_id": 3},
+        {"caption": "   ", "video_id": "video2", "sen_id": 4},
+    ],
+}
+
+MSVD = (
+    "VideoID,Start,End,WorkerID,Source,AnnotationTime,Language,Description\n"
+    "mv89psg6zh4,33,46,1,clean,17,English,A bird is bathing in a sink.\n"
+    'mv89psg6zh4,33,46,2,unverified,25,English,"A bird, a parakeet, splashes in ""water""."\n'
+    "mv89psg6zh4,33,46,3,clean,20,Spanish,Un pájaro se baña.\n"
+    "mv89psg6zh4,33,46,4,clean,20,English,\n"
+    "\n"
+    "-4wsuPCjDBc,5,15,5,clean,30,English,A man is talking.\n"
+)
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_msrvtt_json(tmp_path):
+    cs = load_captions(write(tmp_path, "train_val_videodatainfo.json", json.dumps(MSRVTT, indent=1)))
+    assert cs.captions == {"video0": ["a car is shown", "a man drives a vintage car"],
+                           "video1": ["a woman is singing"], "video2": ["people dance on a stage"]}
+    assert cs.splits == {"video0": "train", "video1": "val", "video2": "test"}
+    assert cs.paths == {"video1": "part0/video1.avi"}
+    val = cs.subset("validate")
+    assert val == CaptionSet(captions={"video1": ["a woman is singing"]}, splits={"video1": "val"},
+                             paths={"video1": "part0/video1.avi"})
+    assert list(cs.subset("train").captions) == ["video0"]
+
+
+def test_msrvtt_sentences_only(tmp_path):
+    cs = load_captions(write(tmp_path, "test.json", json.dumps({"sentences": MSRVTT["sentences"][:3]})))
+    assert cs.splits == {"video0": None, "video1": None}
+    assert cs.subset("train").captions == {}
+
+
+def test_msvd_csv(tmp_path):
+    cs = load_captions(write(tmp_path, "MSR Video Description Corpus.csv", MSVD))
+    assert cs.captions == {
+        "mv89psg6zh4_33_46": ["A bird is bathing in a sink.", 'A bird, a parakeet, splashes in "water".'],
+        "-4wsuPCjDBc_5_15": ["A man is talking."],
+    }
+    assert cs.splits == {"mv89psg6zh4_33_46": None, "-4wsuPCjDBc_5_15": None}
+
+
+def test_plain_csv(tmp_path):
+    text = 'video_id,caption,split\nclip1,"a dog, running",train\nclip1,a dog runs,train\nclip2,a cat,dev\n'
+    cs = load_captions(write(tmp_path, "captions.csv", text))
+    assert cs.captions == {"clip1": ["a dog, running", "a dog runs"], "clip2": ["a cat"]}
+    assert cs.splits == {"clip1": "train", "clip2": "val"}
+    no_split = load_captions(write(tmp_path, "c2.csv", "video_id,caption\na/b/clip3,a bird\n"))
+    assert no_split.splits == {"a/b/clip3": None}
+
+
+def test_normalize_split():
+    assert [normalize_split(s) for s in ("Train", "validate", "validation", "valid", "dev", "test", "", None)] == [
+        "train", "val", "val", "val", "val", "test", None, None]
+    with pytest.raises(ValueError, match="trainval"):
+        normalize_split("trainval")
+
+
+@pytest.mark.parametrize("name, text, where", [
+    ("bad.json", '{"sentences": [\n  {"video_id": "v", "caption": "x"},\n  oops\n]}', r"bad\.json:3: invalid JSON"),
+    ("nokey.json", json.dumps({"sentences": [{"video_id": "v", "caption": "x"}, {"video_id": "v"}]}),
+     r"nokey\.json:sentences\[1\]: missing key 'caption'"),
+    ("novid.json", json.dumps({"videos": [{"split": "train"}], "sentences": []}),
+     r"novid\.json:videos\[0\]: missing key 'video_id'"),
+    ("split.csv", "video_id,caption,split\nv1,a cat,train\nv2,a dog,trainval\n", r"split\.csv:3: unknown split"),
+    ("clash.csv", "video_id,caption,split\nv1,a cat,train\n\nv1,a dog,test\n", r"clash\.csv:4: video 'v1'"),
+    ("short.csv", "video_id,caption\nv1,a cat\nv2\n", r"short\.csv:3: 1 columns"),
+    ("other.csv", "id,text\nv1,a cat\n", r"other\.csv:1: unknown caption layout.*MSR-VTT.*MSVD.*video_id,caption"),
+    ("other.json", json.dumps({"annotations": []}), r"other\.json:1: unknown caption layout"),
+])
+def test_malformed_caption_files(tmp_path, name, text, where):
+    with pytest.raises(AnnotationError, match=where):
+        load_captions(write(tmp_path, name, text))
+
+
+def test_not_utf8(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("video_id,caption\nv1,a cat\nv2,un café\n".encode("latin-1"))
+    with pytest.raises(AnnotationError, match=r"latin1\.csv:3: not UTF-8"):
+        load_captions(path)
+
+
+FILES = ["clip1.mp4", "a/clip2.avi", "a/b/clip3.mp4", "x/dup.mp4", "y/dup.mp4", "extra/unlabelled.mkv",
+         "part0/video1.avi", "z/video1.avi"]
+
+
+def test_match_videos():
+    ids = ["clip1", "clip2", "a/b/clip3", "dup", "x/dup", "video1", "gone"]
+    report = match_videos(ids, FILES, paths={"video1": "part0/video1.avi", "gone": "old/gone.mp4"})
+    assert report.matched == {"clip1": "clip1.mp4", "clip2": "a/clip2.avi", "a/b/clip3": "a/b/clip3.mp4",
+                              "x/dup": "x/dup.mp4", "video1": "part0/video1.avi"}
+    assert report.missing == {"dup": "2 files share stem 'dup': x/dup.mp4, y/dup.mp4",
+                              "gone": "no file (path hint 'old/gone.mp4')"}
+    assert report.unlabelled == ["extra/unlabelled.mkv", "y/dup.mp4", "z/video1.avi"]
+    matched, missing, unlabelled = report
+    assert (matched, missing, unlabelled) == (report.matched, ["dup", "gone"], report.unlabelled)
+
+
+def test_match_video_without_hint_is_ambiguous():
+    report = match_videos(["video1", "clip1"], FILES)
+    assert report.missing == {"video1": "2 files share stem 'video1': part0/video1.avi, z/video1.avi"}
+    assert report.matched == {"clip1": "clip1.mp4"}

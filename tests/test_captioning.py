@@ -1,0 +1,156 @@
+"""Captioning: models, decoding, training a tiny model, the caption and evaluate pipelines."""
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from vidrnn.checkpoint import CheckpointError, build_model, load_checkpoint
+from vidrnn.models.captioner import Captioner, build_captioner
+from vidrnn.models.decode import beam_search, greedy_decode
+from vidrnn.outputs import read_captions, read_timed_captions
+from vidrnn.synth import make_dataset
+from vidrnn.train.loop import TrainConfig
+from vidrnn.train.run import DataConfig, ExtractConfig, ModelConfig, train_model
+from vidrnn.video import Sampling
+
+ROOT = Path(__file__).resolve().parents[1]
+ENCODER = {"name": "resnet18", "weights": None, "layer": "layer3", "pooling": "grid", "grid": 2}
+
+
+@pytest.mark.parametrize("kind", ["s2vt", "attention"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_models_shapes_and_beam_one_equals_greedy(kind, cell):
+    torch.manual_seed(0)
+    model = build_captioner(kind, 24, 17, cell=cell, hidden=16, layers=2, embed=8).eval()
+    feats, caps = torch.randn(3, 5, 24), torch.randint(0, 17, (3, 6))
+    assert model(feats, caps).shape == (3, 5, 17)
+    assert model(feats, caps, sample_prob=1.0).shape == (3, 5, 17)
+    greedy = greedy_decode(model, feats, bos=1, eos=2, max_len=8)
+    beam1 = beam_search(model, feats, bos=1, eos=2, beam=1, max_len=8)
+    assert [g.tokens for g in greedy] == [b[0].tokens for b in beam1]
+    assert [g.logprob for g in greedy] == pytest.approx([b[0].logprob for b in beam1], abs=1e-5)
+    nbest = beam_search(model, feats, bos=1, eos=2, beam=4, max_len=8, n_best=3)
+    assert all(len(h) == 3 and h[0].score >= h[1].score >= h[2].score for h in nbest)
+
+
+class _Table(Captioner):
+    """A captioner whose next-word distribution depends only on the previous word (a Markov table)."""
+
+    def __init__(self, table):
+        super().__init__(1, table.shape[0], hidden=1)
+        self.logp = table.log()
+
+    def encode(self, feats):
+        return {"x": feats}
+
+    def init_state(self, memory):
+        return torch.zeros(1, memory["x"].shape[0], 1)
+
+    def step(self, tokens, state, memory):
+        return self.logp[tokens], state
+
+
+def test_beam_search_finds_a_likelier_caption_than_greedy():
+    # words: 0 pad, 1 bos, 2 eos, 3 unk, 4 "a" (greedy's first pick), 5 "b"
+    table = torch.full((6, 6), 1e-9)
+    table[1, 4], table[1, 5] = 0.6, 0.4  # after <bos>: "a" looks best...
+    table[4, 2], table[4, 3], table[4, 5] = 0.34, 0.33, 0.33  # ...but "a" leads nowhere sure
+    table[5, 2] = 1.0  # "b" then <eos> for certain
+    table[3, 2] = table[2, 2] = 1.0
+    model = _Table(table / table.sum(1, keepdim=True))
+    feats = torch.zeros(2, 1, 1)
+    greedy = greedy_decode(model, feats, bos=1, eos=2, max_len=5)[0]
+    best = beam_search(model, feats, bos=1, eos=2, beam=3, max_len=5, length_penalty=0.0)[0][0]
+    assert greedy.tokens == [4] and best.tokens == [5]
+    assert best.logprob > greedy.logprob + 0.3
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny captioner trained on synthetic clips, and its data."""
+    root = tmp_path_factory.mktemp("cap")
+    data = make_dataset(root / "data", num_videos=40, seed=3, width=96, height=72, num_frames=16, fps=8.0)
+    extract = ExtractConfig(encoder=ENCODER, sampling=Sampling(num_frames=6), size=64, workers=0, progress=False)
+    trainer = TrainConfig(max_epochs=12, lr=3e-3, patience=0)
+    model = ModelConfig("attention", {"cell": "gru", "hidden": 64, "embed": 32, "dropout": 0.1})
+    result = train_model("caption", DataConfig(data["videos_dir"], data["captions"], cache_dir=str(root / "cache")),
+                         extract, model, trainer, out_dir=str(root / "run"), batch_size=16)
+    return root, data, result
+
+
+def test_tiny_captioner_learns(trained):
+    root, data, result = trained
+    history = result["history"]
+    assert len(history) == 12 and history[-1]["train_loss"] < history[0]["train_loss"]
+    # after one epoch the model writes little of use; training lifts CIDEr-D far above that
+    assert result["best"]["CIDEr-D"] > 0.5 and result["best"]["CIDEr-D"] > 3 * max(history[0]["CIDEr-D"], 0.05)
+    assert "test" in result and set(result["test"]) == {"BLEU-4", "CIDEr-D"}
+    metrics = json.loads((root / "run/metrics.json").read_text())
+    assert metrics["best_epoch"] == result["best_epoch"] and (root / "run/curves.png").stat().st_size > 1000
+
+
+def test_training_resumes_from_last_checkpoint(trained, tmp_path):
+    root, data, _ = trained
+    extract = ExtractConfig(encoder=ENCODER, sampling=Sampling(num_frames=6), size=64, workers=0, progress=False)
+    model = ModelConfig("s2vt", {"cell": "lstm", "hidden": 32, "embed": 16})
+    args = (DataConfig(data["videos_dir"], data["captions"], cache_dir=str(root / "cache")), extract, model)
+    first = train_model("caption", *args, TrainConfig(max_epochs=2, patience=0), out_dir=str(tmp_path))
+    second = train_model("caption", *args, TrainConfig(max_epochs=4, patience=0), out_dir=str(tmp_path))
+    assert [r["epoch"] for r in second["history"]] == [1, 2, 3, 4]
+    assert second["history"][:2] == first["history"]
+
+
+def run_pipeline(name, *args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", f"pipelines.{name}", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_caption_pipeline_formats_parse_back(trained, tmp_path):
+    root, data, _ = trained
+    videos, ckpt = data["videos_dir"], str(root / "run/checkpoints/best.pt")
+    common = [f"input_dir={videos}", f"checkpoint={ckpt}", "quiet=true", "video.workers=0"]
+    res = run_pipeline("caption", *common, f"output={tmp_path}/c.json", "decode.n_best=3")
+    assert res.returncode == 0, res.stderr
+    rows = json.loads((tmp_path / "c.json").read_text())
+    assert len(rows) == 40 and all(len(r["n_best"]) == 3 and r["caption"] == r["n_best"][0]["caption"] for r in rows)
+    assert all(r["n_best"][0]["score"] >= r["n_best"][1]["score"] for r in rows)
+    res = run_pipeline("caption", *common, f"output={tmp_path}/c.csv", "decode.beam=1")
+    assert res.returncode == 0 and len(read_captions(tmp_path / "c.csv")) == 40
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "clip.mp4").symlink_to(Path(videos) / "part0/vid0000.mp4")
+    for suffix in (".srt", ".vtt"):
+        res = run_pipeline("caption", f"input_dir={one}", f"checkpoint={ckpt}", f"output={tmp_path}/t{suffix}",
+                           "window.window_s=0.5", "window.stride_s=0.5", "quiet=true")
+        assert res.returncode == 0, res.stderr
+        segments = read_timed_captions(tmp_path / f"t{suffix}")
+        assert len(segments) == 4 and segments[0][0] == 0.0 and segments[-1][1] == pytest.approx(2.0)
+        assert all(a < b for a, b, _ in segments) and all(text for _, _, text in segments)
+    res = run_pipeline("evaluate", f"predictions={tmp_path}/c.json", f"annotations={data['captions']}",
+                       f"output={tmp_path}/m.json", "meteor=false")
+    assert res.returncode == 0, res.stderr
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["videos"] == 40 and 0 < metrics["corpus"]["BLEU-4"] <= 1 and metrics["corpus"]["METEOR"] is None
+
+
+def test_checkpoints_are_checked(trained, tmp_path):
+    root, _, _ = trained
+    with pytest.raises(CheckpointError, match="a caption checkpoint, but this pipeline needs a count"):
+        load_checkpoint(root / "run/checkpoints/best.pt", task="count")
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"task": "caption", "model": Evil()}))
+    with pytest.raises(CheckpointError, match="refused"):
+        load_checkpoint(evil)
+    res = run_pipeline("caption", f"input_dir={root}/data/videos", f"checkpoint={evil}", f"output={tmp_path}/x.json")
+    assert res.returncode == 1 and "refused" in res.stderr and "Traceback" not in res.stderr

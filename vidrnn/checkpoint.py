@@ -1,0 +1,49 @@
+"""Loading checkpoints safely (plain data only) and rebuilding their models."""
+from __future__ import annotations
+
+import os
+import pickle
+
+import torch
+from torch import nn
+
+from .models.captioner import build_captioner
+from .models.counter import RecurrentCounter
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message is one line naming the file."""
+
+
+def load_checkpoint(path: str | os.PathLike, *, task: str | None = None) -> dict:
+    """The checkpoint at ``path``, loaded with ``weights_only=True`` (a file carrying pickled objects
+    other than tensors and plain data is refused); ``task`` checks it was trained for that task."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(f"{path}: refused: it holds objects other than tensors and plain data "
+                              f"(not loading code from a file)") from e
+    except Exception as e:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({str(e).splitlines()[0][:120]})") from e
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "task" not in ckpt:
+        raise CheckpointError(f"{path}: not a vidrnn model checkpoint (use checkpoints/best.pt of a train run)")
+    if task is not None and ckpt["task"] != task:
+        raise CheckpointError(f"{path}: a {ckpt['task']} checkpoint, but this pipeline needs a {task} checkpoint")
+    return ckpt
+
+
+def build_model(ckpt: dict) -> nn.Module:
+    """The checkpoint's model with its weights, in eval mode."""
+    if ckpt["task"] == "caption":
+        cfg = dict(ckpt["model_config"])
+        model = build_captioner(ckpt["model_kind"], cfg.pop("feat_dim"), cfg.pop("vocab_size"), **cfg)
+    else:
+        cfg = dict(ckpt["model_config"])
+        model = RecurrentCounter(cfg.pop("feat_dim"), **cfg)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint weights do not fit its model ({str(e).splitlines()[0][:120]})") from e
+    return model.eval()

@@ -1,0 +1,229 @@
+"""Caption annotations (MSR-VTT JSON, MSVD corpus CSV, plain CSV) and matching their videos to files."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "validate": "val", "validation": "val",
+                 "valid": "val", "dev": "val", "test": "test", "testing": "test"}
+MSVD_COLUMNS = ("videoid", "start", "end", "language", "description")
+CAPTION_LAYOUTS = ('MSR-VTT JSON ({"videos": [...], "sentences": [{"video_id", "caption"}]})',
+                   "MSVD corpus CSV (VideoID,Start,End,...,Language,Description)",
+                   "CSV with header video_id,caption[,split]")
+
+
+class AnnotationError(ValueError):
+    """A malformed annotation file; the message names the file and the line (or record)."""
+
+    @classmethod
+    def at(cls, path, where, message: str) -> AnnotationError:
+        """The error for ``message`` at ``where`` (a 1-based line number or a record) of ``path``."""
+        return cls(f"{path}:{where}: {message}")
+
+
+def normalize_split(name: str | None) -> str | None:
+    """The split ("train", "val" or "test") a name or alias ("validate", "dev", ...) means; None when empty."""
+    if name is None or not str(name).strip():
+        return None
+    key = str(name).strip().lower()
+    if key not in SPLIT_ALIASES:
+        raise ValueError(f"unknown split {name!r} (expected train, val or test, or one of "
+                         f"{', '.join(sorted(SPLIT_ALIASES))})")
+    return SPLIT_ALIASES[key]
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """The UTF-8 text of an annotation file (a byte-order mark is dropped)."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise AnnotationError.at(path, data.count(b"\n", 0, e.start) + 1, f"not UTF-8 text ({e.reason})") from None
+
+
+def read_csv(path: str | os.PathLike, text: str | None = None) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """Header (stripped, lower-case) and (1-based line, {column: value}) of each non-blank row of a CSV file
+    (``text``: its content, when already read)."""
+    reader = csv.reader(io.StringIO(read_text(path) if text is None else text, newline=""))
+    header = [name.strip().lower() for name in next(reader, [])]
+    rows, line = [], reader.line_num + 1
+    for row in reader:
+        if any(cell.strip() for cell in row):
+            if len(row) != len(header):
+                raise AnnotationError.at(path, line, f"{len(row)} columns, but the header has {len(header)} "
+                                                     f"({','.join(header)})")
+            rows.append((line, dict(zip(header, row))))
+        line = reader.line_num + 1
+    return header, rows
+
+
+def require_columns(path, header: list[str], columns) -> None:
+    """Raise AnnotationError (at line 1) unless ``header`` has all ``columns``."""
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise AnnotationError.at(path, 1, f"missing column(s) {', '.join(missing)} "
+                                          f"(header: {','.join(header) or 'empty'})")
+
+
+def split_at(path, where, name: str | None) -> str | None:
+    """``normalize_split(name)``, an unknown name raising AnnotationError at ``where`` of ``path``."""
+    try:
+        return normalize_split(name)
+    except ValueError as e:
+        raise AnnotationError.at(path, where, str(e)) from None
+
+
+def set_split(path, where, splits: dict, video_id: str, split: str | None) -> None:
+    """Record ``split`` of ``video_id``; a different split given before raises AnnotationError."""
+    known = splits.get(video_id)
+    if known and split and known != split:
+        raise AnnotationError.at(path, where, f"video {video_id!r} is in split {split!r} here "
+                                              f"but in {known!r} before")
+    splits[video_id] = known or split
+
+
+@dataclass
+class CaptionSet:
+    """Raw captions and split of each video (videos without a caption are left out)."""
+
+    captions: dict[str, list[str]] = field(default_factory=dict)
+    splits: dict[str, str | None] = field(default_factory=dict)
+    paths: dict[str, str] = field(default_factory=dict)  # video_id -> relative file path hint, where given
+
+    def add(self, video_id: str, caption: str, split: str | None = None) -> None:
+        """Add one caption of ``video_id`` (a blank caption is skipped)."""
+        if caption.strip():
+            self.captions.setdefault(video_id, []).append(caption.strip())
+            self.splits.setdefault(video_id, split)
+
+    def subset(self, split: str) -> CaptionSet:
+        """The videos of one split (aliases such as "validate" accepted)."""
+        split = normalize_split(split)
+        ids = [v for v in self.captions if self.splits.get(v) == split]
+        return CaptionSet(captions={v: self.captions[v] for v in ids}, splits={v: split for v in ids},
+                          paths={v: self.paths[v] for v in ids if v in self.paths})
+
+
+def load_captions(path: str | os.PathLike) -> CaptionSet:
+    """Captions of an MSR-VTT JSON, MSVD corpus CSV or ``video_id,caption[,split]`` CSV file."""
+    text = read_text(path)
+    if text.lstrip().startswith("{"):
+        return _load_msrvtt(path, text)
+    header, rows = read_csv(path, text)
+    if all(c in header for c in MSVD_COLUMNS):
+        return _load_msvd(rows)
+    if "video_id" in header and "caption" in header:
+        return _load_caption_csv(path, rows)
+    raise _unknown_layout(path)
+
+
+def _unknown_layout(path) -> AnnotationError:
+    """The error for a caption file in none of the accepted layouts."""
+    return AnnotationError.at(path, 1, "unknown caption layout; expected " + "; or ".join(CAPTION_LAYOUTS))
+
+
+def _json_field(path, where: str, record, key: str) -> str:
+    """``record[key]`` as a string, AnnotationError naming ``where`` when it is missing."""
+    if not isinstance(record, dict) or key not in record:
+        raise AnnotationError.at(path, where, f"missing key {key!r}")
+    return str(record[key])
+
+
+def _load_msrvtt(path, text: str) -> CaptionSet:
+    """MSR-VTT layout: ``videos`` (video_id, split, optional path) and ``sentences`` (video_id, caption)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise AnnotationError.at(path, e.lineno, f"invalid JSON: {e.msg} (column {e.colno})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("sentences"), list):
+        raise _unknown_layout(path)
+    splits, paths = {}, {}
+    for i, video in enumerate(data.get("videos", [])):
+        video_id = _json_field(path, f"videos[{i}]", video, "video_id")
+        splits[video_id] = split_at(path, f"videos[{i}]", video.get("split"))
+        if video.get("path"):
+            paths[video_id] = str(video["path"])
+    out = CaptionSet()
+    for i, sentence in enumerate(data["sentences"]):
+        video_id = _json_field(path, f"sentences[{i}]", sentence, "video_id")
+        out.add(video_id, _json_field(path, f"sentences[{i}]", sentence, "caption"), splits.get(video_id))
+    out.paths = {v: p for v, p in paths.items() if v in out.captions}
+    return out
+
+
+def _load_msvd(rows) -> CaptionSet:
+    """MSVD corpus rows: English descriptions of clip ``{VideoID}_{Start}_{End}``; no splits."""
+    out = CaptionSet()
+    for _, row in rows:
+        if row["language"].strip().lower() == "english":
+            out.add(f"{row['videoid'].strip()}_{row['start'].strip()}_{row['end'].strip()}", row["description"])
+    return out
+
+
+def _load_caption_csv(path, rows) -> CaptionSet:
+    """``video_id,caption[,split]`` rows."""
+    out = CaptionSet()
+    for line, row in rows:
+        video_id = row["video_id"].strip()
+        if not video_id:
+            raise AnnotationError.at(path, line, "empty video_id")
+        if row["caption"].strip():
+            split = split_at(path, line, row.get("split"))
+            set_split(path, line, out.splits, video_id, split)
+            out.add(video_id, row["caption"], split)
+    return out
+
+
+@dataclass
+class MatchReport:
+    """Which annotated videos have a file; unpacks as (matched, missing ids, unlabelled files)."""
+
+    matched: dict[str, str]  # video_id -> relative file path
+    missing: dict[str, str]  # video_id -> why no file was picked
+    unlabelled: list[str]  # files that no video_id names
+
+    def __iter__(self):
+        """Iterate as the tuple (matched, list of missing ids, unlabelled)."""
+        return iter((self.matched, list(self.missing), self.unlabelled))
+
+
+class _FileIndex:
+    """Relative file paths looked up by full path, by path without extension, or by stem."""
+
+    def __init__(self, files):
+        self.files = set(files)
+        self.by_path, self.by_stem = defaultdict(list), defaultdict(list)
+        for f in sorted(self.files):
+            p = PurePosixPath(f)
+            self.by_path[p.with_suffix("").as_posix()].append(f)
+            self.by_stem[p.stem].append(f)
+
+    def lookup(self, name: str) -> list[str]:
+        """Files that ``name`` names: the file itself, else those with it as path or stem (may be several)."""
+        name = PurePosixPath(name.replace("\\", "/")).as_posix()
+        if name in self.files:
+            return [name]
+        return self.by_path.get(name) or self.by_stem.get(name, [])
+
+
+def match_videos(ids, files: list[str], paths: dict[str, str] | None = None) -> MatchReport:
+    """Match each video id to one of ``files`` (relative POSIX paths with extension): by its path hint in
+    ``paths``, by relative path without extension, or by unique stem."""
+    index, paths = _FileIndex(files), paths or {}
+    matched, missing = {}, {}
+    for video_id in ids:
+        hint = paths.get(video_id)
+        found = (index.lookup(hint) if hint else []) or index.lookup(video_id)
+        if len(found) == 1:
+            matched[video_id] = found[0]
+        elif found:
+            missing[video_id] = f"{len(found)} files share stem {PurePosixPath(found[0]).stem!r}: {', '.join(found)}"
+        else:
+            missing[video_id] = "no file" + (f" (path hint {hint!r})" if hint else "")
+    used = set(matched.values())
+    return MatchReport(matched=matched, missing=missing, unlabelled=[f for f in sorted(index.files) if f not in used])

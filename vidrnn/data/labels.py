@@ -1,0 +1,167 @@
+"""People-count labels: per-clip and per-frame count CSVs, and MOT-Challenge ground truth."""
+from __future__ import annotations
+
+import math
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .annotations import AnnotationError, read_csv, read_text, require_columns, set_split, split_at
+
+MOT_COLUMNS = ("frame", "id", "bb_left", "bb_top", "bb_width", "bb_height", "conf", "class", "visibility")
+MOT15_COLUMNS = MOT_COLUMNS[:7] + ("x", "y", "z")  # also detection files: class/x/y/z are -1
+PEDESTRIAN = 1
+
+
+@dataclass
+class CountLabels:
+    """Raw people counts: per clip and/or per frame (NaN where a frame is unlabelled), and splits."""
+
+    clip: dict[str, float] = field(default_factory=dict)
+    frames: dict[str, np.ndarray] = field(default_factory=dict)
+    splits: dict[str, str | None] = field(default_factory=dict)
+
+
+def _number(path, line: int, column: str, text: str) -> float:
+    """``text`` as a finite number, else AnnotationError naming the line and column."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise AnnotationError.at(path, line, f"{column} {text.strip()!r} is not a number")
+    return value
+
+
+def _count(path, line: int, text: str) -> float:
+    """A people count: a number that is not negative."""
+    value = _number(path, line, "count", text)
+    if value < 0:
+        raise AnnotationError.at(path, line, f"count {value:g} is negative")
+    return value
+
+
+def _video_id(path, line: int, row: dict) -> str:
+    """The row's non-empty video_id."""
+    video_id = row["video_id"].strip()
+    if not video_id:
+        raise AnnotationError.at(path, line, "empty video_id")
+    return video_id
+
+
+def load_clip_counts(path: str | os.PathLike) -> tuple[dict[str, float], dict[str, str | None]]:
+    """(video_id -> count, video_id -> split) of a ``video_id,count[,split]`` CSV file."""
+    header, rows = read_csv(path)
+    require_columns(path, header, ("video_id", "count"))
+    counts, splits = {}, {}
+    for line, row in rows:
+        video_id = _video_id(path, line, row)
+        if video_id in counts:
+            raise AnnotationError.at(path, line, f"video {video_id!r} is listed twice")
+        counts[video_id] = _count(path, line, row["count"])
+        splits[video_id] = split_at(path, line, row.get("split"))
+    return counts, splits
+
+
+def load_frame_counts(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Per video, float32 counts indexed by 0-based frame (NaN for unlisted frames) of a
+    ``video_id,frame,count`` CSV file."""
+    return _read_frame_counts(path)[0]
+
+
+def _read_frame_counts(path) -> tuple[dict[str, np.ndarray], dict[str, str | None]]:
+    """Per-frame counts and splits (from an optional ``split`` column) of a ``video_id,frame,count`` CSV."""
+    header, rows = read_csv(path)
+    require_columns(path, header, ("video_id", "frame", "count"))
+    counts, splits = defaultdict(dict), {}
+    for line, row in rows:
+        video_id = _video_id(path, line, row)
+        frame = _frame(path, line, row["frame"], first=0)
+        if frame in counts[video_id]:
+            raise AnnotationError.at(path, line, f"frame {frame} of video {video_id!r} is listed twice")
+        counts[video_id][frame] = _count(path, line, row["count"])
+        set_split(path, line, splits, video_id, split_at(path, line, row.get("split")))
+    return {v: _frame_array(c, max(c) + 1, np.nan) for v, c in counts.items()}, splits
+
+
+def _frame(path, line: int, text: str, *, first: int) -> int:
+    """A frame number (an integer, at least ``first``) as a 0-based index."""
+    value = _number(path, line, "frame", text)
+    if not value.is_integer() or value < first:
+        raise AnnotationError.at(path, line, f"frame {text.strip()!r} is not an integer >= {first}")
+    return int(value) - first
+
+
+def _frame_array(counts: dict[int, float], length: int, fill: float) -> np.ndarray:
+    """float32 array of ``length`` with ``counts`` at their frame indices and ``fill`` elsewhere."""
+    out = np.full(length, fill, np.float32)
+    out[list(counts)] = list(counts.values())
+    return out
+
+
+def load_mot(path: str | os.PathLike, *, num_frames: int | None = None, min_visibility: float = 0.0,
+             classes=(PEDESTRIAN,)) -> np.ndarray:
+    """float32 people count of each frame (index = frame - 1) of a MOT-Challenge ground-truth file.
+
+    Counts the distinct track ids with a box in the frame (a box with id -1, as in detection files,
+    counts alone), leaving out boxes with conf 0, a class not in ``classes`` (class -1 or no class
+    column, as in MOT15's 10 columns, is a pedestrian) or visibility below ``min_visibility`` (1 where
+    not given). The length is ``num_frames``, else the last annotated frame.
+    """
+    people = defaultdict(set)
+    last = 0
+    for line, text in enumerate(read_text(path).splitlines(), start=1):
+        if not text.strip():
+            continue
+        frame, track, conf, cls, visibility = _mot_row(path, line, text)
+        if num_frames is not None and frame >= num_frames:
+            raise AnnotationError.at(path, line, f"frame {frame + 1} is past num_frames={num_frames}")
+        last = max(last, frame + 1)
+        if conf != 0 and cls in classes and visibility >= min_visibility:
+            people[frame].add(track if track != -1 else ("box", line))
+    counts = {frame: len(ids) for frame, ids in people.items()}
+    return _frame_array(counts, last if num_frames is None else num_frames, 0.0)
+
+
+def _mot_row(path, line: int, text: str) -> tuple[int, float, float, float, float]:
+    """(0-based frame, id, conf, class, visibility) of one MOT line."""
+    cells = text.split(",")
+    if not 7 <= len(cells) <= 10:
+        raise AnnotationError.at(path, line, f"{len(cells)} columns; expected MOT rows "
+                                             f"{','.join(MOT_COLUMNS)} or {','.join(MOT15_COLUMNS)}")
+    names = MOT15_COLUMNS if len(cells) == 10 else MOT_COLUMNS
+    row = {name: _number(path, line, name, cell) for name, cell in zip(names[1:], cells[1:])}
+    cls = row.get("class", -1)
+    return (_frame(path, line, cells[0], first=1), row["id"], row["conf"], PEDESTRIAN if cls == -1 else cls,
+            row.get("visibility", 1.0))
+
+
+def load_count_labels(path: str | os.PathLike, *, video_id: str | None = None, **mot_options) -> CountLabels:
+    """Count labels of a MOT ground-truth file (``video_id``: its sequence folder, or the file stem, unless
+    given; ``mot_options`` go to ``load_mot``), a ``video_id,frame,count`` CSV, or a
+    ``video_id,count[,split]`` CSV."""
+    first = next((ln for ln in read_text(path).splitlines() if ln.strip()), "")
+    if _is_numeric_row(first):
+        video_id = video_id or _mot_sequence(Path(path))
+        return CountLabels(frames={video_id: load_mot(path, **mot_options)}, splits={video_id: None})
+    if "frame" in (name.strip().lower() for name in first.split(",")):
+        frames, splits = _read_frame_counts(path)
+        return CountLabels(frames=frames, splits=splits)
+    clip, splits = load_clip_counts(path)
+    return CountLabels(clip=clip, splits=splits)
+
+
+def _is_numeric_row(text: str) -> bool:
+    """Whether ``text`` is comma-separated numbers (a MOT line rather than a CSV header)."""
+    try:
+        return all(math.isfinite(float(cell)) for cell in text.split(","))
+    except ValueError:
+        return False
+
+
+def _mot_sequence(path: Path) -> str:
+    """The sequence name of ``SEQ/gt/gt.txt``, else the file's stem."""
+    return path.parent.parent.name if path.parent.name == "gt" else path.stem

@@ -1,0 +1,133 @@
+"""Recurrent video captioners: S2VT and a soft-attention decoder (SA-LSTM), over frame features."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .recurrent import FeatureInput, make_rnn
+
+
+class Captioner(nn.Module):
+    """Base: subclasses define ``encode``, ``init_state``, ``step`` and ``reorder_state``; training
+    (teacher forcing, scheduled sampling) and decoding (greedy, beam search) only use those."""
+
+    def __init__(self, feat_dim: int, vocab_size: int, *, cell: str = "lstm", hidden: int = 512,
+                 layers: int = 1, embed: int = 256, dropout: float = 0.3):
+        super().__init__()
+        self.config = dict(feat_dim=feat_dim, vocab_size=vocab_size, cell=cell, hidden=hidden, layers=layers,
+                           embed=embed, dropout=dropout)
+        self.cell, self.hidden, self.layers = cell, hidden, layers
+        self.features = FeatureInput(feat_dim, hidden, dropout)
+        self.embed = nn.Embedding(vocab_size, embed)
+        self.drop = nn.Dropout(dropout)
+
+    def encode(self, feats: torch.Tensor):
+        """Frame features (B, T, D) -> memory (whatever ``step`` needs, batch first)."""
+        raise NotImplementedError
+
+    def init_state(self, memory):
+        raise NotImplementedError
+
+    def step(self, tokens: torch.Tensor, state, memory) -> tuple[torch.Tensor, object]:
+        """Previous tokens (B,) -> next-word logits (B, V) and the new state."""
+        raise NotImplementedError
+
+    def reorder_state(self, state, index: torch.Tensor):
+        """Select batch rows ``index`` of a recurrent state (layers, B, H) or (h, c)."""
+        if isinstance(state, tuple):
+            return tuple(s.index_select(1, index) for s in state)
+        return state.index_select(1, index)
+
+    def reorder_memory(self, memory: dict, index: torch.Tensor) -> dict:
+        """Select batch rows ``index`` of the memory (a dict of batch-first tensors)."""
+        return {k: v.index_select(0, index) for k, v in memory.items()}
+
+    def forward(self, feats: torch.Tensor, captions: torch.Tensor, sample_prob: float = 0.0) -> torch.Tensor:
+        """Teacher forcing: features (B, T, D), captions (B, L) starting with <bos> -> logits (B, L-1, V).
+        With ``sample_prob`` > 0 each step feeds the model's own previous word with that probability
+        (scheduled sampling)."""
+        memory = self.encode(feats)
+        state = self.init_state(memory)
+        tokens, outputs = captions[:, 0], []
+        for t in range(1, captions.shape[1]):
+            logits, state = self.step(tokens, state, memory)
+            outputs.append(logits)
+            tokens = captions[:, t]
+            if sample_prob > 0:
+                own = logits.detach().argmax(-1)
+                tokens = torch.where(torch.rand_like(tokens, dtype=torch.float) < sample_prob, own, tokens)
+        return torch.stack(outputs, 1)  # (B, L-1, V)
+
+
+class S2VT(Captioner):
+    """Sequence to sequence, video to text (Venugopalan et al., 2015): one stacked recurrent net reads
+    the frames (word input empty), then emits the words (frame input empty)."""
+
+    def __init__(self, feat_dim: int, vocab_size: int, **kw):
+        super().__init__(feat_dim, vocab_size, **kw)
+        embed = self.config["embed"]
+        self.rnn = make_rnn(self.cell, self.hidden + embed, self.hidden, self.layers, dropout=self.config["dropout"])
+        self.out = nn.Linear(self.hidden, vocab_size)
+
+    def encode(self, feats):
+        x = self.features(feats)  # (B, T, H)
+        pad = x.new_zeros(*x.shape[:2], self.config["embed"])
+        _, state = self.rnn(torch.cat([x, pad], -1))
+        return {"state": state}
+
+    def init_state(self, memory):
+        return memory["state"]
+
+    def step(self, tokens, state, memory):
+        w = self.drop(self.embed(tokens))  # (B, E)
+        x = torch.cat([w.new_zeros(w.shape[0], self.hidden), w], -1).unsqueeze(1)  # (B, 1, H + E)
+        y, state = self.rnn(x, state)
+        return self.out(self.drop(y[:, 0])), state
+
+    def reorder_memory(self, memory, index):
+        return {"state": self.reorder_state(memory["state"], index)}
+
+
+class AttentionCaptioner(Captioner):
+    """Soft attention over the frames at every word (SA-LSTM, Yao et al., 2015): a recurrent encoder
+    reads the frames in order (so attention sees when, not only what), and the decoder reads the
+    previous word and an attention-weighted context of the encoded frames."""
+
+    def __init__(self, feat_dim: int, vocab_size: int, **kw):
+        super().__init__(feat_dim, vocab_size, **kw)
+        h, e = self.hidden, self.config["embed"]
+        self.encoder = make_rnn(self.cell, h, h, self.layers, dropout=self.config["dropout"])
+        self.att_frames, self.att_state, self.att_score = nn.Linear(h, h), nn.Linear(h, h), nn.Linear(h, 1)
+        self.init_h = nn.Linear(h, h * self.layers)
+        self.rnn = make_rnn(self.cell, e + h, h, self.layers, dropout=self.config["dropout"])
+        self.out = nn.Linear(2 * h, vocab_size)
+
+    def encode(self, feats):
+        frames, _ = self.encoder(self.features(feats))  # (B, T, H)
+        return {"frames": frames, "keys": self.att_frames(frames)}
+
+    def init_state(self, memory):
+        h0 = torch.tanh(self.init_h(memory["frames"].mean(1)))  # (B, layers * H)
+        h0 = h0.view(-1, self.layers, self.hidden).transpose(0, 1).contiguous()  # (layers, B, H)
+        return (h0, torch.zeros_like(h0)) if self.cell == "lstm" else h0
+
+    def _attend(self, query, memory):
+        scores = self.att_score(torch.tanh(memory["keys"] + self.att_state(query).unsqueeze(1)))  # (B, T, 1)
+        return (F.softmax(scores, 1) * memory["frames"]).sum(1)  # (B, H)
+
+    def step(self, tokens, state, memory):
+        top = (state[0] if isinstance(state, tuple) else state)[-1]  # (B, H)
+        context = self._attend(top, memory)
+        x = torch.cat([self.drop(self.embed(tokens)), context], -1).unsqueeze(1)  # (B, 1, E + H)
+        y, state = self.rnn(x, state)
+        return self.out(self.drop(torch.cat([y[:, 0], context], -1))), state
+
+
+CAPTIONERS = {"s2vt": S2VT, "attention": AttentionCaptioner}
+
+
+def build_captioner(kind: str, feat_dim: int, vocab_size: int, **kw) -> Captioner:
+    if kind not in CAPTIONERS:
+        raise ValueError(f"model.kind must be one of {sorted(CAPTIONERS)} for captioning, not {kind!r}")
+    return CAPTIONERS[kind](feat_dim, vocab_size, **kw)

@@ -1,0 +1,1 @@
+"""Task-specific pieces for training and inference: captioning and counting."""

@@ -1,0 +1,83 @@
+"""Captioning as a training task: samples, the loss step, validation, and captions from features."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..metrics import score_captions
+from ..models.captioner import Captioner
+from ..models.decode import beam_search, greedy_decode
+from ..text import Vocab
+
+
+@dataclass
+class CaptionSamples:
+    """Videos of one split: their features and reference captions."""
+
+    ids: list[str]
+    feats: torch.Tensor  # (S, N, D)
+    refs: dict[str, list[str]]
+
+
+class CaptionTask:
+    """Teacher-forced cross-entropy (label smoothing, scheduled sampling) over every (video, caption)
+    pair each epoch; validation by greedy decoding, scored with BLEU-4 and CIDEr-D."""
+
+    monitor, mode = "CIDEr-D", "max"
+
+    def __init__(self, vocab: Vocab, train: CaptionSamples, val: CaptionSamples, *, batch_size: int = 32,
+                 max_len: int = 20, label_smoothing: float = 0.1, scheduled_sampling: float = 0.0,
+                 max_epochs: int = 30, device: torch.device = torch.device("cpu"), seed: int = 0):
+        self.vocab, self.train, self.val = vocab, train, val
+        self.batch_size, self.max_len, self.device = batch_size, max_len, device
+        self.label_smoothing, self.scheduled_sampling, self.max_epochs = label_smoothing, scheduled_sampling, max_epochs
+        pairs = [(k, vocab.encode(c, max_len)) for k, vid in enumerate(train.ids) for c in train.refs[vid]]
+        width = max(len(ids) for _, ids in pairs)
+        self.pair_video = torch.tensor([k for k, _ in pairs])  # (P,)
+        self.pair_caps = torch.tensor([ids + [vocab.pad_id] * (width - len(ids)) for _, ids in pairs])  # (P, L)
+        self.train_feats = train.feats.to(device)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def batches(self, epoch: int):
+        order = torch.randperm(len(self.pair_video), generator=self.generator)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            caps = self.pair_caps[idx]
+            caps = caps[:, : int((caps != self.vocab.pad_id).sum(1).max())]  # trim padding
+            yield self.train_feats[self.pair_video[idx].to(self.device)], caps.to(self.device)
+
+    def sample_prob(self, epoch: int) -> float:
+        """Scheduled sampling rises linearly to its maximum over the first half of training."""
+        return self.scheduled_sampling * min(1.0, epoch / max(self.max_epochs / 2, 1))
+
+    def step(self, model: Captioner, batch, epoch: int) -> torch.Tensor:
+        feats, caps = batch  # (B, N, D), (B, L)
+        logits = model(feats, caps, sample_prob=self.sample_prob(epoch))  # (B, L-1, V)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), caps[:, 1:].reshape(-1),
+                               ignore_index=self.vocab.pad_id, label_smoothing=self.label_smoothing)
+
+    def evaluate(self, model: Captioner) -> dict:
+        hyps = describe(model, self.vocab, self.val.feats, ids=self.val.ids, max_len=self.max_len,
+                        device=self.device)
+        scores = score_captions(self.val.refs, {v: h[0][0] for v, h in hyps.items()}, meteor=False)["corpus"]
+        return {"BLEU-4": scores["BLEU-4"], "CIDEr-D": scores["CIDEr-D"]}
+
+
+def describe(model: Captioner, vocab: Vocab, feats: torch.Tensor, *, ids: list[str], beam: int = 1,
+             max_len: int = 20, length_penalty: float = 1.0, n_best: int = 1, batch_size: int = 64,
+             device: torch.device = torch.device("cpu")) -> dict[str, list[tuple[str, float]]]:
+    """Captions for features (S, N, D): id -> up to ``n_best`` (caption, score) pairs, best first."""
+    model.eval()
+    out = {}
+    for start in range(0, len(ids), batch_size):
+        x = feats[start:start + batch_size].to(device)
+        if beam == 1 and n_best == 1:
+            found = [[h] for h in greedy_decode(model, x, bos=vocab.bos_id, eos=vocab.eos_id, max_len=max_len)]
+        else:
+            found = beam_search(model, x, bos=vocab.bos_id, eos=vocab.eos_id, beam=beam, max_len=max_len,
+                                length_penalty=length_penalty, n_best=n_best)
+        for vid, hyps in zip(ids[start:start + batch_size], found):
+            out[vid] = [(vocab.decode(h.tokens), h.score) for h in hyps]
+    return out

@@ -1,0 +1,92 @@
+"""Counting people as a training task: samples with clip and per-frame targets, the loss step,
+validation MAE/RMSE, and counts from features."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..metrics import count_errors
+from ..models.counter import RecurrentCounter
+
+
+@dataclass
+class CountSamples:
+    """Clips of one split: features, a count per clip and per sampled frame (NaN where unlabelled)."""
+
+    ids: list[str]  # one per sample: the video id, with "@<window>" for windows of long videos
+    feats: torch.Tensor  # (S, N, D)
+    clip: torch.Tensor  # (S,)
+    frames: torch.Tensor  # (S, N)
+
+    def truth(self) -> tuple[dict[str, float], str]:
+        """Per-sample true counts and what they count: "clip" where every sample has a clip count,
+        else the mean over its labelled frames ("frames")."""
+        if not torch.isnan(self.clip).any():
+            return dict(zip(self.ids, self.clip.tolist())), "clip"
+        return dict(zip(self.ids, torch.nanmean(self.frames, 1).tolist())), "frames"
+
+
+def build_samples(ids: list[str], feats: list[np.ndarray], indices: list[np.ndarray], clip: list[float | None],
+                  frames: list[np.ndarray | None]) -> CountSamples:
+    """Samples from videos: features (N, D) or windows (W, N, D) with their frame indices; a clip count
+    (None: unknown) and per-frame counts indexed by frame number (None: unknown)."""
+    out_ids, out_feats, out_clip, out_frames = [], [], [], []
+    for vid, f, idx, c, fr in zip(ids, feats, indices, clip, frames):
+        windows = f[None] if f.ndim == 2 else f  # (W, N, D)
+        idx = idx[None] if idx.ndim == 1 else idx  # (W, N)
+        for w in range(len(windows)):
+            per_frame = np.full(idx.shape[1], np.nan, np.float32)
+            if fr is not None:
+                inside = idx[w] < len(fr)
+                per_frame[inside] = fr[idx[w][inside]]
+            out_ids.append(vid if len(windows) == 1 else f"{vid}@{w}")
+            out_feats.append(windows[w])
+            out_clip.append(np.nan if c is None or len(windows) > 1 else c)
+            out_frames.append(per_frame)
+    return CountSamples(out_ids, torch.from_numpy(np.stack(out_feats)), torch.tensor(out_clip, dtype=torch.float32),
+                        torch.from_numpy(np.stack(out_frames)))
+
+
+class CountTask:
+    """Loss on the clip and per-frame counts that are known; validation MAE/RMSE of the clip count
+    (or of the mean per-frame count where clips have no count of their own)."""
+
+    monitor, mode = "MAE", "min"
+
+    def __init__(self, train: CountSamples, val: CountSamples, *, batch_size: int = 32,
+                 device: torch.device = torch.device("cpu"), seed: int = 0):
+        self.train, self.val, self.batch_size, self.device = train, val, batch_size, device
+        self.data = [t.to(device) for t in (train.feats, train.clip, train.frames)]
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def batches(self, epoch: int):
+        order = torch.randperm(len(self.train.ids), generator=self.generator).to(self.device)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            yield tuple(t[idx] for t in self.data)
+
+    def step(self, model: RecurrentCounter, batch, epoch: int) -> torch.Tensor:
+        feats, clip, frames = batch  # (B, N, D), (B,), (B, N)
+        return model.loss(feats, clip, frames)
+
+    def evaluate(self, model: RecurrentCounter) -> dict:
+        truth, kind = self.val.truth()
+        pred = predict_counts(model, self.val.feats, device=self.device)
+        values = {vid: float(p[0] if kind == "clip" else p[1].mean()) for vid, p in zip(self.val.ids, pred)}
+        errors = count_errors({v: t for v, t in truth.items() if np.isfinite(t)},
+                              {v: values[v] for v, t in truth.items() if np.isfinite(t)})
+        return {"MAE": errors["MAE"], "RMSE": errors["RMSE"]}
+
+
+@torch.no_grad()
+def predict_counts(model: RecurrentCounter, feats: torch.Tensor, *, batch_size: int = 256,
+                   device: torch.device = torch.device("cpu")) -> list[tuple[float, np.ndarray]]:
+    """(clip count, per-frame counts (N,)) for each sample of features (S, N, D)."""
+    model.eval()
+    out = []
+    for start in range(0, len(feats), batch_size):
+        clip, frames = model(feats[start:start + batch_size].to(device))
+        out += [(c, f) for c, f in zip(clip.cpu().tolist(), frames.cpu().numpy())]
+    return out

@@ -1,0 +1,152 @@
+"""The training loop both tasks share: AdamW, a scheduler, clipping, AMP on CUDA, validation every
+epoch, best and last checkpoints, early stopping, resuming, metrics.json and PNG curves."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..features.store import atomic_write
+
+log = logging.getLogger("vidrnn.train")
+
+
+@dataclass
+class TrainConfig:
+    max_epochs: int = 30
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    clip_grad_norm: float | None = 5.0
+    scheduler: str = "cosine"  # cosine | plateau | none
+    patience: int = 10  # epochs without a better monitored value before stopping (0: never stop early)
+    monitor: str = "loss"  # validation metric that picks the best checkpoint
+    mode: str = "min"  # min | max
+    amp: bool = True  # bfloat16 autocast on CUDA
+
+
+def fit(model: nn.Module, batches: Callable[[int], Iterable], step: Callable[[nn.Module, object, int], torch.Tensor],
+        evaluate: Callable[[nn.Module], dict], *, cfg: TrainConfig, out_dir: str | Path, device: torch.device,
+        checkpoint_extra: dict | None = None, resume: bool = True) -> dict:
+    """Train ``model`` for ``cfg.max_epochs`` epochs.
+
+    batches(epoch) yields the epoch's batches; step(model, batch, epoch) returns the loss; evaluate(model)
+    returns validation metrics (must include ``cfg.monitor``). Writes ``checkpoints/last.pt`` (everything
+    needed to resume) and ``checkpoints/best.pt`` (model weights plus ``checkpoint_extra``), and after
+    every epoch ``metrics.json`` and ``curves.png``. Returns the metrics.json content.
+    """
+    if cfg.mode not in ("min", "max"):
+        raise ValueError(f"trainer mode must be min or max, not {cfg.mode!r}")
+    out = Path(out_dir)
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = _scheduler(optimizer, cfg)
+    state = {"epoch": 0, "history": [], "best": None, "best_epoch": None, "stale": 0}
+    last = out / "checkpoints" / "last.pt"
+    if resume and last.exists():
+        ckpt = torch.load(last, map_location=device, weights_only=True)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(ckpt["scheduler"])
+        state = ckpt["state"]
+        log.info("resumed from %s after epoch %d", last, state["epoch"])
+    amp = cfg.amp and device.type == "cuda"
+    better = (lambda a, b: a < b) if cfg.mode == "min" else (lambda a, b: a > b)
+    while state["epoch"] < cfg.max_epochs and not (cfg.patience and state["stale"] >= cfg.patience):
+        epoch = state["epoch"] + 1
+        start = time.perf_counter()
+        model.train()
+        total, count = 0.0, 0
+        for batch in batches(epoch):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                loss = step(model, batch, epoch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.clip_grad_norm:
+                nn.utils.clip_grad_norm_(params, cfg.clip_grad_norm)
+            optimizer.step()
+            total, count = total + loss.item(), count + 1
+        model.eval()
+        with torch.no_grad():
+            metrics = evaluate(model)
+        value = metrics[cfg.monitor]
+        if scheduler is not None:
+            scheduler.step(value) if cfg.scheduler == "plateau" else scheduler.step()
+        row = {"epoch": epoch, "train_loss": total / max(count, 1), **metrics,
+               "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - start, 2)}
+        state["history"].append(row)
+        state["epoch"] = epoch
+        if state["best"] is None or better(value, state["best"]):
+            state["best"], state["best_epoch"], state["stale"] = value, epoch, 0
+            _save(out / "checkpoints" / "best.pt", {**(checkpoint_extra or {}), "model": model.state_dict(),
+                                                    "epoch": epoch, "metrics": metrics})
+        else:
+            state["stale"] += 1
+        _save(last, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict() if scheduler is not None else None, "state": state})
+        log.info("epoch %d: loss %.4f  %s  (%.1fs)", epoch, row["train_loss"],
+                 "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)), row["seconds"])
+        write_metrics(out, state, cfg)
+    return write_metrics(out, state, cfg)
+
+
+def _scheduler(optimizer, cfg: TrainConfig):
+    if cfg.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.max_epochs, 1), eta_min=cfg.lr * 0.02)
+    if cfg.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=cfg.mode, factor=0.5, patience=2)
+    if cfg.scheduler == "none":
+        return None
+    raise ValueError(f"trainer scheduler must be cosine, plateau or none, not {cfg.scheduler!r}")
+
+
+def _save(path: Path, obj: dict) -> None:
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def write_metrics(out: Path, state: dict, cfg: TrainConfig) -> dict:
+    """metrics.json (per-epoch history, best epoch and its metrics) and curves.png."""
+    history = state["history"]
+    best = next((r for r in history if r["epoch"] == state["best_epoch"]), None)
+    summary = {"monitor": cfg.monitor, "mode": cfg.mode, "best_epoch": state["best_epoch"], "best": best,
+               "final": history[-1] if history else None, "epochs_run": state["epoch"],
+               "stopped_early": bool(cfg.patience and state["stale"] >= cfg.patience), "history": history}
+    atomic_write(out / "metrics.json", lambda f: f.write(json.dumps(summary, indent=1).encode()))
+    plot_curves(history, out / "curves.png")
+    return summary
+
+
+def plot_curves(history: list[dict], path: Path) -> None:
+    """One panel per logged number (loss, each validation metric) against the epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in history[0] if k not in ("epoch", "lr", "seconds") and isinstance(history[0][k], (int, float))] \
+        if history else []
+    if not keys:
+        return
+    cols = min(len(keys), 3)
+    fig, axes = plt.subplots(math.ceil(len(keys) / cols), cols, figsize=(4.2 * cols, 3.2 * math.ceil(len(keys) / cols)),
+                             squeeze=False)
+    epochs = [r["epoch"] for r in history]
+    for ax, key in zip(axes.flat, keys):
+        ax.plot(epochs, [r[key] for r in history], marker="o", ms=3)
+        ax.set_title(key)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=90))
+    plt.close(fig)

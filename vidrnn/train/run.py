@@ -1,0 +1,140 @@
+"""From a folder of videos and an annotation file to a trained model: matching, features, splits,
+training, and the held-out test score."""
+from __future__ import annotations
+
+import json
+import logging
+import random
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..checkpoint import build_model, load_checkpoint
+from ..data import load_captions, load_count_labels, match_videos
+from ..features.cache import cached_features
+from ..features.store import atomic_write
+from ..files import list_videos
+from ..models.captioner import build_captioner
+from ..models.counter import RecurrentCounter
+from ..models.encoder import FrameEncoder
+from ..tasks.captioning import CaptionSamples, CaptionTask
+from ..tasks.counting import CountTask, build_samples
+from ..text import Vocab
+from .loop import TrainConfig, fit
+
+TASKS = ("caption", "count")
+
+log = logging.getLogger("vidrnn.train")
+
+
+@dataclass
+class DataConfig:
+    video_dir: str
+    annotations: str
+    frame_annotations: str | None = None  # count: per-frame counts (CSV or MOT) beside clip counts
+    cache_dir: str = ".vidrnn_cache"
+    val_fraction: float = 0.15  # of the training videos, where the annotations name no validation split
+    min_count: int = 1  # vocabulary: words seen fewer times become <unk>
+    max_len: int = 20  # caption tokens, <bos> and <eos> included
+
+
+@dataclass
+class ExtractConfig:
+    encoder: dict  # name, weights, layer, pooling, grid
+    sampling: object  # vidrnn.video.Sampling
+    size: int = 224
+    backend: str = "auto"
+    workers: int = 2
+    batch_size: int = 32
+    progress: bool = True
+
+
+@dataclass
+class ModelConfig:
+    kind: str = "attention"
+    kwargs: dict = field(default_factory=dict)  # cell, hidden, layers, embed, dropout, ...
+
+
+def split_videos(splits: dict[str, str | None], ids: list[str], val_fraction: float, seed: int) -> dict[str, list[str]]:
+    """train / val / test lists: the annotations' splits, with a seeded share of train moved to val
+    when no video is marked val."""
+    out = {s: sorted(v for v in ids if splits.get(v) == s) for s in ("train", "val", "test")}
+    out["train"] += sorted(v for v in ids if splits.get(v) not in ("train", "val", "test"))
+    if not out["val"]:
+        shuffled = sorted(out["train"])
+        random.Random(seed).shuffle(shuffled)
+        n = max(1, round(len(shuffled) * val_fraction)) if len(shuffled) > 1 else 0
+        out["val"], out["train"] = sorted(shuffled[:n]), sorted(shuffled[n:])
+    if not out["train"]:
+        raise ValueError("no training videos: every annotated video with a file is in val or test")
+    return out
+
+
+def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: ModelConfig, trainer: TrainConfig,
+                *, out_dir: str, batch_size: int = 32, label_smoothing: float = 0.1, scheduled_sampling: float = 0.0,
+                device: torch.device = torch.device("cpu"), seed: int = 0, resume: bool = True) -> dict:
+    """Train a ``caption`` or ``count`` model on ``data`` and write the run into ``out_dir``; returns
+    metrics.json's content with the best checkpoint's scores on the test split under ``test``."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, not {task!r}")
+    torch.manual_seed(seed)
+    labels = load_captions(data.annotations) if task == "caption" else load_count_labels(data.annotations)
+    if task == "count" and data.frame_annotations:
+        labels.frames.update(load_count_labels(data.frame_annotations).frames)
+    ids = list(labels.captions) if task == "caption" else sorted(set(labels.clip) | set(labels.frames))
+    report = match_videos(ids, list_videos(data.video_dir), getattr(labels, "paths", None))
+    for vid, why in report.missing.items():
+        log.warning("annotated video %s skipped: %s", vid, why)
+    if report.unlabelled:
+        log.info("%d video files have no labels and are not used", len(report.unlabelled))
+    feats, summary = cached_features(data.video_dir, sorted(report.matched.values()), cache_root=data.cache_dir,
+                                     encoder_spec=extract.encoder, sampling=extract.sampling, size=extract.size,
+                                     encoder=FrameEncoder(**extract.encoder), backend=extract.backend,
+                                     batch_size=extract.batch_size, workers=extract.workers, device=device,
+                                     progress=extract.progress)
+    for path, why in summary.failed.items():
+        log.warning("video %s skipped: %s", path, why)
+    usable = [v for v, f in report.matched.items() if f in feats]
+    splits = split_videos(labels.splits, usable, data.val_fraction, seed)
+    log.info("videos: %s", {s: len(v) for s, v in splits.items()})
+    files = report.matched
+    extra = {"task": task, "encoder": extract.encoder, "sampling": extract.sampling.as_dict(), "size": extract.size}
+    if task == "caption":
+        def samples(split):
+            ids = splits[split]
+            stacked = np.stack([feats[files[v]] for v in ids]) if ids else np.zeros((0, 1, 1), np.float32)
+            return CaptionSamples(ids, torch.from_numpy(stacked), {v: labels.captions[v] for v in ids})
+
+        train = samples("train")
+        vocab = Vocab.build((c for v in train.ids for c in train.refs[v]), data.min_count)
+        model = build_captioner(model_cfg.kind, train.feats.shape[-1], len(vocab), **model_cfg.kwargs)
+        make_task = partial(CaptionTask, vocab, train, batch_size=batch_size, max_len=data.max_len,
+                            label_smoothing=label_smoothing, scheduled_sampling=scheduled_sampling,
+                            max_epochs=trainer.max_epochs, device=device, seed=seed)
+        extra.update(model_kind=model_cfg.kind, vocab=vocab.to_dict(), max_len=data.max_len)
+    else:
+        def samples(split):
+            ids = splits[split]
+            return build_samples(ids, [feats[files[v]] for v in ids],
+                                 [np.asarray(summary.entries[files[v]]["frame_indices"]) for v in ids],
+                                 [labels.clip.get(v) for v in ids], [labels.frames.get(v) for v in ids])
+
+        train = samples("train")
+        model = RecurrentCounter(train.feats.shape[-1], **model_cfg.kwargs)
+        make_task = partial(CountTask, train, batch_size=batch_size, device=device, seed=seed)
+        extra["targets"] = [name for name, known in (("clip", train.clip), ("frames", train.frames))
+                            if not torch.isnan(known).all()]
+    model.features.set_stats(train.feats.flatten(0, 1))
+    task_obj = make_task(samples("val"))
+    trainer.monitor, trainer.mode = task_obj.monitor, task_obj.mode
+    extra["model_config"] = model.config
+    result = fit(model, task_obj.batches, task_obj.step, task_obj.evaluate, cfg=trainer, out_dir=out_dir,
+                 device=device, checkpoint_extra=extra, resume=resume)
+    if splits["test"]:
+        best = build_model(load_checkpoint(Path(out_dir, "checkpoints", "best.pt"), task=task)).to(device)
+        result["test"] = make_task(samples("test")).evaluate(best)
+        atomic_write(Path(out_dir, "metrics.json"), lambda f: f.write(json.dumps(result, indent=1).encode()))
+    return result

@@ -17,6 +17,7 @@ from ..data import load_captions, load_count_labels, match_videos
 from ..features.cache import cached_features
 from ..features.store import atomic_write
 from ..files import list_videos
+from ..metrics import mean_predictor_errors
 from ..models.captioner import build_captioner
 from ..models.counter import RecurrentCounter
 from ..models.encoder import FrameEncoder
@@ -136,5 +137,11 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
     if splits["test"]:
         best = build_model(load_checkpoint(Path(out_dir, "checkpoints", "best.pt"), task=task)).to(device)
         result["test"] = make_task(samples("test")).evaluate(best)
-        atomic_write(Path(out_dir, "metrics.json"), lambda f: f.write(json.dumps(result, indent=1).encode()))
+    if task == "count":  # the baseline a counter must beat: always the mean training count
+        train_truth = train.truth()[0]
+        result["mean_predictor"] = {s: mean_predictor_errors(train_truth, samples(s).truth()[0])
+                                    for s in ("val", "test") if splits[s]}
+        for errors in result["mean_predictor"].values():
+            errors.pop("per_video")
+    atomic_write(Path(out_dir, "metrics.json"), lambda f: f.write(json.dumps(result, indent=1).encode()))
     return result

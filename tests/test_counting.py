@@ -1,0 +1,103 @@
+"""Counting: the recurrent counter, training a tiny model, the count pipeline and its files, HOG."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from vidrnn.models.counter import RecurrentCounter
+from vidrnn.outputs import read_csv_rows
+from vidrnn.synth import make_dataset
+from vidrnn.train.loop import TrainConfig
+from vidrnn.train.run import DataConfig, ExtractConfig, ModelConfig, train_model
+from vidrnn.video import Sampling
+
+ROOT = Path(__file__).resolve().parents[1]
+ENCODER = {"name": "resnet18", "weights": None, "layer": "layer2", "pooling": "grid", "grid": 4}
+
+
+@pytest.mark.parametrize("loss", ["mse", "huber", "poisson"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_counts_are_never_negative_and_unlabelled_frames_are_ignored(loss, bidirectional):
+    torch.manual_seed(0)
+    model = RecurrentCounter(12, cell="gru", hidden=8, bidirectional=bidirectional, loss=loss)
+    model.clip_head.bias.data.fill_(-50.0)
+    model.frame_head.bias.data.fill_(-50.0)
+    clip, frames = model(torch.randn(4, 6, 12))
+    assert clip.shape == (4,) and frames.shape == (4, 6) and (clip >= 0).all() and (frames >= 0).all()
+    frame_target = torch.full((4, 6), float("nan"))
+    frame_target[:, 0] = 1.0
+    loss_value = model.loss(torch.randn(4, 6, 12), torch.ones(4), frame_target)
+    assert torch.isfinite(loss_value) and loss_value > 0
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("count")
+    data = make_dataset(root / "data", num_videos=48, seed=5, width=96, height=72, num_frames=16, fps=8.0,
+                        max_people=3)
+    extract = ExtractConfig(encoder=ENCODER, sampling=Sampling(num_frames=6), size=96, workers=0, progress=False)
+    model = ModelConfig(None, {"cell": "gru", "hidden": 64, "dropout": 0.1, "loss": "huber"})
+    result = train_model("count", DataConfig(data["videos_dir"], data["counts"], frame_annotations=data["frame_counts"],
+                                             cache_dir=str(root / "cache")),
+                         extract, model, TrainConfig(max_epochs=25, lr=3e-3, patience=0), out_dir=str(root / "run"),
+                         batch_size=16)
+    return root, data, result
+
+
+def run_pipeline(name, *args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", f"pipelines.{name}", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_tiny_counter_learns_better_than_the_mean(trained):
+    root, _, result = trained
+    assert result["best"]["MAE"] < 0.7 * result["mean_predictor"]["val"]["MAE"]
+    saved = json.loads((root / "run/metrics.json").read_text())
+    assert saved["mean_predictor"]["val"]["MAE"] == result["mean_predictor"]["val"]["MAE"]
+    assert (root / "run/curves.png").exists() and (root / "run/checkpoints/best.pt").exists()
+
+
+def test_count_pipeline_files_parse_back(trained, tmp_path):
+    root, data, _ = trained
+    out = tmp_path / "counts.csv"
+    res = run_pipeline("count", f"input_dir={data['videos_dir']}", f"checkpoint={root}/run/checkpoints/best.pt",
+                       f"output={out}", f"labels={data['frame_counts']}", "window_s=1.0", "stride_s=0.5",
+                       "quiet=true", "video.workers=0")
+    assert res.returncode == 0, res.stderr
+    rows = read_csv_rows(out)
+    assert len(rows) == 48 and all(float(r["count"]) >= 0 for r in rows)
+    windows = read_csv_rows(tmp_path / "counts_windows.csv")
+    first = [w for w in windows if w["video_id"] == rows[0]["video_id"]]
+    assert len(first) == 3 and float(first[0]["start_s"]) == 0.0 and float(first[-1]["end_s"]) == pytest.approx(2.0)
+    metrics = json.loads((tmp_path / "counts_metrics.json").read_text())
+    assert metrics["frames"]["MAE"] >= 0 and len(metrics["frames"]["per_video"]) == 48
+    plot = cv2.imread(str(tmp_path / "counts_plots" / f"{rows[0]['video_id']}.png"))
+    assert plot is not None and plot.shape[0] > 100 and plot.shape[1] > 300
+    res = run_pipeline("evaluate", "task=count", f"predictions={out}", f"annotations={data['counts']}",
+                       f"output={tmp_path}/m.json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads((tmp_path / "m.json").read_text())["videos"] == 48
+
+
+def test_hog_baseline_runs_through_the_pipeline(trained, tmp_path):
+    _, data, _ = trained
+    res = run_pipeline("count", f"input_dir={data['videos_dir']}/part0", "counter=hog", f"output={tmp_path}/h.csv",
+                       f"labels={data['counts']}", "video.num_frames=3", "plots=false", "quiet=true")
+    assert res.returncode == 0, res.stderr
+    rows = read_csv_rows(tmp_path / "h.csv")
+    assert len(rows) == 24 and all(float(r["count"]).is_integer() and float(r["count"]) >= 0 for r in rows)
+    assert "clip MAE" in res.stdout
+
+
+def test_count_checkpoint_refused_by_caption_pipeline(trained, tmp_path):
+    root, data, _ = trained
+    res = run_pipeline("caption", f"input_dir={data['videos_dir']}", f"checkpoint={root}/run/checkpoints/best.pt",
+                       f"output={tmp_path}/c.json")
+    assert res.returncode == 1 and "a count checkpoint, but this pipeline needs a caption" in res.stderr

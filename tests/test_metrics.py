@@ -1,0 +1,187 @@
+"""Caption metrics against pycocoevalcap's scorers, METEOR backends, tokenisation, and count errors."""
+from __future__ import annotations
+
+import shutil
+
+import nltk.corpus
+import numpy as np
+import pytest
+
+from vidrnn.metrics import (CAPTION_METRICS, METEOR_JAR, METEOR_NLTK, count_errors, mean_predictor_errors, meteor,
+                            score_captions, tokenize)
+
+REFERENCES = {
+    "guitar": ["A man is playing a guitar.", "A man plays the guitar on stage.",
+               "Someone is playing an acoustic guitar."],
+    "tomato": ["A woman is slicing a tomato.", "A woman cuts tomatoes in the kitchen.",
+               "Someone slices a red tomato with a knife.", "A lady is cutting vegetables."],
+    "dogs": ["Two dogs are running in the park.", "Dogs run on the grass.", "Two puppies play outside.",
+             "A pair of dogs chase each other across a field.", "The dogs are running around."],
+    "bike": ["A boy is riding a bike.", "A child rides a bicycle down the street."],
+    "pancake": ["A chef doesn't burn the pancakes.", "A cook flips a pancake in a pan.", "Someone is making pancakes."],
+    "dance": ["People are dancing at a party.", "A group of people dance.", "Men and women dance together in a hall."],
+}
+HYPOTHESES = {
+    "guitar": "A man is playing a guitar.",  # perfect match
+    "tomato": "A woman is cutting an onion.",  # partial
+    "dogs": "dog dog dog running running",  # repeated words
+    "bike": "A boy.",  # very short
+    "pancake": "Someone is making pancakes in a pan, and the chef doesn't burn them!",  # longer than references
+    "dance": "A group of people are dancing at a party in a hall.",
+}
+DEGENERATE = {"guitar": "...", "tomato": "tomato", "dogs": "the the the the the the the the"}
+
+
+def _pycoco_scores(hypotheses: dict[str, str]) -> dict:
+    """pycocoevalcap's BLEU-1..4, ROUGE-L and CIDEr (corpus, per-video list) on our tokenisation."""
+    pytest.importorskip("pycocoevalcap")
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    gts = {v: [" ".join(tokenize(r)) for r in REFERENCES[v]] for v in hypotheses}
+    res = {v: [" ".join(tokenize(h))] for v, h in hypotheses.items()}
+    bleus, bleu_videos = Bleu(4).compute_score(gts, res, verbose=0)
+    scores = {f"BLEU-{k + 1}": (bleus[k], bleu_videos[k]) for k in range(4)}
+    scores["ROUGE-L"] = Rouge().compute_score(gts, res)
+    scores["CIDEr-D"] = Cider().compute_score(gts, res)
+    return scores
+
+
+SUBSET = {v: HYPOTHESES[v] for v in ("tomato", "dogs", "dance")}  # CIDEr-D's document frequencies change
+
+
+@pytest.mark.parametrize("hypotheses", [HYPOTHESES, SUBSET, DEGENERATE], ids=["all", "subset", "degenerate"])
+def test_scores_equal_pycocoevalcap(hypotheses):
+    expected = _pycoco_scores(hypotheses)
+    result = score_captions(REFERENCES, hypotheses, meteor=False)
+
+    assert list(result["per_video"]) == list(hypotheses)  # only videos with a hypothesis are scored
+    assert set(result["corpus"]) == set(CAPTION_METRICS)
+    for name, (corpus, per_video) in expected.items():
+        assert result["corpus"][name] == pytest.approx(corpus, abs=1e-6), name
+        ours = [result["per_video"][v][name] for v in hypotheses]
+        np.testing.assert_allclose(ours, per_video, atol=1e-6, rtol=0, err_msg=name)
+    assert result["corpus"]["METEOR"] is None and result["meteor_backend"] is None
+    assert result["meteor_note"] == "METEOR not requested"
+
+
+def test_perfect_match_and_sanity():
+    scores = score_captions(REFERENCES, HYPOTHESES, meteor=False)["per_video"]
+    assert scores["guitar"]["BLEU-4"] == pytest.approx(1.0) and scores["guitar"]["ROUGE-L"] == pytest.approx(1.0)
+    # "a boy": all unigrams and the bigram match; brevity penalty against the closest reference (6 words)
+    assert scores["bike"]["BLEU-1"] == pytest.approx(np.exp(1 - 6 / 2)) == scores["bike"]["BLEU-2"]
+    assert max(scores, key=lambda v: scores[v]["CIDEr-D"]) == "guitar"
+
+
+def test_hypothesis_without_references_is_named():
+    with pytest.raises(ValueError, match="ghost"):
+        score_captions(REFERENCES, {"guitar": "a man", "ghost": "a ghost"}, meteor=False)
+
+
+def test_meteor_jar_equals_pycocoevalcap(monkeypatch):
+    """Our METEOR runs pycocoevalcap's jar wrapper; one JVM serves both sides (each start takes ~5 s)."""
+    pytest.importorskip("pycocoevalcap")
+    if shutil.which("java") is None:
+        pytest.skip("java is not installed")
+    import pycocoevalcap.meteor.meteor as meteor_module
+
+    jar = meteor_module.Meteor()
+    monkeypatch.setattr(meteor_module, "Meteor", lambda: jar)
+    gts = {v: [" ".join(tokenize(r)) for r in REFERENCES[v]] for v in HYPOTHESES}
+    res = {v: [" ".join(tokenize(h))] for v, h in HYPOTHESES.items()}
+    corpus, per_video = jar.compute_score(gts, res)
+
+    result = score_captions(REFERENCES, HYPOTHESES)
+    assert result["meteor_backend"] == METEOR_JAR and result["meteor_note"] is None
+    assert result["corpus"]["METEOR"] == pytest.approx(corpus, abs=1e-6)
+    np.testing.assert_allclose([result["per_video"][v]["METEOR"] for v in HYPOTHESES], per_video, atol=1e-6, rtol=0)
+    assert result["per_video"]["guitar"]["METEOR"] == pytest.approx(1.0, abs=1e-6)
+
+
+class _MissingWordNet:
+    def ensure_loaded(self):
+        raise LookupError("Resource wordnet not found.")
+
+
+class _NoSynonymWordNet:
+    def ensure_loaded(self):
+        pass
+
+    def synsets(self, word, *args, **kwargs):
+        return []
+
+
+@pytest.mark.parametrize("wordnet", [_MissingWordNet(), _NoSynonymWordNet()], ids=["no-wordnet", "wordnet"])
+def test_meteor_without_java_never_claims_the_jar(monkeypatch, wordnet):
+    monkeypatch.setattr(shutil, "which", lambda name, *args, **kwargs: None)
+    monkeypatch.setattr(nltk.corpus, "wordnet", wordnet)
+    refs = {v: [" ".join(tokenize(r)) for r in REFERENCES[v]] for v in HYPOTHESES}
+    hyps = {v: " ".join(tokenize(h)) for v, h in HYPOTHESES.items()}
+
+    result = meteor(refs, hyps)
+    assert result.backend != METEOR_JAR
+    assert "java is not on PATH" in result.note
+    if isinstance(wordnet, _MissingWordNet):
+        assert result.backend is None and result.corpus is None and result.per_video is None
+        assert "WordNet" in result.note
+        scores = score_captions(REFERENCES, HYPOTHESES)
+        assert scores["corpus"]["METEOR"] is None and scores["per_video"]["guitar"]["METEOR"] is None
+        assert scores["meteor_backend"] is None and "WordNet" in scores["meteor_note"]
+    else:
+        assert result.backend == METEOR_NLTK and "not comparable" in result.note
+        assert result.corpus == pytest.approx(np.mean(result.per_video))
+        assert all(0.0 <= s <= 1.0 for s in result.per_video)
+        assert result.per_video[0] == max(result.per_video)  # the perfect match scores highest
+
+
+def test_tokenize():
+    assert tokenize("A Man, RIDING a horse!") == ["a", "man", "riding", "a", "horse"]
+    assert tokenize("Don't stop; it's \"fun\"...") == ["do", "n't", "stop", "it", "'s", "fun"]
+    assert tokenize("a man. a dog - running: fast?") == ["a", "man", "a", "dog", "running", "fast"]
+    assert tokenize(" . ") == []
+
+
+def test_tokenize_matches_coco_ptb_tokenizer():
+    pytest.importorskip("pycocoevalcap")
+    if shutil.which("java") is None:
+        pytest.skip("java is not installed")
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    captions = [c for refs in REFERENCES.values() for c in refs] + list(HYPOTHESES.values()) + [
+        "Don't stop: the dog's ball (red) is here!", "A woman slices a tomato... then, she cooks it.",
+        "Two men -- one tall - walk.", 'She said "hello" to him.', "a man. a dog. a cat", "It's 3.5 meters; can't see?",
+        "The U.S. flag waves", "I cannot believe it isn't butter", "he won't go, i'm sure", "it costs $5 & 10%"]
+    ptb = PTBTokenizer().tokenize({str(i): [{"caption": c}] for i, c in enumerate(captions)})
+    assert [" ".join(tokenize(c)) for c in captions] == [ptb[str(i)][0] for i in range(len(captions))]
+
+
+def test_count_errors_per_clip():
+    result = count_errors({"a": 3, "b": 5, "c": 0}, {"a": 4, "b": 2, "c": 0.0})
+    assert result["MAE"] == pytest.approx((1 + 3 + 0) / 3)
+    assert result["RMSE"] == pytest.approx(np.sqrt((1 + 9 + 0) / 3))
+    assert result["per_video"]["b"] == {"MAE": 3.0, "RMSE": 3.0}
+
+
+def test_count_errors_per_frame():
+    truth = {"a": np.array([1, 2, 3]), "b": [0, 0]}
+    pred = {"a": np.array([1.0, 4.0, 2.0]), "b": [1, 1]}
+    result = count_errors(truth, pred)
+    assert result["MAE"] == pytest.approx((0 + 2 + 1 + 1 + 1) / 5)  # over all frames, not per-video means
+    assert result["RMSE"] == pytest.approx(np.sqrt((0 + 4 + 1 + 1 + 1) / 5))
+    assert result["per_video"]["a"] == pytest.approx({"MAE": 1.0, "RMSE": np.sqrt(5 / 3)})
+
+
+def test_count_errors_mismatches_are_named():
+    with pytest.raises(ValueError, match="'b'.*3 true values but 2"):
+        count_errors({"a": [1], "b": [1, 2, 3]}, {"a": [1], "b": [1, 2]})
+    with pytest.raises(ValueError, match="'c'"):
+        count_errors({"a": 1}, {"a": 1, "c": 2})
+
+
+def test_mean_predictor_errors():
+    result = mean_predictor_errors({"t1": [1, 3], "t2": 2}, {"a": [2, 4], "b": 0})
+    assert result["mean"] == pytest.approx(2.0)
+    assert result["MAE"] == pytest.approx((0 + 2 + 2) / 3)
+    assert result["RMSE"] == pytest.approx(np.sqrt((0 + 4 + 4) / 3))
+    assert mean_predictor_errors([1.0, 3.0], {"a": 1})["per_video"]["a"]["MAE"] == pytest.approx(1.0)

@@ -4,12 +4,14 @@ import torch
 
 from vidrnn.text import Vocab, tokenize
 
-CAPTIONS = ["A man is walking.", "a man is running", "A dog (brown) runs!", "the man's dog walks. it is happy"]
+CAPTIONS = ["A man is walking.", "a man is running", "A dog, brown, runs!", "the man's dog walks. it is happy"]
 
 
 def test_tokenize():
+    # the COCO evaluation's tokens: punctuation dropped, brackets kept as PTB names (it lowercases first)
     assert tokenize('A man, (in red) is "walking" -- isn\'t he? Yes... [really]') == [
-        "a", "man", "in", "red", "is", "walking", "is", "n't", "he", "yes", "really"]
+        "a", "man", "-lrb-", "in", "red", "-rrb-", "is", "walking", "is", "n't", "he", "yes", "-lsb-", "really",
+        "-rsb-"]
     assert tokenize("Two people dance. A dog barks!  It is 3.5 m away.") == [
         "two", "people", "dance", "a", "dog", "barks", "it", "is", "3.5", "m", "away"]
     assert tokenize("  ") == []

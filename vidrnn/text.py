@@ -1,29 +1,33 @@
 """Caption text: tokenisation and the vocabulary that maps tokens to ids."""
 from __future__ import annotations
 
-import re
-import string
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from nltk.tokenize import TreebankWordTokenizer
 
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
-PTB_BRACKETS = {"-lrb-", "-rrb-", "-lsb-", "-rsb-", "-lcb-", "-rcb-"}
-_PUNCTUATION = set(string.punctuation)
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")  # Treebank splits off only the text's final period
+# Tokens the COCO evaluation drops after PTB tokenisation. It lowercases first, so the bracket names
+# never match and brackets survive as "-lrb-" etc.; ``tokenize`` reproduces that.
+PUNCTUATION = frozenset(["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-",
+                         ".", "?", "!", ",", ":", "-", "--", "...", ";"])
+_BRACKETS = {"(": "-lrb-", ")": "-rrb-", "[": "-lsb-", "]": "-rsb-", "{": "-lcb-", "}": "-rcb-"}
 _TREEBANK = TreebankWordTokenizer()
 
 
-def _is_word(token: str) -> bool:
-    """Whether a token is more than punctuation or a PTB bracket."""
-    return token not in PTB_BRACKETS and not set(token) <= _PUNCTUATION
-
-
 def tokenize(text: str) -> list[str]:
-    """Lower-case Treebank word tokens of ``text``, punctuation dropped."""
-    return [token for sentence in _SENTENCE_END.split(text.lower().strip())
-            for token in _TREEBANK.tokenize(sentence) if _is_word(token)]
+    """Lowercased Penn Treebank tokens of ``text`` without punctuation, as the COCO evaluation tokenises.
+
+    "Don't stop." -> ["do", "n't", "stop"].
+    """
+    tokens = []
+    for token in _TREEBANK.tokenize(text.lower()):
+        if len(token) > 1 and token.endswith(".") and token.count(".") == 1:
+            token = token[:-1]  # a sentence-ending period inside the text ("man. a dog"); keeps "u.s."
+        token = _BRACKETS.get(token, token)
+        if token not in PUNCTUATION:
+            tokens.append(token)
+    return tokens
 
 
 class Vocab:

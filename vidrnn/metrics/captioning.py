@@ -16,33 +16,12 @@ from collections import Counter
 from typing import NamedTuple, Optional
 
 import numpy as np
-from nltk.tokenize import TreebankWordTokenizer
 
-# Tokens the COCO evaluation drops after PTB tokenisation. It lowercases first, so the bracket names
-# never match and brackets survive as "-lrb-" etc.; ``tokenize`` reproduces that.
-PUNCTUATION = frozenset(["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-",
-                         ".", "?", "!", ",", ":", "-", "--", "...", ";"])
-_BRACKETS = {"(": "-lrb-", ")": "-rrb-", "[": "-lsb-", "]": "-rsb-", "{": "-lcb-", "}": "-rcb-"}
-_TREEBANK = TreebankWordTokenizer()
+from ..text import tokenize
 
 METEOR_JAR = "meteor-1.5-jar"
 METEOR_NLTK = "nltk"
 CAPTION_METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D")
-
-
-def tokenize(text: str) -> list[str]:
-    """Lowercased Penn Treebank tokens of ``text`` without punctuation, as the COCO evaluation tokenises.
-
-    "Don't stop." -> ["do", "n't", "stop"].
-    """
-    tokens = []
-    for token in _TREEBANK.tokenize(text.lower()):
-        if len(token) > 1 and token.endswith(".") and token.count(".") == 1:
-            token = token[:-1]  # a sentence-ending period inside the text ("man. a dog"); keeps "u.s."
-        token = _BRACKETS.get(token, token)
-        if token not in PUNCTUATION:
-            tokens.append(token)
-    return tokens
 
 
 def _videos(refs: dict, hyps: dict) -> list:

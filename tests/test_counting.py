@@ -101,3 +101,30 @@ def test_count_checkpoint_refused_by_caption_pipeline(trained, tmp_path):
     res = run_pipeline("caption", f"input_dir={data['videos_dir']}", f"checkpoint={root}/run/checkpoints/best.pt",
                        f"output={tmp_path}/c.json")
     assert res.returncode == 1 and "a count checkpoint, but this pipeline needs a caption" in res.stderr
+
+
+def test_end_to_end_encoder_is_saved_and_used_for_inference(tmp_path):
+    """encoder.trainable: the fine-tuned encoder lands in the checkpoint and the count pipeline uses it."""
+    from vidrnn.checkpoint import build_model, load_checkpoint
+    from vidrnn.predict import count_folder
+    from vidrnn.video import read_sampled
+
+    data = make_dataset(tmp_path / "data", num_videos=10, seed=9, width=64, height=48, num_frames=8, fps=8.0)
+    enc = {"name": "resnet18", "weights": None, "layer": "layer1", "pooling": "avg", "grid": 2}
+    extract = ExtractConfig(encoder=enc, sampling=Sampling(num_frames=3), size=32, workers=0, progress=False,
+                            trainable=True)
+    train_model("count", DataConfig(data["videos_dir"], data["counts"], cache_dir=str(tmp_path / "cache")), extract,
+                ModelConfig(None, {"hidden": 16}), TrainConfig(max_epochs=2, lr=1e-2, patience=0),
+                out_dir=str(tmp_path / "run"))
+    ckpt = load_checkpoint(tmp_path / "run/checkpoints/best.pt", task="count")
+    assert ckpt["encoder_trained"] and any(k.startswith("features.encoder.") for k in ckpt["model"])
+    fresh = RecurrentCounter(64, hidden=16, encoder=None)
+    assert not any(k.startswith("features.encoder.") for k in fresh.state_dict())
+    model = build_model(ckpt)
+    count_folder(data["videos_dir"], str(tmp_path / "c.csv"), checkpoint=str(tmp_path / "run/checkpoints/best.pt"),
+                 workers=0, plots=False, progress=False)
+    got = {r["video_id"]: float(r["count"]) for r in read_csv_rows(tmp_path / "c.csv")}
+    frames, _ = read_sampled(f"{data['videos_dir']}/part0/vid0000.mp4", Sampling(num_frames=3), size=32)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(frames)[None])[0].item()
+    assert got["vid0000"] == pytest.approx(expected, abs=1e-3)

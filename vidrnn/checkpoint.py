@@ -9,6 +9,7 @@ from torch import nn
 
 from .models.captioner import build_captioner
 from .models.counter import RecurrentCounter
+from .models.encoder import FrameEncoder
 
 
 class CheckpointError(ValueError):
@@ -35,12 +36,14 @@ def load_checkpoint(path: str | os.PathLike, *, task: str | None = None) -> dict
 
 
 def build_model(ckpt: dict) -> nn.Module:
-    """The checkpoint's model with its weights, in eval mode."""
+    """The checkpoint's model with its weights (its fine-tuned frame encoder too, if it was trained end
+    to end), in eval mode."""
+    cfg = dict(ckpt["model_config"])
+    if ckpt.get("encoder_trained"):
+        cfg["encoder"] = FrameEncoder(**ckpt["encoder"], trainable=True)
     if ckpt["task"] == "caption":
-        cfg = dict(ckpt["model_config"])
         model = build_captioner(ckpt["model_kind"], cfg.pop("feat_dim"), cfg.pop("vocab_size"), **cfg)
     else:
-        cfg = dict(ckpt["model_config"])
         model = RecurrentCounter(cfg.pop("feat_dim"), **cfg)
     try:
         model.load_state_dict(ckpt["model"])

@@ -40,7 +40,13 @@ def window_times(sampling: Sampling, meta) -> list[tuple[float, float]]:
     return [(a / meta.fps, b / meta.fps) for a, b in sampling.windows(meta.frame_count, meta.fps)]
 
 
-def _encode_folder(input_dir: str, ckpt: dict, sampling: Sampling, summary: PredictSummary, *, backend: str,
+def _frame_encoder(ckpt: dict, model) -> FrameEncoder:
+    """The encoder that turns a checkpoint's frames into its model's features: the model's own when it
+    was trained end to end, else a fresh one as the checkpoint's settings describe."""
+    return model.features.encoder if ckpt.get("encoder_trained") else FrameEncoder(**ckpt["encoder"])
+
+
+def _encode_folder(input_dir: str, ckpt: dict, model, sampling: Sampling, summary: PredictSummary, *, backend: str,
                    workers: int, batch_size: int, device: torch.device, extensions, shard, progress: bool
                    ) -> Iterator[tuple[str, Encoded]]:
     """(video id, features) of every readable video; failures go into ``summary``."""
@@ -48,7 +54,7 @@ def _encode_folder(input_dir: str, ckpt: dict, sampling: Sampling, summary: Pred
     if not files:
         raise FileNotFoundError(f"{input_dir}: no video files ({', '.join(extensions)})")
     ids = video_ids(files)
-    encoder = FrameEncoder(**ckpt["encoder"])
+    encoder = _frame_encoder(ckpt, model)
     bar = tqdm(total=len(files), unit="video", disable=not progress, dynamic_ncols=True)
     for res in encode_videos([(f, str(Path(input_dir, f))) for f in files], encoder, sampling, size=ckpt["size"],
                              backend=backend, batch_size=batch_size, workers=workers, device=device):
@@ -98,7 +104,7 @@ def caption_folder(input_dir: str, checkpoint: str, output: str, *, beam: int = 
             summary.done.append(vid)
         pending.clear()
 
-    for vid, res in _encode_folder(input_dir, ckpt, sampling, summary, backend=backend, workers=workers,
+    for vid, res in _encode_folder(input_dir, ckpt, model, sampling, summary, backend=backend, workers=workers,
                                    batch_size=batch_size, device=device, extensions=extensions, shard=shard,
                                    progress=progress):
         pending.append((vid, res))
@@ -144,7 +150,7 @@ def count_folder(input_dir: str, output: str, *, checkpoint: str | None = None, 
         sampling = replace(sampling, mode="window", window_s=window_s, stride_s=stride_s)
     summary, results = PredictSummary(), {}
     if counter == "rnn":
-        for vid, res in _encode_folder(input_dir, ckpt, sampling, summary, backend=backend, workers=workers,
+        for vid, res in _encode_folder(input_dir, ckpt, model, sampling, summary, backend=backend, workers=workers,
                                        batch_size=batch_size, device=device, extensions=extensions, shard=shard,
                                        progress=progress):
             feats = torch.from_numpy(res.features)

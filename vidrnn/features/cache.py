@@ -7,6 +7,9 @@ import os
 from pathlib import Path
 
 import numpy as np
+from torch.utils.data import DataLoader, Dataset
+
+from ..video import VideoError, read_sampled
 
 from .extract import ExtractSummary, extract_folder
 from .store import load_features
@@ -29,3 +32,36 @@ def cached_features(video_dir: str, videos: list[str], *, cache_root: str, encod
     feats = {v: load_features(out / e["feature_file"])["features"].astype(np.float32)
              for v, e in summary.entries.items()}
     return feats, summary
+
+
+class _Decode(Dataset):
+    """One video's sampled frames per item, or the reason it cannot be read."""
+
+    def __init__(self, video_dir: str, videos: list[str], sampling, size: int, backend: str):
+        self.video_dir, self.videos, self.sampling, self.size, self.backend = video_dir, videos, sampling, size, backend
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, i: int):
+        try:
+            frames, meta = read_sampled(str(Path(self.video_dir, self.videos[i])), self.sampling, size=self.size,
+                                        backend=self.backend)
+            return self.videos[i], frames, meta.as_dict()
+        except VideoError as e:
+            return self.videos[i], None, str(e)
+
+
+def decoded_frames(video_dir: str, videos: list[str], *, sampling, size: int, backend: str = "auto",
+                   workers: int = 2) -> tuple[dict[str, np.ndarray], dict[str, dict], dict[str, str]]:
+    """Sampled frames of ``videos`` (uint8, laid out like each plan) for end-to-end training, decoded in
+    ``workers`` processes: (frames, video metadata, failures) by relative path."""
+    loader = DataLoader(_Decode(video_dir, videos, sampling, size, backend), batch_size=None, num_workers=workers,
+                        collate_fn=lambda x: x)
+    frames, metas, failed = {}, {}, {}
+    for video, data, info in loader:
+        if data is None:
+            failed[video] = info
+        else:
+            frames[video], metas[video] = data, info
+    return frames, metas, failed

@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..models.encoder import FrameEncoder
-from ..video import Chunk, Restart, Sampling, VideoError, VideoMeta, stream_video
+from ..video import Chunk, Restart, Sampling, VideoError, VideoMeta, arrange, stream_video
 
 
 @dataclass
@@ -138,8 +138,5 @@ def encode_videos(videos: list[tuple[str, str]], encoder: FrameEncoder, sampling
 
 
 def _arrange(st: _Pending) -> np.ndarray:
-    """Features of the unique sampled frames, laid out like the sampling plan."""
-    unique = np.concatenate(st.indices) if st.indices else np.zeros(0, np.int64)
-    feats = np.concatenate(st.feats) if st.feats else np.zeros((0, 0), np.float32)  # (U, D)
-    plan = np.asarray(st.meta.frame_indices)
-    return feats[np.searchsorted(unique, plan)]  # plan.shape + (D,)
+    """Features of the unique sampled frames (U, D), laid out like the sampling plan: plan.shape + (D,)."""
+    return arrange(np.concatenate(st.indices), np.concatenate(st.feats), st.meta.frame_indices)

@@ -13,17 +13,18 @@ class Captioner(nn.Module):
     (teacher forcing, scheduled sampling) and decoding (greedy, beam search) only use those."""
 
     def __init__(self, feat_dim: int, vocab_size: int, *, cell: str = "lstm", hidden: int = 512,
-                 layers: int = 1, embed: int = 256, dropout: float = 0.3):
+                 layers: int = 1, embed: int = 256, dropout: float = 0.3, encoder: nn.Module | None = None):
         super().__init__()
         self.config = dict(feat_dim=feat_dim, vocab_size=vocab_size, cell=cell, hidden=hidden, layers=layers,
                            embed=embed, dropout=dropout)
         self.cell, self.hidden, self.layers = cell, hidden, layers
-        self.features = FeatureInput(feat_dim, hidden, dropout)
+        self.features = FeatureInput(feat_dim, hidden, dropout, encoder)
         self.embed = nn.Embedding(vocab_size, embed)
         self.drop = nn.Dropout(dropout)
 
     def encode(self, feats: torch.Tensor):
-        """Frame features (B, T, D) -> memory (whatever ``step`` needs, batch first)."""
+        """Frame features (B, T, D), or frames (B, T, S, S, 3) with an encoder attached -> memory
+        (whatever ``step`` needs, batch first)."""
         raise NotImplementedError
 
     def init_state(self, memory):

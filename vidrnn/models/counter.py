@@ -11,20 +11,22 @@ LOSSES = ("mse", "huber", "poisson")
 
 
 class RecurrentCounter(nn.Module):
-    """Frame features (B, T, D) -> (clip counts (B,), per-frame counts (B, T)), never negative.
+    """Frame features (B, T, D) -> (clip counts (B,), per-frame counts (B, T)), never negative (frames
+    (B, T, S, S, 3) uint8 with a trainable ``encoder`` attached).
 
     With ``loss="poisson"`` the heads predict log-rates (``forward`` returns rates, ``log_rates`` the
     raw outputs); otherwise a softplus keeps counts non-negative.
     """
 
     def __init__(self, feat_dim: int, *, cell: str = "lstm", hidden: int = 256, layers: int = 1,
-                 bidirectional: bool = False, dropout: float = 0.1, loss: str = "huber"):
+                 bidirectional: bool = False, dropout: float = 0.1, loss: str = "huber",
+                 encoder: nn.Module | None = None):
         super().__init__()
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, not {loss!r}")
         self.config = dict(feat_dim=feat_dim, cell=cell, hidden=hidden, layers=layers,
                            bidirectional=bidirectional, dropout=dropout, loss=loss)
-        self.features = FeatureInput(feat_dim, hidden, dropout)
+        self.features = FeatureInput(feat_dim, hidden, dropout, encoder)
         self.rnn = make_rnn(cell, hidden, hidden, layers, dropout=dropout, bidirectional=bidirectional)
         out = hidden * (2 if bidirectional else 1)
         self.frame_head, self.clip_head = nn.Linear(out, 1), nn.Linear(out, 1)

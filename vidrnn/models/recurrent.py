@@ -18,20 +18,33 @@ def make_rnn(cell: str, input_size: int, hidden: int, layers: int, *, dropout: f
 
 class FeatureInput(nn.Module):
     """Frame features (B, T, D) -> (B, T, H): standardised per dimension with training-set statistics
-    (random-weight CNN features span many orders of magnitude), then a linear projection."""
+    (random-weight CNN features span many orders of magnitude), then a linear projection.
 
-    def __init__(self, feat_dim: int, hidden: int, dropout: float = 0.0):
+    With a trainable frame ``encoder`` attached (end-to-end training), frames (B, T, S, S, 3) uint8 go
+    in and are encoded first; features computed elsewhere are still accepted.
+    """
+
+    def __init__(self, feat_dim: int, hidden: int, dropout: float = 0.0, encoder: nn.Module | None = None):
         super().__init__()
+        self.encoder = encoder
         self.register_buffer("mean", torch.zeros(feat_dim))
         self.register_buffer("std", torch.ones(feat_dim))
         self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(feat_dim, hidden), nn.ReLU())
 
     @torch.no_grad()
-    def set_stats(self, features: torch.Tensor) -> None:
-        """Set the standardisation from training features (N, D)."""
-        features = features.float()
-        self.mean.copy_(features.mean(0))
-        self.std.copy_(features.std(0).clamp_min(1e-6 * features.std().clamp_min(1e-30)))
+    def set_stats(self, inputs: torch.Tensor, batch: int = 64) -> None:
+        """Set the standardisation from training inputs: features (S, T, D) or frames (S, T, S, S, 3)."""
+        feats = torch.cat([self.encode(inputs[i:i + batch]).flatten(0, 1) for i in range(0, len(inputs), batch)])
+        self.mean.copy_(feats.mean(0))
+        self.std.copy_(feats.std(0).clamp_min(1e-6 * feats.std().clamp_min(1e-30)))
 
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        return self.proj((feats.float() - self.mean) / self.std)
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Features (B, T, D) as they are, or frames (B, T, S, S, 3) through the attached encoder."""
+        if x.dtype != torch.uint8:
+            return x.float()
+        if self.encoder is None:
+            raise ValueError("frames given, but the model has no frame encoder: pass features")
+        return self.encoder(x.flatten(0, 1)).float().view(*x.shape[:2], -1)  # (B, T, D)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj((self.encode(x) - self.mean) / self.std)

@@ -17,7 +17,7 @@ class CaptionSamples:
     """Videos of one split: their features and reference captions."""
 
     ids: list[str]
-    feats: torch.Tensor  # (S, N, D)
+    feats: torch.Tensor  # (S, N, D) features, or (S, N, S, S, 3) uint8 frames
     refs: dict[str, list[str]]
 
 

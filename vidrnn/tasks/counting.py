@@ -16,7 +16,7 @@ class CountSamples:
     """Clips of one split: features, a count per clip and per sampled frame (NaN where unlabelled)."""
 
     ids: list[str]  # one per sample: the video id, with "@<window>" for windows of long videos
-    feats: torch.Tensor  # (S, N, D)
+    feats: torch.Tensor  # (S, N, D) features, or (S, N, S, S, 3) uint8 frames
     clip: torch.Tensor  # (S,)
     frames: torch.Tensor  # (S, N)
 
@@ -30,11 +30,12 @@ class CountSamples:
 
 def build_samples(ids: list[str], feats: list[np.ndarray], indices: list[np.ndarray], clip: list[float | None],
                   frames: list[np.ndarray | None]) -> CountSamples:
-    """Samples from videos: features (N, D) or windows (W, N, D) with their frame indices; a clip count
-    (None: unknown) and per-frame counts indexed by frame number (None: unknown)."""
+    """Samples from videos: inputs (N, ...) or windows (W, N, ...) with their frame indices (N,) or
+    (W, N); a clip count (None: unknown) and per-frame counts indexed by frame number (None: unknown).
+    Inputs are features (..., D) or frames (..., S, S, 3)."""
     out_ids, out_feats, out_clip, out_frames = [], [], [], []
     for vid, f, idx, c, fr in zip(ids, feats, indices, clip, frames):
-        windows = f[None] if f.ndim == 2 else f  # (W, N, D)
+        windows = f[None] if idx.ndim == 1 else f  # (W, N, ...)
         idx = idx[None] if idx.ndim == 1 else idx  # (W, N)
         for w in range(len(windows)):
             per_frame = np.full(idx.shape[1], np.nan, np.float32)

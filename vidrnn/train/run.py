@@ -14,7 +14,7 @@ import torch
 
 from ..checkpoint import build_model, load_checkpoint
 from ..data import load_captions, load_count_labels, match_videos
-from ..features.cache import cached_features
+from ..features.cache import cached_features, decoded_frames
 from ..features.store import atomic_write
 from ..files import list_videos
 from ..metrics import mean_predictor_errors
@@ -51,6 +51,7 @@ class ExtractConfig:
     workers: int = 2
     batch_size: int = 32
     progress: bool = True
+    trainable: bool = False  # train the encoder end to end on decoded frames instead of cached features
 
 
 @dataclass
@@ -74,6 +75,21 @@ def split_videos(splits: dict[str, str | None], ids: list[str], val_fraction: fl
     return out
 
 
+def _inputs(data: DataConfig, extract: ExtractConfig, videos: list[str], device: torch.device):
+    """Per video: cached features (frozen encoder) or sampled frames (encoder trained end to end), the
+    sampled frame indices, and the videos that could not be read."""
+    if extract.trainable:
+        frames, metas, failed = decoded_frames(data.video_dir, videos, sampling=extract.sampling, size=extract.size,
+                                               backend=extract.backend, workers=extract.workers)
+        return frames, {v: np.asarray(m["frame_indices"]) for v, m in metas.items()}, failed
+    feats, summary = cached_features(data.video_dir, videos, cache_root=data.cache_dir, encoder_spec=extract.encoder,
+                                     sampling=extract.sampling, size=extract.size,
+                                     encoder=FrameEncoder(**extract.encoder), backend=extract.backend,
+                                     batch_size=extract.batch_size, workers=extract.workers, device=device,
+                                     progress=extract.progress)
+    return feats, {v: np.asarray(e["frame_indices"]) for v, e in summary.entries.items()}, summary.failed
+
+
 def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: ModelConfig, trainer: TrainConfig,
                 *, out_dir: str, batch_size: int = 32, label_smoothing: float = 0.1, scheduled_sampling: float = 0.0,
                 device: torch.device = torch.device("cpu"), seed: int = 0, resume: bool = True) -> dict:
@@ -91,27 +107,27 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
         log.warning("annotated video %s skipped: %s", vid, why)
     if report.unlabelled:
         log.info("%d video files have no labels and are not used", len(report.unlabelled))
-    feats, summary = cached_features(data.video_dir, sorted(report.matched.values()), cache_root=data.cache_dir,
-                                     encoder_spec=extract.encoder, sampling=extract.sampling, size=extract.size,
-                                     encoder=FrameEncoder(**extract.encoder), backend=extract.backend,
-                                     batch_size=extract.batch_size, workers=extract.workers, device=device,
-                                     progress=extract.progress)
-    for path, why in summary.failed.items():
+    inputs, indices, failed = _inputs(data, extract, sorted(report.matched.values()), device)
+    for path, why in failed.items():
         log.warning("video %s skipped: %s", path, why)
-    usable = [v for v, f in report.matched.items() if f in feats]
+    usable = [v for v, f in report.matched.items() if f in inputs]
     splits = split_videos(labels.splits, usable, data.val_fraction, seed)
     log.info("videos: %s", {s: len(v) for s, v in splits.items()})
     files = report.matched
-    extra = {"task": task, "encoder": extract.encoder, "sampling": extract.sampling.as_dict(), "size": extract.size}
+    extra = {"task": task, "encoder": extract.encoder, "encoder_trained": extract.trainable,
+             "sampling": extract.sampling.as_dict(), "size": extract.size}
+    encoder = FrameEncoder(**extract.encoder, trainable=True) if extract.trainable else None
+    feat_dim = encoder.out_dim if encoder else next(iter(inputs.values())).shape[-1]
+    model_kw = {**model_cfg.kwargs, "encoder": encoder}
     if task == "caption":
         def samples(split):
             ids = splits[split]
-            stacked = np.stack([feats[files[v]] for v in ids]) if ids else np.zeros((0, 1, 1), np.float32)
-            return CaptionSamples(ids, torch.from_numpy(stacked), {v: labels.captions[v] for v in ids})
+            return CaptionSamples(ids, torch.from_numpy(np.stack([inputs[files[v]] for v in ids])),
+                                  {v: labels.captions[v] for v in ids})
 
         train = samples("train")
         vocab = Vocab.build((c for v in train.ids for c in train.refs[v]), data.min_count)
-        model = build_captioner(model_cfg.kind, train.feats.shape[-1], len(vocab), **model_cfg.kwargs)
+        model = build_captioner(model_cfg.kind, feat_dim, len(vocab), **model_kw)
         make_task = partial(CaptionTask, vocab, train, batch_size=batch_size, max_len=data.max_len,
                             label_smoothing=label_smoothing, scheduled_sampling=scheduled_sampling,
                             max_epochs=trainer.max_epochs, device=device, seed=seed)
@@ -119,16 +135,15 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
     else:
         def samples(split):
             ids = splits[split]
-            return build_samples(ids, [feats[files[v]] for v in ids],
-                                 [np.asarray(summary.entries[files[v]]["frame_indices"]) for v in ids],
+            return build_samples(ids, [inputs[files[v]] for v in ids], [indices[files[v]] for v in ids],
                                  [labels.clip.get(v) for v in ids], [labels.frames.get(v) for v in ids])
 
         train = samples("train")
-        model = RecurrentCounter(train.feats.shape[-1], **model_cfg.kwargs)
+        model = RecurrentCounter(feat_dim, **model_kw)
         make_task = partial(CountTask, train, batch_size=batch_size, device=device, seed=seed)
         extra["targets"] = [name for name, known in (("clip", train.clip), ("frames", train.frames))
                             if not torch.isnan(known).all()]
-    model.features.set_stats(train.feats.flatten(0, 1))
+    model.features.set_stats(train.feats)
     task_obj = make_task(samples("val"))
     trainer.monitor, trainer.mode = task_obj.monitor, task_obj.mode
     extra["model_config"] = model.config

@@ -83,6 +83,26 @@ def stream_video(path: str, sampling: Sampling, *, size: int | None, backend: st
                     plan.tolist(), (plan / fps).round(4).tolist() if fps else [])
 
 
+def read_sampled(path: str, sampling: Sampling, *, size: int | None, backend: str = "auto"
+                 ) -> tuple[np.ndarray, VideoMeta]:
+    """All sampled frames of one video, laid out like its plan: (N, S, S, 3) or (W, N, S, S, 3) uint8."""
+    frames, indices = [], []
+    for item in stream_video(path, sampling, size=size, backend=backend):
+        if isinstance(item, Restart):
+            frames, indices = [], []
+        elif isinstance(item, Chunk):
+            frames.append(item.frames)
+            indices.append(item.indices)
+        else:
+            return arrange(np.concatenate(indices), np.concatenate(frames), item.frame_indices), item
+    raise VideoError("the stream ended without its metadata")
+
+
+def arrange(unique: np.ndarray, values: np.ndarray, plan) -> np.ndarray:
+    """Values of the sorted unique sampled frames (U, ...) laid out like ``plan`` (plan.shape + (...))."""
+    return values[np.searchsorted(unique, np.asarray(plan))]
+
+
 def _plan(sampling: Sampling, total: int, fps: float) -> np.ndarray:
     try:
         return sampling.plan(total, fps)

@@ -128,3 +128,19 @@ def test_end_to_end_encoder_is_saved_and_used_for_inference(tmp_path):
     with torch.no_grad():
         expected = model(torch.from_numpy(frames)[None])[0].item()
     assert got["vid0000"] == pytest.approx(expected, abs=1e-3)
+
+
+def test_time_split_trains_on_the_start_and_tests_on_the_rest():
+    from vidrnn.tasks.counting import build_samples, split_in_time
+
+    idx = np.stack([np.arange(s, s + 10, 2) for s in range(0, 91, 5)])  # 19 windows over 100 frames, (W, 5)
+    samples = build_samples(["cam"], [np.zeros((len(idx), 5, 3), np.float32)], [idx], [None],
+                            [np.arange(100, dtype=np.float32) / 10])
+    parts = split_in_time(samples, 0.5, 0.2)
+    last = {s: p.indices.max().item() for s, p in parts.items()}
+    first = {s: p.indices.min().item() for s, p in parts.items()}
+    assert last["train"] < 40 <= first["val"] and last["val"] < 50 <= first["test"]
+    assert len(parts["train"].ids) + len(parts["val"].ids) + len(parts["test"].ids) < len(samples.ids)  # straddlers
+    assert parts["test"].frames[0].tolist() == pytest.approx((parts["test"].indices[0].float() / 10).tolist())
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        split_in_time(samples, 1.5, 0.2)

@@ -19,6 +19,13 @@ class CountSamples:
     feats: torch.Tensor  # (S, N, D) features, or (S, N, S, S, 3) uint8 frames
     clip: torch.Tensor  # (S,)
     frames: torch.Tensor  # (S, N)
+    indices: torch.Tensor  # (S, N) sampled frame numbers
+
+    def subset(self, keep: torch.Tensor) -> CountSamples:
+        """The samples where the boolean mask ``keep`` (S,) is true."""
+        rows = keep.nonzero().flatten().tolist()
+        return CountSamples([self.ids[i] for i in rows], self.feats[keep], self.clip[keep], self.frames[keep],
+                            self.indices[keep])
 
     def truth(self) -> tuple[dict[str, float], str]:
         """Per-sample true counts and what they count: "clip" where every sample has a clip count,
@@ -33,7 +40,7 @@ def build_samples(ids: list[str], feats: list[np.ndarray], indices: list[np.ndar
     """Samples from videos: inputs (N, ...) or windows (W, N, ...) with their frame indices (N,) or
     (W, N); a clip count (None: unknown) and per-frame counts indexed by frame number (None: unknown).
     Inputs are features (..., D) or frames (..., S, S, 3)."""
-    out_ids, out_feats, out_clip, out_frames = [], [], [], []
+    out_ids, out_feats, out_clip, out_frames, out_idx = [], [], [], [], []
     for vid, f, idx, c, fr in zip(ids, feats, indices, clip, frames):
         windows = f[None] if idx.ndim == 1 else f  # (W, N, ...)
         idx = idx[None] if idx.ndim == 1 else idx  # (W, N)
@@ -46,8 +53,26 @@ def build_samples(ids: list[str], feats: list[np.ndarray], indices: list[np.ndar
             out_feats.append(windows[w])
             out_clip.append(np.nan if c is None or len(windows) > 1 else c)
             out_frames.append(per_frame)
+            out_idx.append(idx[w])
     return CountSamples(out_ids, torch.from_numpy(np.stack(out_feats)), torch.tensor(out_clip, dtype=torch.float32),
-                        torch.from_numpy(np.stack(out_frames)))
+                        torch.from_numpy(np.stack(out_frames)), torch.from_numpy(np.stack(out_idx)))
+
+
+def split_in_time(samples: CountSamples, fraction: float, val_fraction: float) -> dict[str, CountSamples]:
+    """Windows of each video that end before ``fraction`` of it train (their last ``val_fraction``
+    validates), windows that start after it test; windows across the boundary are left out."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"data.time_split must be between 0 and 1, not {fraction}")
+    video = [i.split("@")[0] for i in samples.ids]
+    length = {v: 0 for v in video}
+    for v, idx in zip(video, samples.indices):
+        length[v] = max(length[v], int(idx.max()) + 1)
+    cut = torch.tensor([fraction * length[v] for v in video])
+    before, after = samples.indices.max(1).values < cut, samples.indices.min(1).values >= cut
+    val_cut = torch.tensor([fraction * (1 - val_fraction) * length[v] for v in video])
+    return {"train": samples.subset(before & (samples.indices.max(1).values < val_cut)),
+            "val": samples.subset(before & (samples.indices.min(1).values >= val_cut)),
+            "test": samples.subset(after)}
 
 
 class CountTask:

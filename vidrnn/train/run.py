@@ -22,7 +22,7 @@ from ..models.captioner import build_captioner
 from ..models.counter import RecurrentCounter
 from ..models.encoder import FrameEncoder
 from ..tasks.captioning import CaptionSamples, CaptionTask
-from ..tasks.counting import CountTask, build_samples
+from ..tasks.counting import CountTask, build_samples, split_in_time
 from ..text import Vocab
 from .loop import TrainConfig, fit
 
@@ -36,6 +36,7 @@ class DataConfig:
     video_dir: str
     annotations: str
     frame_annotations: str | None = None  # count: per-frame counts (CSV or MOT) beside clip counts
+    time_split: float | None = None  # count: train on windows before this fraction of each video, test after
     cache_dir: str = ".vidrnn_cache"
     val_fraction: float = 0.15  # of the training videos, where the annotations name no validation split
     min_count: int = 1  # vocabulary: words seen fewer times become <unk>
@@ -133,11 +134,16 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
                             max_epochs=trainer.max_epochs, device=device, seed=seed)
         extra.update(model_kind=model_cfg.kind, vocab=vocab.to_dict(), max_len=data.max_len)
     else:
-        def samples(split):
-            ids = splits[split]
+        def count_samples(ids):
             return build_samples(ids, [inputs[files[v]] for v in ids], [indices[files[v]] for v in ids],
                                  [labels.clip.get(v) for v in ids], [labels.frames.get(v) for v in ids])
 
+        if data.time_split:  # one timeline per video: its first part trains, the rest is the test
+            parts = split_in_time(count_samples(usable), data.time_split, data.val_fraction)
+            splits = {s: sorted({i.split("@")[0] for i in part.ids}) for s, part in parts.items()}
+        else:
+            parts = {s: count_samples(ids) for s, ids in splits.items()}
+        samples = parts.get
         train = samples("train")
         model = RecurrentCounter(feat_dim, **model_kw)
         make_task = partial(CountTask, train, batch_size=batch_size, device=device, seed=seed)
@@ -155,7 +161,7 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
     if task == "count":  # the baseline a counter must beat: always the mean training count
         train_truth = train.truth()[0]
         result["mean_predictor"] = {s: mean_predictor_errors(train_truth, samples(s).truth()[0])
-                                    for s in ("val", "test") if splits[s]}
+                                    for s in ("val", "test") if samples(s).ids}
         for errors in result["mean_predictor"].values():
             errors.pop("per_video")
     atomic_write(Path(out_dir, "metrics.json"), lambda f: f.write(json.dumps(result, indent=1).encode()))

@@ -17,6 +17,7 @@ from vidrnn.video import Sampling, open_video, read_frames
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = {"name": "resnet18", "weights": None, "layer": None, "pooling": "avg", "grid": 2}
 GOOD = ["a/clip.mp4", "b/clip.mp4", "b/deep/lying.avi", "c.avi"]
+BAD = ["a/folder.mp4", "corrupt.mp4"]
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,7 @@ def folder(tmp_path):
     make_index_lie(write_opencv(root / "b/deep/lying.avi", 10, "MJPG"), 40)
     write_opencv(root / "c.avi", 15, "MJPG")
     (root / "corrupt.mp4").write_bytes(os.urandom(4000))
+    (root / "a/folder.mp4").mkdir()
     (root / "notes.txt").write_text("not a video, and not listed")
     return root
 
@@ -52,10 +54,10 @@ def manifest(out):
 def test_extract_folder_end_to_end(folder, tmp_path, encoder):
     out = tmp_path / "out"
     summary = run(folder, out, encoder, workers=2)
-    assert sorted(summary.done) == GOOD and list(summary.failed) == ["corrupt.mp4"]
-    assert "cannot open" in summary.failed["corrupt.mp4"]
+    assert sorted(summary.done) == GOOD and sorted(summary.failed) == BAD
+    assert "cannot open" in summary.failed["corrupt.mp4"] and "a folder" in summary.failed["a/folder.mp4"]
     failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
-    assert [f["video"] for f in failures] == ["corrupt.mp4"]
+    assert sorted(f["video"] for f in failures) == BAD
     entries = {e["video"]: e for e in manifest(out)}
     assert sorted(entries) == GOOD
     for video in GOOD:
@@ -92,10 +94,10 @@ def test_rerun_recomputes_nothing_and_retries_failures(folder, tmp_path, encoder
     (folder / "corrupt.mp4").unlink()
     write_opencv(folder / "corrupt.mp4", 8, "mp4v")  # the user fixed it
     again = run(folder, out, encoder)
-    assert again.done == ["corrupt.mp4"] and again.skipped == 4 and not again.failed
+    assert again.done == ["corrupt.mp4"] and again.skipped == 4 and list(again.failed) == ["a/folder.mp4"]
     assert all(p.stat().st_mtime_ns == t for p, t in mtimes.items())
     assert sorted(e["video"] for e in manifest(out)) == sorted(GOOD + ["corrupt.mp4"])
-    assert (out / "failures.jsonl").read_text() == ""
+    assert [json.loads(x)["video"] for x in (out / "failures.jsonl").read_text().splitlines()] == ["a/folder.mp4"]
     third = run(folder, out, encoder)
     assert third.done == [] and third.skipped == 5
     changed = run(folder, out, encoder, sampling=Sampling(num_frames=2))  # other settings: recomputed
@@ -106,8 +108,7 @@ def test_two_shards_cover_every_video_once(folder, tmp_path, encoder):
     out = tmp_path / "out"
     first, second = run(folder, out, encoder, shard=(0, 2)), run(folder, out, encoder, shard=(1, 2))
     assert not set(first.done) & set(second.done)
-    assert sorted(first.done + second.done + list(first.failed) + list(second.failed)) == sorted(
-        GOOD + ["corrupt.mp4"])
+    assert sorted(first.done + second.done + list(first.failed) + list(second.failed)) == sorted(GOOD + BAD)
     assert sorted(e["video"] for e in manifest(out)) == GOOD
 
 
@@ -143,9 +144,10 @@ def test_cli_exit_status_and_one_line_errors(folder, tmp_path):
               "video.workers=1", "quiet=true"]
     res = cli(*common)
     assert res.returncode == 2, res.stderr
-    assert "4 extracted, 0 already done, 1 failed" in res.stdout and "failed: corrupt.mp4" in res.stdout
+    assert "4 extracted, 0 already done, 2 failed" in res.stdout and "failed: corrupt.mp4" in res.stdout
     assert "Traceback" not in res.stderr + res.stdout
     (folder / "corrupt.mp4").unlink()
+    (folder / "a/folder.mp4").rmdir()
     res = cli(*common)
     assert res.returncode == 0 and "0 extracted, 4 already done, 0 failed" in res.stdout
     for bad, message in [(f"input_dir={tmp_path}/missing", "input folder does not exist"),
@@ -154,3 +156,21 @@ def test_cli_exit_status_and_one_line_errors(folder, tmp_path):
         res = cli(*common, bad)
         assert res.returncode == 1 and res.stderr.strip().splitlines() == [f"error: {res.stderr.strip()[7:]}"]
         assert message in res.stderr and "Traceback" not in res.stderr
+
+
+def test_shards_default_from_torchrun_and_slurm(monkeypatch):
+    from vidrnn.files import shard_from_env
+
+    for var in ("RANK", "WORLD_SIZE", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN"):
+        monkeypatch.delenv(var, raising=False)
+    assert shard_from_env() == (0, 1)
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "4")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "7")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "5")
+    assert shard_from_env() == (2, 4)
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    monkeypatch.setenv("RANK", "1")
+    assert shard_from_env() == (1, 3)  # torchrun wins over SLURM
+    assert shard_from_env(2, 5) == (2, 5)  # explicit values win
+    with pytest.raises(ValueError, match="outside 0..2"):
+        shard_from_env(3, 3)

@@ -89,5 +89,8 @@ def test_missing_file_and_directory(tmp_path):
     with pytest.raises(VideoError, match="no such file"):
         open_video(tmp_path / "nope.mp4")
     (tmp_path / "x.mp4").mkdir()
-    with pytest.raises(VideoError, match="not a file"):
+    with pytest.raises(VideoError, match="a folder, not a video file"):
         open_video(tmp_path / "x.mp4")
+    (tmp_path / "loop.mp4").symlink_to(tmp_path / "loop.mp4")
+    with pytest.raises(VideoError, match="looping symbolic link"):
+        open_video(tmp_path / "loop.mp4")

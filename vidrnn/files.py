@@ -9,7 +9,8 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".m
 
 
 def list_videos(root: str | os.PathLike, extensions=VIDEO_EXTENSIONS) -> list[str]:
-    """Relative POSIX paths of the files under ``root`` (recursively) whose extension is listed, sorted."""
+    """Relative POSIX paths of the files under ``root`` (recursively) whose extension is listed, sorted.
+    A folder or broken link named like a video is listed too, so that it is reported, not skipped."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: input folder does not exist" if not root.exists()
@@ -18,7 +19,7 @@ def list_videos(root: str | os.PathLike, extensions=VIDEO_EXTENSIONS) -> list[st
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
-        found += [Path(dirpath, f).relative_to(root).as_posix() for f in filenames
+        found += [Path(dirpath, f).relative_to(root).as_posix() for f in filenames + dirnames
                   if Path(f).suffix.lower() in exts]
     return sorted(found)
 

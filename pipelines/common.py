@@ -6,9 +6,12 @@ import os
 import sys
 from collections.abc import Callable
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from vidrnn.models import FrameEncoder
+from vidrnn.sweeps import clear_error, one_line, record_error
 from vidrnn.video import Sampling
 
 EXIT_OK, EXIT_ERROR, EXIT_SOME_FAILED = 0, 1, 2
@@ -32,21 +35,27 @@ def encoder_from(encoder: DictConfig) -> tuple[FrameEncoder, dict]:
 
 def run_app(job: Callable[[DictConfig], int], cfg: DictConfig) -> None:
     """Run ``job(cfg)`` and exit with its status; any error becomes one line on stderr and status 1
-    (set VIDRNN_DEBUG=1 for the traceback)."""
+    (set VIDRNN_DEBUG=1 for the traceback). In a Hydra multirun it never exits (that would end the
+    sweep): a failed job's error goes to its run dir's error.txt and is raised, so Hydra records the
+    failure and runs the other jobs."""
     logging.getLogger("vidrnn").setLevel(logging.INFO)
+    run_dir = HydraConfig.get().runtime.output_dir if HydraConfig.get().mode == RunMode.MULTIRUN else None
+    if run_dir:
+        clear_error(run_dir)
     try:
         OmegaConf.to_container(cfg, throw_on_missing=True)
         code = job(cfg)
-    except KeyboardInterrupt:
-        print("interrupted: finished videos are kept; run the same command again to go on", file=sys.stderr)
-        code = 130
-    except Exception as e:
-        if os.environ.get("VIDRNN_DEBUG"):
+    except (Exception, KeyboardInterrupt) as e:
+        interrupted = isinstance(e, KeyboardInterrupt)
+        print("interrupted: what was finished is kept; run the same command again to go on" if interrupted
+              else f"error: {one_line(e)}", file=sys.stderr)
+        if run_dir:
+            record_error(run_dir, e)
+        if run_dir or os.environ.get("VIDRNN_DEBUG"):
             raise
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        print(f"error: {msg}", file=sys.stderr)
-        code = EXIT_ERROR
-    sys.exit(code)
+        code = 130 if interrupted else EXIT_ERROR
+    if run_dir is None:
+        sys.exit(code)
 
 
 def report(name: str, summary, output: str) -> int:

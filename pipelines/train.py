@@ -7,6 +7,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipelines.common import EXIT_OK, encoder_spec, run_app, sampling_from
 from vidrnn.device import resolve_device
+from vidrnn.sweeps import finished_result
 from vidrnn.train.loop import TrainConfig
 from vidrnn.train.run import DataConfig, ExtractConfig, ModelConfig, train_model
 
@@ -22,8 +23,12 @@ def train(cfg: DictConfig) -> int:
                             trainable=cfg.encoder.trainable)
     model = OmegaConf.to_container(cfg.model[cfg.task])
     model.update({k: cfg.model[k] for k in ("cell", "hidden", "layers", "dropout")})
-    result = train_model(cfg.task, data, extract, ModelConfig(model.pop("kind", None), model), trainer, out_dir=out_dir,
-                             batch_size=t.batch_size, label_smoothing=t.label_smoothing,
+    result = finished_result(out_dir, t.max_epochs) if t.resume else None
+    if result is not None:
+        print(f"train: {out_dir} already finished, not trained again")
+    else:
+        result = train_model(cfg.task, data, extract, ModelConfig(model.pop("kind", None), model), trainer,
+                             out_dir=out_dir, batch_size=t.batch_size, label_smoothing=t.label_smoothing,
                              scheduled_sampling=t.scheduled_sampling, device=resolve_device(cfg.device),
                              seed=cfg.seed, resume=t.resume)
     best = result["best"] or {}

@@ -1,0 +1,130 @@
+"""Sweeps: the summary of a sweep dir, skipping finished runs, recording failed ones, launcher configs."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from vidrnn.sweeps import clear_error, finished_result, record_error, summarize_sweep
+from vidrnn.synth import make_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def fake_run(sweep: Path, num: int, overrides: list[str], metrics: dict | None = None, error: str | None = None):
+    run = sweep / str(num)
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra/overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (run / ".hydra/config.yaml").write_text(yaml.safe_dump({"trainer": {"max_epochs": 3}}))
+    if metrics is not None:
+        (run / "metrics.json").write_text(json.dumps(metrics))
+    if error is not None:
+        (run / "error.txt").write_text(error + "\n")
+    return run
+
+
+def metrics(epochs_run: int, mae: float, test: dict | None = None) -> dict:
+    best = {"epoch": 1, "train_loss": 0.5, "MAE": mae, "RMSE": mae + 1, "lr": 0.001, "seconds": 0.1}
+    return {"monitor": "MAE", "mode": "min", "best_epoch": 1, "best": best, "epochs_run": epochs_run,
+            "stopped_early": False, **({"test": test} if test else {})}
+
+
+def test_summary_of_a_sweep_dir_lists_done_failed_and_running_runs(tmp_path):
+    fake_run(tmp_path, 0, ["task=count", "model.cell=gru"], metrics(3, 1.5, {"MAE": 1.25, "RMSE": 2.0}))
+    fake_run(tmp_path, 1, ["task=count", "model.cell=lstm"], error="CUDA out of memory")
+    fake_run(tmp_path, 10, ["task=count", "model.cell=rnn"], metrics(2, 2.5))  # sorted after 1, not before
+    rows = summarize_sweep(tmp_path)
+    assert [(r["run"], r["model.cell"], r["status"]) for r in rows] == [
+        ("0", "gru", "done"), ("1", "lstm", "failed"), ("10", "rnn", "running")]
+    assert rows[0]["best.MAE"] == 1.5 and rows[0]["test.MAE"] == 1.25 and "best.lr" not in rows[0]
+    assert rows[1]["error"] == "CUDA out of memory"
+
+    with open(tmp_path / "summary.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert [r["status"] for r in table] == ["done", "failed", "running"]
+    assert table[0]["task"] == "count" and table[0]["test.RMSE"] == "2.0" and table[1]["best.MAE"] == ""
+    md = (tmp_path / "summary.md").read_text().splitlines()
+    assert md[0] == "Overrides shared by all runs: `task=count`"
+    assert md[2].startswith("| run | model.cell | status |") and len(md) == 7
+    assert "| 1 | lstm | failed |" in md[5] and md[5].endswith("| CUDA out of memory |")
+    assert (tmp_path / "summary.png").read_bytes().startswith(PNG)
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporaries
+
+
+def test_finished_result(tmp_path):
+    assert finished_result(tmp_path, 3) is None
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics(2, 1.0)))
+    assert finished_result(tmp_path, 3) is None and finished_result(tmp_path, 2)["best"]["MAE"] == 1.0
+    (tmp_path / "metrics.json").write_text(json.dumps({**metrics(2, 1.0), "stopped_early": True}))
+    assert finished_result(tmp_path, 3) is not None
+
+
+def test_a_failed_run_keeps_its_error_until_it_is_tried_again(tmp_path):
+    record_error(tmp_path, ValueError("bad value\nmore detail"))
+    assert (tmp_path / "error.txt").read_text() == "bad value\n"
+    clear_error(tmp_path)
+    assert not (tmp_path / "error.txt").exists()
+
+
+def test_summary_of_an_empty_dir_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="no runs"):
+        summarize_sweep(tmp_path)
+
+
+def run_pipeline(name, *args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", f"pipelines.{name}", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_multirun_writes_a_summary_and_a_rerun_skips_finished_runs(tmp_path):
+    data = make_dataset(tmp_path / "data", num_videos=12, width=64, height=48, num_frames=8, fps=8.0)
+    sweep = tmp_path / "sweep"
+    args = ["-m", "task=count", f"data.video_dir={data['videos_dir']}", f"data.annotations={data['counts']}",
+            "video.size=32", "video.num_frames=3", "encoder.layer=layer1", "trainer.max_epochs=2",
+            "model.hidden=8,16", "model.cell=gru,rnn", "video.workers=0", "quiet=true", f"hydra.sweep.dir={sweep}",
+            f"data.cache_dir={tmp_path / 'cache'}"]
+    res = run_pipeline("train", *args)
+    assert res.returncode == 0, res.stderr
+    with open(sweep / "summary.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["model.hidden"], r["model.cell"], r["status"], r["epochs"]) for r in rows] == [
+        ("8", "gru", "done", "2"), ("8", "rnn", "done", "2"), ("16", "gru", "done", "2"), ("16", "rnn", "done", "2")]
+    assert all(float(r["best.MAE"]) >= 0 and float(r["test.MAE"]) >= 0 for r in rows)
+    assert "| 16 | rnn | done |" in res.stdout  # the table is printed at the end
+
+    mtimes = [(sweep / str(i) / "metrics.json").stat().st_mtime_ns for i in range(4)]
+    res = run_pipeline("train", *args)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("already finished") == 4
+    assert [(sweep / str(i) / "metrics.json").stat().st_mtime_ns for i in range(4)] == mtimes
+
+    for name in ("summary.csv", "summary.md", "summary.png"):
+        (sweep / name).unlink()
+    res = run_pipeline("summarize", str(sweep))  # positional form of sweep_dir=...
+    assert res.returncode == 0, res.stderr
+    assert (sweep / "summary.md").read_text() in res.stdout and (sweep / "summary.png").read_bytes().startswith(PNG)
+    assert len((sweep / "summary.csv").read_text().splitlines()) == 5
+
+
+@pytest.mark.parametrize("launcher, target", [
+    ("submitit_slurm", "SlurmLauncher"), ("slurm", "SlurmLauncher"), ("joblib", "JoblibLauncher")])
+def test_launcher_configs_compose(launcher, target):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher" if "slurm" in launcher
+                        else "hydra_plugins.hydra_joblib_launcher")
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith(target)
+    assert cfg.hydra.callbacks.summarize._target_ == "vidrnn.sweeps.SummarizeCallback"
+    if launcher == "slurm":
+        assert cfg.hydra.launcher.gpus_per_node == 1

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vidrnn.checkpoint import CheckpointError, build_model, load_checkpoint
+from vidrnn.checkpoint import CheckpointError, load_checkpoint
 from vidrnn.models.captioner import Captioner, build_captioner
 from vidrnn.models.decode import beam_search, greedy_decode
 from vidrnn.outputs import read_captions, read_timed_captions

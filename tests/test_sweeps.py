@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from omegaconf import OmegaConf
 
 from vidrnn.sweeps import clear_error, finished_result, record_error, summarize_sweep
 from vidrnn.synth import make_dataset

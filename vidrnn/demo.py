@@ -38,14 +38,14 @@ def run_demo(out_dir: str, *, size: str = "small", seed: int = 0, encoder: dict,
     extract = ExtractConfig(encoder=encoder, sampling=sampling, size=frame_size, workers=workers, progress=progress)
     trainer = {"max_epochs": SIZES[size]["epochs"], "lr": 2e-3, "patience": 0}
     runs = {}
-    for task, annotations, model in (
+    for task, data_cfg, model in (
             ("caption", DataConfig(videos, data["captions"], cache_dir=str(out / "cache")),
              ModelConfig("attention", {"hidden": 256, "embed": 128, "dropout": 0.3})),
             ("count", DataConfig(videos, data["counts"], frame_annotations=data["frame_counts"],
                                  cache_dir=str(out / "cache")),
              ModelConfig(None, {"hidden": 128, "dropout": 0.1}))):
         log.info("training the %s model", task)
-        runs[task] = train_model(task, annotations, extract, model, TrainConfig(**trainer),
+        runs[task] = train_model(task, data_cfg, extract, model, TrainConfig(**trainer),
                                  out_dir=str(out / f"{task}_run"), device=device, seed=seed, resume=False)
     caption_folder(videos, str(out / "caption_run/checkpoints/best.pt"), str(out / "captions.json"), beam=5,
                    workers=workers, device=device, progress=progress)

@@ -11,14 +11,18 @@ import torch
 from tqdm import tqdm
 
 from .checkpoint import build_model, load_checkpoint
+from .data import load_count_labels
 from .features import Encoded, encode_videos
+from .features.store import atomic_write
 from .files import VIDEO_EXTENSIONS, list_videos, select_shard
+from .metrics import count_errors
 from .models.encoder import FrameEncoder
+from .models.hog import HogPeopleCounter
 from .outputs import write_captions, write_csv, write_json, write_timed_captions
 from .tasks.captioning import describe
 from .tasks.counting import predict_counts
 from .text import Vocab
-from .video import Sampling
+from .video import Chunk, Restart, Sampling, VideoError, stream_video
 
 log = logging.getLogger("vidrnn.predict")
 
@@ -135,8 +139,6 @@ def count_folder(input_dir: str, output: str, *, checkpoint: str | None = None, 
     OpenCV's HOG people detector on ``num_frames`` frames per clip (clip count: the most people seen in
     one frame).
     """
-    from .models.hog import HogPeopleCounter
-
     if counter == "rnn":
         if not checkpoint:
             raise ValueError("counter=rnn needs checkpoint=<checkpoints/best.pt of a count training run>")
@@ -172,8 +174,6 @@ def count_folder(input_dir: str, output: str, *, checkpoint: str | None = None, 
 
 def _hog_counts(input_dir, sampling, hog_counter, summary, *, backend, extensions, shard, progress):
     """(video id, per-frame HOG counts shaped like the sampling plan, meta) of every readable video."""
-    from .video import Chunk, Restart, VideoError, stream_video
-
     files = select_shard(list_videos(input_dir, extensions), *shard)
     for f in tqdm(files, unit="video", disable=not progress, dynamic_ncols=True):
         counts = {}
@@ -193,9 +193,6 @@ def _hog_counts(input_dir, sampling, hog_counter, summary, *, backend, extension
 
 def _write_counts(output: str, results: dict, sampling: Sampling, *, labels: str | None, plots: bool) -> dict | None:
     """counts.csv, the per-window CSV, timeline plots and (with labels) metrics; returns the metrics."""
-    from .data import load_count_labels
-    from .metrics import count_errors
-
     out = Path(output)
     base = out.with_suffix("")
     rows, window_rows, windowed = [], [], sampling.mode == "window"
@@ -218,8 +215,7 @@ def _write_counts(output: str, results: dict, sampling: Sampling, *, labels: str
     metrics = {}
     clip_truth = {v: truth.clip[v] for v in results if v in truth.clip}
     if clip_truth:
-        pred = {v: float(rows_v) for v, rows_v in ((r[0], r[1]) for r in rows) if v in clip_truth}
-        metrics["clip"] = count_errors(clip_truth, pred)
+        metrics["clip"] = count_errors(clip_truth, {vid: count for vid, count in rows if vid in clip_truth})
     frame_truth, frame_pred = {}, {}
     for vid, (_, frames, meta) in results.items():
         if vid in truth.frames:
@@ -239,8 +235,6 @@ def _plot_timeline(path: Path, vid: str, meta, frames: np.ndarray, truth: np.nda
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from .features.store import atomic_write
 
     times, counts = np.asarray(meta.timestamps).reshape(-1), frames.reshape(-1)
     order = np.argsort(times, kind="stable")

@@ -1,0 +1,397 @@
+"""Bad input end to end: a corpus of broken, odd and good videos through extract, count and caption.
+
+The promise under test (README): bad input gets a clear, one-line error naming the file and the reason,
+never a traceback; a batch over a folder goes on past a bad video and records it (exit status 2).
+
+The corpus is written once per module (``corpus``); each pipeline runs once over it (module fixtures) and
+the tests below look at one aspect each, so a failure names what broke.
+"""
+from __future__ import annotations
+
+import csv
+import fractions
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import write_opencv
+
+from vidrnn.files import list_videos
+from vidrnn.synth import make_dataset
+
+av = pytest.importorskip("av")
+
+ROOT = Path(__file__).resolve().parents[1]
+EXIT_SOME_FAILED = 2
+ODD_NAME = "-rf clip é.mp4"
+# Native library chatter that must not end up as a user-facing reason (decord/OpenCV log prefixes and
+# C++ source locations).
+NOISE = re.compile(r"\[\d\d:\d\d:\d\d\]|\.(cc|cpp|c|h):\d+|Check failed|/github/workspace|\[ WARN")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One corpus entry: ``ok`` inputs must be processed, the others reported once with a reason."""
+
+    path: str  # relative to the corpus root
+    ok: bool
+    reason: str | None = None  # regex the failure reason must match (bad inputs with a specific cause)
+    what: str = ""
+
+
+# ---------------------------------------------------------------------------------------------- writers
+
+def _frames(n: int, width: int, height: int):
+    """RGB frames that differ from one another (so every codec writes real data)."""
+    for i in range(n):
+        frame = np.zeros((height, width, 3), np.uint8)
+        frame[..., 0] = (i * 37) % 256
+        frame[..., 1] = 128
+        frame[:, : max(width // 2, 1), 2] = 200
+        yield frame
+
+
+def _cv_write(path: Path, frames, fourcc: str, fps: float = 10.0, *, color: bool = True) -> Path:
+    frames = list(frames)
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h), isColor=color)
+    assert writer.isOpened(), f"OpenCV's writer refused {path.name} ({fourcc}, {w}x{h})"
+    for f in frames:
+        writer.write(f if f.ndim == 2 else cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    writer.release()
+    assert path.stat().st_size > 0
+    return path
+
+
+def _av_video(path: Path, frames, *, codec="libx264", pix_fmt="yuv420p", fmt="rgb24", rate=10, pts=None,
+              options=None, container_options=None) -> Path:
+    """Write frames with PyAV; ``pts`` (milliseconds) gives each frame its own timestamp (variable rate)."""
+    frames = list(frames)
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), "w", options=container_options or {}) as c:
+        s = c.add_stream(codec, rate=rate)
+        s.width, s.height, s.pix_fmt = w, h, pix_fmt
+        s.options = options or {}
+        if pts is not None:
+            s.codec_context.time_base = fractions.Fraction(1, 1000)
+        for i, f in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(f, format=fmt)
+            if pts is not None:
+                vf.pts, vf.time_base = pts[i], fractions.Fraction(1, 1000)
+            c.mux(s.encode(vf))
+        c.mux(s.encode())
+    return path
+
+
+def _audio_only(path: Path) -> Path:
+    """An .mp4 holding one AAC audio stream and no video stream."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("aac", rate=16000)
+        for k in range(10):
+            a = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            a.sample_rate, a.pts = 16000, k * 1024
+            for pkt in s.encode(a):
+                c.mux(pkt)
+        for pkt in s.encode(None):
+            c.mux(pkt)
+    return path
+
+
+def make_corpus(root: Path) -> dict[str, Case]:
+    """Write the bad-input corpus under ``root``; returns name -> Case."""
+    root.mkdir(parents=True, exist_ok=True)
+    cases: list[Case] = []
+
+    def add(name, ok, reason=None, what=""):
+        cases.append(Case(name, ok, reason, what))
+
+    # -- good videos
+    write_opencv(root / "good_a.mp4", 20, "mp4v")
+    add("good_a.mp4", True, what="good: mp4v 64x48, 20 frames")
+    write_opencv(root / "good_b.avi", 15, "MJPG")
+    add("good_b.avi", True, what="good: MJPG avi 64x48, 15 frames")
+
+    # -- unreadable
+    (root / "empty.mp4").write_bytes(b"")
+    add("empty.mp4", False, r"empty|0 bytes", "zero-byte file")
+    whole = (root / "good_a.mp4").read_bytes()  # mp4v from OpenCV: the moov atom is at the end
+    (root / "truncated.mp4").write_bytes(whole[: len(whole) // 2])
+    add("truncated.mp4", False, None, "good mp4 cut in half (moov atom lost)")
+    (root / "random.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 20000, np.uint8).tobytes())
+    add("random.mp4", False, None, "20 kB of random bytes")
+    (root / "text.avi").write_text("this is not a video\n" * 50, encoding="utf-8")
+    add("text.avi", False, None, "a text file named .avi")
+    _audio_only(root / "audio_only.mp4")
+    add("audio_only.mp4", False, r"no video stream", "mp4 with only an AAC audio stream")
+    (root / "x.mp4").mkdir()
+    add("x.mp4", False, r"folder|directory", "a directory named x.mp4")
+    os.symlink("loop.mp4", root / "loop.mp4")
+    add("loop.mp4", False, r"link", "symlink loop loop.mp4 -> loop.mp4")
+
+    # -- odd but readable
+    _cv_write(root / "one_frame.avi", _frames(1, 64, 48), "MJPG")
+    add("one_frame.avi", True, what="one frame (MJPG avi)")
+    _cv_write(root / "large.avi", _frames(3, 4000, 3000), "MJPG")
+    add("large.avi", True, what="4000x3000, 3 frames, MJPG avi")
+    # OpenCV's mp4v writer refuses 2x1 (isOpened() is False); its MJPG avi writer accepts it.
+    _cv_write(root / "tiny_2x1.avi", _frames(5, 2, 1), "MJPG")
+    add("tiny_2x1.avi", True, what="width 2, height 1, 5 frames, MJPG avi")
+    gray = [np.tile(np.uint8(i * 20), (48, 64)) for i in range(10)]
+    _av_video(root / "gray.mkv", gray, codec="ffv1", pix_fmt="gray", fmt="gray")
+    add("gray.mkv", True, what="single-channel: PyAV ffv1, pix_fmt gray, 10 frames")
+    _cv_write(root / "gray_cv.avi", gray, "MJPG", color=False)
+    add("gray_cv.avi", True, what="grayscale: OpenCV isColor=False MJPG avi, 10 frames")
+    steps = [40, 200, 10, 500, 33] * 3
+    _av_video(root / "vfr.mp4", _frames(12, 64, 48), rate=25, pts=[sum(steps[:i]) for i in range(12)],
+              options={"bf": "0"})
+    add("vfr.mp4", True, what="variable frame rate: H.264, irregular pts (10..500 ms apart), 12 frames")
+    write_opencv(root / ODD_NAME, 12, "mp4v")
+    add(ODD_NAME, True, what="leading dash, spaces and unicode in the name")
+    mid = bytearray(write_opencv(root / "corrupt_middle.avi", 20, "MJPG").read_bytes())
+    m = len(mid) // 2
+    mid[m - 1500: m + 1500] = np.random.default_rng(1).integers(0, 256, 3000, np.uint8).tobytes()
+    (root / "corrupt_middle.avi").write_bytes(bytes(mid))
+    add("corrupt_middle.avi", True, what="MJPG avi, 3000 bytes in the middle overwritten (frames before decode)")
+    noise = np.random.default_rng(2).integers(0, 256, (20, 48, 64, 3), np.uint8)
+    full = _av_video(root.parent / "full_faststart.mp4", noise, options={"g": "5", "bf": "0"},
+                     container_options={"movflags": "faststart"})
+    fast = full.read_bytes()
+    full.unlink()
+    (root / "truncated_faststart.mp4").write_bytes(fast[: len(fast) // 2])
+    add("truncated_faststart.mp4", True, what="H.264 mp4 with moov first, cut in half (header says 20 frames)")
+    return {c.path: c for c in cases}
+
+
+# --------------------------------------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> tuple[Path, dict[str, Case]]:
+    root = tmp_path_factory.mktemp("bad") / "corpus"
+    return root, make_corpus(root)
+
+
+def run_pipeline(name: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("VIDRNN_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", f"pipelines.{name}", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """A tiny count and a tiny caption checkpoint, trained through the train pipeline on synthetic clips."""
+    root = tmp_path_factory.mktemp("train")
+    data = make_dataset(root / "data", num_videos=10, width=64, height=48, num_frames=8, fps=8.0)
+    found = {}
+    for task, annotations in (("count", data["counts"]), ("caption", data["captions"])):
+        run_dir = root / f"run_{task}"
+        res = run_pipeline("train", f"task={task}", f"data.video_dir={data['videos_dir']}",
+                           f"data.annotations={annotations}", "video.size=32", "video.num_frames=3",
+                           "encoder.layer=layer1", "trainer.max_epochs=1", "video.workers=0", "quiet=true",
+                           f"hydra.run.dir={run_dir}", f"data.cache_dir={root / 'cache'}")
+        assert res.returncode == 0, f"training {task} failed:\n{res.stdout}\n{res.stderr}"
+        found[task] = run_dir / "checkpoints" / "best.pt"
+        assert found[task].is_file()
+    return found
+
+
+@dataclass
+class Run:
+    name: str
+    res: subprocess.CompletedProcess
+    out: Path
+
+    def failed_lines(self) -> list[str]:
+        """stdout's ``  failed: <video>: <reason>`` lines."""
+        return [ln.strip() for ln in self.res.stdout.splitlines() if ln.strip().startswith("failed: ")]
+
+    def failed(self) -> dict[str, list[str]]:
+        """video -> reasons, from stdout's failed lines (a video listed twice has two reasons)."""
+        got: dict[str, list[str]] = {}
+        for ln in self.failed_lines():
+            video, reason = _split_failed(ln[len("failed: "):])
+            got.setdefault(video, []).append(reason)
+        return got
+
+
+def _split_failed(rest: str) -> tuple[str, str]:
+    """``<video>: <reason>`` -> (video, reason); the video may itself hold ': '."""
+    video, _, reason = rest.partition(": ")
+    return video, reason
+
+
+@pytest.fixture(scope="module")
+def extract_run(corpus, tmp_path_factory) -> Run:
+    root, _ = corpus
+    out = tmp_path_factory.mktemp("extract") / "out"
+    res = run_pipeline("extract", f"input_dir={root}", f"output_dir={out}", "video.size=64", "video.num_frames=4",
+                       "quiet=true")
+    return Run("extract", res, out)
+
+
+@pytest.fixture(scope="module")
+def count_run(corpus, checkpoints, tmp_path_factory) -> Run:
+    root, _ = corpus
+    out = tmp_path_factory.mktemp("count")
+    res = run_pipeline("count", f"input_dir={root}", f"checkpoint={checkpoints['count']}",
+                       f"output={out}/counts.csv", "quiet=true", f"hydra.run.dir={out}/hydra")
+    return Run("count", res, out)
+
+
+@pytest.fixture(scope="module")
+def caption_run(corpus, checkpoints, tmp_path_factory) -> Run:
+    root, _ = corpus
+    out = tmp_path_factory.mktemp("caption")
+    res = run_pipeline("caption", f"input_dir={root}", f"checkpoint={checkpoints['caption']}",
+                       f"output={out}/caps.json", "quiet=true", f"hydra.run.dir={out}/hydra")
+    return Run("caption", res, out)
+
+
+@pytest.fixture(params=["extract", "count", "caption"])
+def pipeline_run(request) -> Run:
+    return request.getfixturevalue(f"{request.param}_run")
+
+
+def _stem(path: str) -> str:
+    return Path(path).stem
+
+
+def _processed(run: Run) -> set[str]:
+    """Corpus paths (extract) or video ids (count, caption) in the pipeline's result file."""
+    if run.name == "extract":
+        manifest = run.out / "manifest.jsonl"
+        return {json.loads(ln)["video"] for ln in manifest.read_text(encoding="utf-8").splitlines()} \
+            if manifest.exists() else set()
+    if run.name == "count":
+        with open(run.out / "counts.csv", newline="", encoding="utf-8") as f:
+            return {r["video_id"] for r in csv.DictReader(f)}
+    return {r["video_id"] for r in json.loads((run.out / "caps.json").read_text(encoding="utf-8"))}
+
+
+def _key(run: Run, case: Case) -> str:
+    """How a processed video is named in ``run``'s result file (ids are stems; the corpus's are unique)."""
+    return case.path if run.name == "extract" else _stem(case.path)
+
+
+def _context(run: Run) -> str:
+    return f"\n--- {run.name} exit {run.res.returncode}\n--- stdout:\n{run.res.stdout[-4000:]}" \
+           f"\n--- stderr:\n{run.res.stderr[-4000:]}"
+
+
+# ------------------------------------------------------------------------------------------------ tests
+
+def test_corpus_is_what_it_claims(corpus):
+    """The generator itself: every entry exists as the kind of thing it claims to be."""
+    root, cases = corpus
+    assert sorted(list_videos(root)) == sorted(cases) and len(cases) == 18  # 2 good, 7 unreadable, 9 odd
+    assert (root / "empty.mp4").stat().st_size == 0 and (root / "x.mp4").is_dir()
+    assert (root / "loop.mp4").is_symlink() and not (root / "loop.mp4").exists()
+    assert (root / ODD_NAME).is_file()
+    with av.open(str(root / "audio_only.mp4")) as c:
+        assert len(c.streams.video) == 0 and len(c.streams.audio) == 1
+    with av.open(str(root / "gray.mkv")) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "gray"
+    with av.open(str(root / "vfr.mp4")) as c:
+        stream = c.streams.video[0]
+        gaps = np.diff([float(f.pts * f.time_base) for f in c.decode(stream)])
+        assert len(gaps) == 11 and gaps.max() > 10 * gaps.min()  # irregular timestamps
+    cap = cv2.VideoCapture(str(root / "large.avi"))
+    assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (4000, 3000)
+    cap.release()
+
+
+def test_no_traceback(pipeline_run):
+    """Never a traceback to the user, on stdout or stderr."""
+    run = pipeline_run
+    assert "Traceback" not in run.res.stdout and "Traceback" not in run.res.stderr, _context(run)
+
+
+def test_exit_status_says_some_videos_failed(pipeline_run):
+    """0 all done, 2 some videos failed, 1 the job stopped: with bad videos in the folder it is 2."""
+    run = pipeline_run
+    assert run.res.returncode == EXIT_SOME_FAILED, _context(run)
+
+
+def test_every_readable_video_is_processed(pipeline_run, corpus):
+    """The batch goes on past bad videos: every good or odd-but-readable video has a result."""
+    run = pipeline_run
+    _, cases = corpus
+    assert run.res.returncode in (0, EXIT_SOME_FAILED), _context(run)
+    processed = _processed(run)
+    missing = [c.path for c in cases.values() if c.ok and _key(run, c) not in processed]
+    assert not missing, f"{run.name}: readable videos without a result: {missing}" \
+                        f"\nfailed lines: {run.failed_lines()}" + _context(run)
+    bad_with_result = [c.path for c in cases.values() if not c.ok and _key(run, c) in processed]
+    assert not bad_with_result, f"{run.name}: unreadable inputs with a result: {bad_with_result}"
+
+
+def test_each_bad_video_is_reported_once_with_a_clear_one_line_reason(pipeline_run, corpus):
+    """stdout has exactly one ``failed: <file>: <reason>`` line per bad input and none for readable ones."""
+    run = pipeline_run
+    _, cases = corpus
+    failed = run.failed()
+    bad = {c.path for c in cases.values() if not c.ok}
+    assert set(failed) == bad, f"{run.name}: reported {sorted(failed)}, expected {sorted(bad)}" + _context(run)
+    for path, reasons in failed.items():
+        assert len(reasons) == 1, f"{run.name}: {path} reported {len(reasons)} times: {reasons}"
+        reason = reasons[0].strip()
+        assert reason and "\n" not in reason and len(reason) <= 300, f"{run.name}: {path}: {reason!r}"
+        assert not NOISE.search(reason), f"{run.name}: {path}: reason leaks native log text: {reason!r}"
+        case = cases[path]
+        if case.reason:
+            assert re.search(case.reason, reason, re.I), \
+                f"{run.name}: {path} ({case.what}): reason {reason!r} does not say /{case.reason}/"
+
+
+def test_extract_failures_file(extract_run, corpus):
+    """failures.jsonl: one JSON line per bad input (video, one-line reason), the same as stdout says."""
+    run = extract_run
+    _, cases = corpus
+    path = run.out / "failures.jsonl"
+    assert path.exists(), _context(run)
+    rows = [json.loads(ln) for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    videos = [r["video"] for r in rows]
+    assert sorted(videos) == sorted(c.path for c in cases.values() if not c.ok), rows
+    assert all(r["reason"] and "\n" not in r["reason"] for r in rows), rows
+    assert {r["video"]: r["reason"] for r in rows} == {v: rs[0] for v, rs in run.failed().items()}
+
+
+def test_extract_odd_videos_are_recorded_faithfully(extract_run, corpus):
+    """What the manifest says of the odd-but-readable videos, and their feature files."""
+    run = extract_run
+    root, _ = corpus
+    entries = {json.loads(ln)["video"]: json.loads(ln)
+               for ln in (run.out / "manifest.jsonl").read_text(encoding="utf-8").splitlines()}
+    for video, e in entries.items():
+        with np.load(run.out / e["feature_file"]) as z:
+            assert z["features"].shape[0] == 4 and np.isfinite(z["features"]).all(), video
+    assert (run.out / "features" / f"{ODD_NAME}.npz").is_file()
+    assert entries["one_frame.avi"]["frame_count"] == 1 and entries["one_frame.avi"]["frame_indices"] == [0] * 4
+    assert (entries["large.avi"]["width"], entries["large.avi"]["height"]) == (4000, 3000)
+    assert (entries["tiny_2x1.avi"]["width"], entries["tiny_2x1.avi"]["height"]) == (2, 1)
+    assert entries["vfr.mp4"]["frame_count"] == 12
+    assert entries["truncated_faststart.mp4"]["frame_count_source"] == "counted"
+    assert entries["truncated_faststart.mp4"]["frame_count"] < entries["truncated_faststart.mp4"]["header_frames"]
+    assert entries["corrupt_middle.avi"]["frame_count"] <= 20
+
+
+def test_count_values_are_sane(count_run):
+    run = count_run
+    assert (run.out / "counts.csv").exists(), _context(run)
+    with open(run.out / "counts.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(np.isfinite(float(r["count"])) and float(r["count"]) >= 0 for r in rows)
+
+
+def test_captions_are_sane(caption_run):
+    run = caption_run
+    assert (run.out / "caps.json").exists(), _context(run)
+    rows = json.loads((run.out / "caps.json").read_text(encoding="utf-8"))
+    assert rows and all(isinstance(r["caption"], str) and np.isfinite(r["score"]) for r in rows)

@@ -22,7 +22,7 @@ from .outputs import write_captions, write_csv, write_json, write_timed_captions
 from .tasks.captioning import describe
 from .tasks.counting import predict_counts
 from .text import Vocab
-from .video import Chunk, Restart, Sampling, VideoError, stream_video
+from .video import Chunk, Restart, Sampling, failure_reason, stream_video
 
 log = logging.getLogger("vidrnn.predict")
 
@@ -186,9 +186,10 @@ def _hog_counts(input_dir, sampling, hog_counter, summary, *, backend, extension
                 else:
                     plan = np.asarray(item.frame_indices)
                     yield video_ids(files)[f], np.vectorize(counts.get)(plan).astype(np.float32), item
-        except VideoError as e:
-            summary.failed[f] = str(e)
-            log.warning("FAILED %s: %s", f, e)
+        except Exception as e:  # a decoder failing in an unforeseen way must not end the batch
+            reason = failure_reason(e)
+            summary.failed[f] = reason
+            log.warning("FAILED %s: %s", f, reason)
 
 
 def _write_counts(output: str, results: dict, sampling: Sampling, *, labels: str | None, plots: bool) -> dict | None:

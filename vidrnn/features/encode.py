@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..models.encoder import FrameEncoder
-from ..video import Chunk, Restart, Sampling, VideoError, VideoMeta, arrange, stream_video
+from ..video import Chunk, Restart, Sampling, VideoMeta, arrange, failure_reason, stream_video
 
 
 @dataclass
@@ -50,10 +50,8 @@ class _VideoStreams(IterableDataset):
                         yield "restart", key
                     else:
                         yield "meta", key, item
-            except VideoError as e:
-                yield "error", key, str(e)
             except Exception as e:  # a decoder failing in an unforeseen way must not end the batch
-                yield "error", key, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+                yield "error", key, failure_reason(e)
 
 
 def _init_worker(_):

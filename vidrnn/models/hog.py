@@ -47,6 +47,10 @@ class HogPeopleCounter:
         if self.upscale != 1.0:
             size = (round(width * self.upscale), round(height * self.upscale))
             image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+        win_w, win_h = self._hog.winSize  # OpenCV's detectMultiScale crashes (SIGSEGV, heap corruption) on
+        if image.shape[0] < win_h or image.shape[1] < win_w:  # images smaller than its window: pad them
+            image = cv2.copyMakeBorder(image, 0, max(win_h - image.shape[0], 0), 0,
+                                       max(win_w - image.shape[1], 0), cv2.BORDER_CONSTANT)
         boxes, weights = self._hog.detectMultiScale(
             image, hitThreshold=self.hit_threshold, winStride=self.win_stride, padding=self.padding,
             scale=self.scale, groupThreshold=0)

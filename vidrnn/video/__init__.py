@@ -1,7 +1,8 @@
 """Video decoding (one frame-exact reader interface) and frame sampling."""
-from .reader import BACKENDS, VideoError, VideoInfo, VideoReader, count_remaining, open_video, read_frames
+from .reader import (BACKENDS, VideoError, VideoInfo, VideoReader, count_remaining, failure_reason, open_video,
+                     read_frames)
 from .sampling import MODES, Sampling
 from .stream import Chunk, Restart, VideoMeta, arrange, read_sampled, stream_video
 
 __all__ = ["BACKENDS", "MODES", "Chunk", "Restart", "Sampling", "VideoError", "VideoInfo", "VideoMeta",
-           "VideoReader", "arrange", "count_remaining", "open_video", "read_frames", "read_sampled", "stream_video"]
+           "VideoReader", "arrange", "failure_reason", "count_remaining", "open_video", "read_frames", "read_sampled", "stream_video"]

@@ -7,7 +7,10 @@ converted), which is what makes sparse sampling cheap.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -20,6 +23,15 @@ ACCESS = "sequential"  # the only access path: recorded in manifests
 
 class VideoError(Exception):
     """A video that cannot be read; the message is one line naming the reason."""
+
+
+def failure_reason(error: Exception) -> str:
+    """One line for a video that failed: a VideoError's reason, or the type and first line of an
+    unforeseen error (a decoder failing in a new way must not end a batch)."""
+    if isinstance(error, VideoError):
+        return str(error)
+    first = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {first}"[:300]
 
 
 @dataclass(frozen=True)
@@ -110,10 +122,15 @@ class DecordReader(VideoReader):
             import decord
         except ImportError as e:
             raise VideoError("decord is not installed") from e
+        decord.logging.set_level(decord.logging.QUIET)  # FFmpeg's av_log inside decord
         try:
-            self._vr = decord.VideoReader(self.path, num_threads=1)
+            with _stderr_silenced():  # dmlc's LOG(ERROR) lines ("[hh:mm:ss] video_reader.cc:83: ERROR opening")
+                self._vr = decord.VideoReader(self.path, num_threads=1)
         except Exception as e:  # decord raises DECORDError and RuntimeError alike
-            reason = str(e).splitlines()[0].replace(self.path, "").strip(" .:") if str(e) else type(e).__name__
+            text = str(e).splitlines()[0] if str(e) else type(e).__name__
+            if "cannot find video stream" in text:
+                raise VideoError("no video stream") from e
+            reason = _DMLC_PREFIX.sub("", text).replace(self.path, "").strip(" .:")
             raise VideoError(f"decord cannot open it ({reason[:120]})") from e
         height, width = self._vr[0].shape[:2] if len(self._vr) else (0, 0)
         if width <= 0:
@@ -135,6 +152,24 @@ class DecordReader(VideoReader):
 
     def close(self) -> None:
         self._vr = None
+
+
+_DMLC_PREFIX = re.compile(r"^\[\d\d:\d\d:\d\d\] \S+:\d+: (Check failed: .*?\) )?(ERROR )?")
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    """Point file descriptor 2 at /dev/null for the duration (native libraries write to it directly)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 _READERS = {"opencv": OpenCVReader, "decord": DecordReader}
@@ -161,6 +196,8 @@ def open_video(path: str | os.PathLike, backend: str = "auto") -> VideoReader:
             return _READERS[name](path)
         except VideoError as e:
             reasons.append(str(e))
+    if "no video stream" in reasons:
+        raise VideoError("no video stream")
     raise VideoError("; ".join(dict.fromkeys(reasons)))
 
 

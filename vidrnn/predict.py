@@ -243,7 +243,7 @@ def _plot_timeline(path: Path, vid: str, meta, frames: np.ndarray, truth: np.nda
     if truth is not None and meta.fps:
         ax.plot(np.arange(len(truth)) / meta.fps, truth, color="0.6", lw=1.5, label="ground truth")
     ax.plot(times[order], counts[order], marker=".", lw=1, label="predicted")
-    ax.set(xlabel="time (s)", ylabel="people", title=vid, ylim=(0, max(1.0, counts.max(initial=0) * 1.2,
+    ax.set(xlabel="time (s)", ylabel="people", title=vid, ylim=(-0.3, max(1.0, counts.max(initial=0) * 1.2,
                                                                          np.nanmax(truth, initial=0) * 1.2 if truth is not None else 0)))
     ax.legend(loc="upper right")
     ax.grid(alpha=0.3)

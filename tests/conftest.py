@@ -1,7 +1,10 @@
 """Fixtures: small real video files whose frames are known, written with OpenCV and PyAV."""
 from __future__ import annotations
 
+import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -9,6 +12,15 @@ import numpy as np
 import pytest
 
 STEP = 8  # frame i has red level STEP * i in its left half
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_pipeline(name: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run ``python -m pipelines.<name> args...`` from the repository root, as a user would."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("VIDRNN_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", f"pipelines.{name}", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def indexed_frame(i: int, width: int = 64, height: int = 48) -> np.ndarray:

@@ -15,21 +15,19 @@ import json
 import os
 import re
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from conftest import write_opencv
+from conftest import run_pipeline, write_opencv
 
 from vidrnn.files import list_videos
 from vidrnn.synth import make_dataset
 
 av = pytest.importorskip("av")
 
-ROOT = Path(__file__).resolve().parents[1]
 EXIT_SOME_FAILED = 2
 ODD_NAME = "-rf clip é.mp4"
 # Native library chatter that must not end up as a user-facing reason (decord/OpenCV log prefixes and
@@ -182,13 +180,6 @@ def make_corpus(root: Path, *, large: bool = True) -> dict[str, Case]:
 def corpus(tmp_path_factory) -> tuple[Path, dict[str, Case]]:
     root = tmp_path_factory.mktemp("bad") / "corpus"
     return root, make_corpus(root)
-
-
-def run_pipeline(name: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("VIDRNN_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", f"pipelines.{name}", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,11 @@
 import json
 import os
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_pipeline
 
 from vidrnn.checkpoint import CheckpointError, load_checkpoint
 from vidrnn.models.captioner import Captioner, build_captioner
@@ -18,7 +17,6 @@ from vidrnn.train.loop import TrainConfig
 from vidrnn.train.run import DataConfig, ExtractConfig, ModelConfig, train_model
 from vidrnn.video import Sampling
 
-ROOT = Path(__file__).resolve().parents[1]
 ENCODER = {"name": "resnet18", "weights": None, "layer": "layer3", "pooling": "grid", "grid": 2}
 
 
@@ -103,12 +101,6 @@ def test_training_resumes_from_last_checkpoint(trained, tmp_path):
     second = train_model("caption", *args, TrainConfig(max_epochs=4, patience=0), out_dir=str(tmp_path))
     assert [r["epoch"] for r in second["history"]] == [1, 2, 3, 4]
     assert second["history"][:2] == first["history"]
-
-
-def run_pipeline(name, *args):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", f"pipelines.{name}", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
 
 
 def test_caption_pipeline_formats_parse_back(trained, tmp_path):

@@ -1,14 +1,11 @@
 """Counting: the recurrent counter, training a tiny model, the count pipeline and its files, HOG."""
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import run_pipeline
 
 from vidrnn.models.counter import RecurrentCounter
 from vidrnn.outputs import read_csv_rows
@@ -17,7 +14,6 @@ from vidrnn.train.loop import TrainConfig
 from vidrnn.train.run import DataConfig, ExtractConfig, ModelConfig, train_model
 from vidrnn.video import Sampling
 
-ROOT = Path(__file__).resolve().parents[1]
 ENCODER = {"name": "resnet18", "weights": None, "layer": "layer2", "pooling": "grid", "grid": 4}
 
 
@@ -48,12 +44,6 @@ def trained(tmp_path_factory):
                          extract, model, TrainConfig(max_epochs=25, lr=3e-3, patience=0), out_dir=str(root / "run"),
                          batch_size=16)
     return root, data, result
-
-
-def run_pipeline(name, *args):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", f"pipelines.{name}", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
 
 
 def test_tiny_counter_learns_better_than_the_mean(trained):

@@ -1,25 +1,19 @@
 """The demo end to end at its smallest size: every promised file exists and parses."""
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import cv2
+from conftest import run_pipeline
 
 from vidrnn.checkpoint import load_checkpoint
 from vidrnn.data import load_captions, load_count_labels
 from vidrnn.features import load_features
 from vidrnn.outputs import read_captions, read_csv_rows, read_timed_captions
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_demo_writes_every_promised_file(tmp_path):
     out = tmp_path / "demo"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    res = subprocess.run([sys.executable, "-m", "pipelines.demo", f"output_dir={out}", "demo.size=tiny", "quiet=true"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    res = run_pipeline("demo", f"output_dir={out}", "demo.size=tiny", "quiet=true")
     assert res.returncode == 0, res.stderr
     assert "held-out captions" in res.stdout and "BLEU-4" in res.stdout and "training mean" in res.stdout
     refs = load_captions(out / "data/captions.json")

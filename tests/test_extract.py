@@ -1,20 +1,16 @@
 """The extract job end to end: per-video files, manifest, failures, reruns, shards, the CLI."""
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import make_index_lie, write_opencv
+from conftest import make_index_lie, run_pipeline, write_opencv
 
 from vidrnn.features import extract_folder, load_features, storage_dtype
 from vidrnn.models import FrameEncoder
 from vidrnn.video import Sampling, open_video, read_frames
 
-ROOT = Path(__file__).resolve().parents[1]
 SPEC = {"name": "resnet18", "weights": None, "layer": None, "pooling": "avg", "grid": 2}
 GOOD = ["a/clip.mp4", "b/clip.mp4", "b/deep/lying.avi", "c.avi"]
 BAD = ["a/folder.mp4", "corrupt.mp4"]
@@ -132,28 +128,22 @@ def test_float16_storage_falls_back_where_values_do_not_fit():
     assert storage_dtype(np.array([1.0]), "float32") == np.float32
 
 
-def cli(*args, cwd=ROOT):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "pipelines.extract", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
-
-
 def test_cli_exit_status_and_one_line_errors(folder, tmp_path):
     out = tmp_path / "out"
     common = [f"input_dir={folder}", f"output_dir={out}", "video.size=64", "video.num_frames=4",
               "video.workers=1", "quiet=true"]
-    res = cli(*common)
+    res = run_pipeline("extract", *common)
     assert res.returncode == 2, res.stderr
     assert "4 extracted, 0 already done, 2 failed" in res.stdout and "failed: corrupt.mp4" in res.stdout
     assert "Traceback" not in res.stderr + res.stdout
     (folder / "corrupt.mp4").unlink()
     (folder / "a/folder.mp4").rmdir()
-    res = cli(*common)
+    res = run_pipeline("extract", *common)
     assert res.returncode == 0 and "0 extracted, 4 already done, 0 failed" in res.stdout
     for bad, message in [(f"input_dir={tmp_path}/missing", "input folder does not exist"),
                          ("encoder.name=nonet", "unknown encoder 'nonet'"),
                          ("video.sampling=random", "sampling mode")]:
-        res = cli(*common, bad)
+        res = run_pipeline("extract", *common, bad)
         assert res.returncode == 1 and res.stderr.strip().splitlines() == [f"error: {res.stderr.strip()[7:]}"]
         assert message in res.stderr and "Traceback" not in res.stderr
 

@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import run_pipeline
 
 from vidrnn.sweeps import clear_error, finished_result, record_error, summarize_sweep
 from vidrnn.synth import make_dataset
@@ -76,12 +74,6 @@ def test_a_failed_run_keeps_its_error_until_it_is_tried_again(tmp_path):
 def test_summary_of_an_empty_dir_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="no runs"):
         summarize_sweep(tmp_path)
-
-
-def run_pipeline(name, *args):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", f"pipelines.{name}", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
 
 
 def test_multirun_writes_a_summary_and_a_rerun_skips_finished_runs(tmp_path):

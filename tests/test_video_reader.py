@@ -1,4 +1,6 @@
 """Decoding is frame-exact on every backend, including B-frames and an AVI whose index lies."""
+from fractions import Fraction
+
 import cv2
 import numpy as np
 import pytest
@@ -94,3 +96,29 @@ def test_missing_file_and_directory(tmp_path):
     (tmp_path / "loop.mp4").symlink_to(tmp_path / "loop.mp4")
     with pytest.raises(VideoError, match="looping symbolic link"):
         open_video(tmp_path / "loop.mp4")
+
+
+def test_timestamps_come_from_the_decoder(tmp_path, known_videos):
+    """Variable frame rate: sampled frames carry their own presentation times, not index / mean fps;
+    B-frames (decoded out of order) still get increasing times."""
+    av = pytest.importorskip("av")
+    path = tmp_path / "vfr.mp4"
+    times = [0.0, 0.04, 0.5, 0.54, 1.5, 1.54, 1.58, 2.5]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.time_base = Fraction(1, 1000)
+        for i, t in enumerate(times):
+            frame = av.VideoFrame.from_ndarray(indexed_frame(i), format="rgb24")
+            frame.pts, frame.time_base = round(t * 1000), Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    with av.open(str(path)) as container:
+        written = [float(f.time) for f in container.decode(video=0)]  # as the encoder stored them
+    assert written == pytest.approx(times, abs=0.03)  # irregular: far from i / mean rate
+    for backend in BACKENDS:
+        meta = list(stream_video(str(path), Sampling(mode="fps", fps=100.0), size=16, backend=backend))[-1]
+        assert meta.frame_indices == list(range(8))
+        assert meta.timestamps == pytest.approx(written, abs=1e-3)
+    meta = list(stream_video(str(known_videos["bframes"][0]), Sampling(mode="fps", fps=25.0), size=16))[-1]
+    assert meta.timestamps == pytest.approx([i / 25 for i in range(29)], abs=1e-3)

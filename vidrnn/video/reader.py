@@ -54,6 +54,7 @@ class VideoReader:
     def __init__(self, path: str):
         self.path = path
         self.frames_seen = 0  # frames decoded so far by read_frames/count_remaining
+        self.pts: list[float] = []  # the decoder's timestamp (s) of every grabbed frame, in decode order
         self.info = self._open()
 
     def _open(self) -> VideoInfo:
@@ -69,6 +70,14 @@ class VideoReader:
 
     def close(self) -> None:
         pass
+
+    def presentation_times(self) -> list[float] | None:
+        """Timestamps (s) of the frames grabbed so far in presentation order (the sorted decode-order
+        timestamps: B-frames come out of order), or None where the container gives no usable ones."""
+        times = sorted(self.pts)
+        if len(times) < 2 or not all(b > a for a, b in zip(times, times[1:])):
+            return None
+        return times
 
     def __enter__(self) -> VideoReader:
         return self
@@ -98,7 +107,10 @@ class OpenCVReader(VideoReader):
                          max(int(get(cv2.CAP_PROP_FRAME_COUNT)), 0))
 
     def grab(self) -> bool:
-        return bool(self._cap.grab())
+        if not self._cap.grab():
+            return False
+        self.pts.append(self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
+        return True
 
     def retrieve(self, size: int | None = None) -> np.ndarray:
         ok, frame = self._cap.retrieve()
@@ -145,6 +157,7 @@ class DecordReader(VideoReader):
             self._frame = self._vr.next()
         except StopIteration:
             return False
+        self.pts.append(float(self._vr.get_frame_timestamp(len(self.pts))[0]))
         return True
 
     def retrieve(self, size: int | None = None) -> np.ndarray:

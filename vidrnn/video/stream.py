@@ -75,12 +75,18 @@ def stream_video(path: str, sampling: Sampling, *, size: int | None, backend: st
                 reader.close()
                 reader = open_video(path, info.backend)
                 yield from _chunks(reader, new_plan, size, chunk)
+                count_remaining(reader)
             total, source, plan = counted, "counted", new_plan
+        times = reader.presentation_times()
     finally:
         reader.close()
     fps = info.fps if info.fps > 0 else 0.0
+    if times is not None and len(times) == total:  # the decoder's own timestamps: right for variable rates
+        stamps = (np.asarray(times) - times[0])[plan]
+    else:
+        stamps = plan / fps if fps else np.zeros(plan.shape)
     yield VideoMeta(info.backend, ACCESS, info.width, info.height, fps, total, info.header_frames, source,
-                    plan.tolist(), (plan / fps).round(4).tolist() if fps else [])
+                    plan.tolist(), stamps.round(4).tolist())
 
 
 def read_sampled(path: str, sampling: Sampling, *, size: int | None, backend: str = "auto"

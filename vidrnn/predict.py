@@ -22,7 +22,7 @@ from .outputs import write_captions, write_csv, write_json, write_timed_captions
 from .tasks.captioning import describe
 from .tasks.counting import predict_counts
 from .text import Vocab
-from .video import Chunk, Restart, Sampling, failure_reason, stream_video
+from .video import Chunk, Restart, Sampling, arrange, failure_reason, stream_video
 
 log = logging.getLogger("vidrnn.predict")
 
@@ -50,14 +50,19 @@ def _frame_encoder(ckpt: dict, model) -> FrameEncoder:
     return model.features.encoder if ckpt.get("encoder_trained") else FrameEncoder(**ckpt["encoder"])
 
 
+def _videos_in(input_dir: str, extensions, shard) -> tuple[list[str], dict[str, str]]:
+    """This shard's video files under ``input_dir`` and their ids; none at all is an error."""
+    files = select_shard(list_videos(input_dir, extensions), *shard)
+    if not files:
+        raise FileNotFoundError(f"{input_dir}: no video files ({', '.join(extensions)})")
+    return files, video_ids(files)
+
+
 def _encode_folder(input_dir: str, ckpt: dict, model, sampling: Sampling, summary: PredictSummary, *, backend: str,
                    workers: int, batch_size: int, device: torch.device, extensions, shard, progress: bool
                    ) -> Iterator[tuple[str, Encoded]]:
     """(video id, features) of every readable video; failures go into ``summary``."""
-    files = select_shard(list_videos(input_dir, extensions), *shard)
-    if not files:
-        raise FileNotFoundError(f"{input_dir}: no video files ({', '.join(extensions)})")
-    ids = video_ids(files)
+    files, ids = _videos_in(input_dir, extensions, shard)
     encoder = _frame_encoder(ckpt, model)
     bar = tqdm(total=len(files), unit="video", disable=not progress, dynamic_ncols=True)
     for res in encode_videos([(f, str(Path(input_dir, f))) for f in files], encoder, sampling, size=ckpt["size"],
@@ -174,18 +179,18 @@ def count_folder(input_dir: str, output: str, *, checkpoint: str | None = None, 
 
 def _hog_counts(input_dir, sampling, hog_counter, summary, *, backend, extensions, shard, progress):
     """(video id, per-frame HOG counts shaped like the sampling plan, meta) of every readable video."""
-    files = select_shard(list_videos(input_dir, extensions), *shard)
+    files, ids = _videos_in(input_dir, extensions, shard)
     for f in tqdm(files, unit="video", disable=not progress, dynamic_ncols=True):
-        counts = {}
+        indices, counts = [], []  # full-size frames are counted chunk by chunk, never all held at once
         try:
             for item in stream_video(str(Path(input_dir, f)), sampling, size=None, backend=backend):
                 if isinstance(item, Restart):
-                    counts.clear()
+                    indices, counts = [], []
                 elif isinstance(item, Chunk):
-                    counts.update(zip(item.indices.tolist(), hog_counter.count_frames(item.frames)))
+                    indices.append(item.indices)
+                    counts.append(hog_counter.count_frames(item.frames))
                 else:
-                    plan = np.asarray(item.frame_indices)
-                    yield video_ids(files)[f], np.vectorize(counts.get)(plan).astype(np.float32), item
+                    yield ids[f], arrange(np.concatenate(indices), np.concatenate(counts), item.frame_indices), item
         except Exception as e:  # a decoder failing in an unforeseen way must not end the batch
             reason = failure_reason(e)
             summary.failed[f] = reason

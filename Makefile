@@ -14,7 +14,19 @@ demo: install
 	$(PY) -m pipelines.demo $(ARGS)
 
 test: install
+	@# the report test opens report.html in headless Chromium: install Debian's chromium where we may (as root,
+	@# with apt-get; best effort: without it that test is skipped)
+	@if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		echo "installing chromium for the report test"; \
+		apt-get install -y chromium >/dev/null 2>&1 || (apt-get update -qq >/dev/null 2>&1 && \
+			apt-get install -y chromium >/dev/null 2>&1) || echo "could not install chromium: its test will be skipped"; \
+	fi
 	$(PY) -m pytest -q $(ARGS)
 
+# make bench: every speed benchmark, printing its numbers (bench/RESULTS.md); ARGS=--quick for a smoke run
 bench: install
 	$(PY) bench/extract.py $(ARGS)
+	$(PY) bench/decode_backends.py $(ARGS)
+	$(PY) bench/train_throughput.py $(ARGS)
+	$(PY) bench/inference.py $(ARGS)
+	$(PY) bench/decode.py $(ARGS)

@@ -1,23 +1,31 @@
 """Caption every video in a folder with a trained checkpoint: JSON, CSV, or timed SRT/VTT."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
 from pipelines.common import report, run_app
 from vidrnn.device import resolve_device
 from vidrnn.files import shard_from_env
+from vidrnn.pictures import Pictures
 from vidrnn.predict import caption_folder
+from vidrnn.report import write_report
 
 
 def caption(cfg: DictConfig) -> int:
     d = cfg.decode
+    pictures = Pictures(Path(cfg.output).parent, sheets=cfg.sheets, render=cfg.render, references=cfg.references,
+                        backend=cfg.video.backend, progress=not cfg.quiet)
     summary = caption_folder(
         cfg.input_dir, cfg.checkpoint, cfg.output, beam=d.beam, max_len=d.max_len, length_penalty=d.length_penalty,
         n_best=d.n_best, decode_batch=d.batch, window_s=cfg.window.window_s, stride_s=cfg.window.stride_s,
         backend=cfg.video.backend, workers=cfg.video.workers, batch_size=cfg.batch_size,
         device=resolve_device(cfg.device), extensions=list(cfg.extensions),
-        shard=shard_from_env(cfg.shard.index, cfg.shard.count), progress=not cfg.quiet)
+        shard=shard_from_env(cfg.shard.index, cfg.shard.count), progress=not cfg.quiet, pictures=pictures)
+    if cfg.report:
+        print(f"caption: report {write_report(pictures.dir, title=f'captions of {cfg.input_dir}')}")
     return report("caption", summary, cfg.output)
 
 

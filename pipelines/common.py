@@ -1,20 +1,31 @@
 """What the pipelines share: building library objects from config, and one-line errors."""
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from vidrnn.models import FrameEncoder
+from vidrnn.schemas import validate  # (importing it registers the apps' schemas)
 from vidrnn.sweeps import clear_error, one_line, record_error
 from vidrnn.video import Sampling
 
 EXIT_OK, EXIT_ERROR, EXIT_SOME_FAILED = 0, 1, 2
+_FILE_SYSTEM = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                errno.EFBIG: "file too large (the file size limit was reached)", errno.EROFS: "read-only file system",
+                errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+                errno.ENOTDIR: "not a folder (part of the path is a file)"}
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+MIN_FREE_BYTES = 1 << 20  # a run dir on a disk with less free space is refused before Hydra writes to it
 
 
 def sampling_from(video: DictConfig) -> Sampling:
@@ -33,22 +44,54 @@ def encoder_from(encoder: DictConfig) -> tuple[FrameEncoder, dict]:
     return FrameEncoder(**spec), spec
 
 
+def error_line(error: BaseException) -> str:
+    """The one line a user sees for an error that stopped a job: a file-system error names the path and
+    says what is wrong in words."""
+    if isinstance(error, OSError) and error.errno in _FILE_SYSTEM and error.filename:
+        full = "; what was finished is kept: make room and run the same command again" if error.errno in _FULL else ""
+        return f"{error.filename}: {_FILE_SYSTEM[error.errno]}{full}"
+    return one_line(error)
+
+
+class RunDirCheck(Callback):
+    """Makes Hydra's run (or sweep) dir before Hydra writes into it, so a folder that cannot be made, or a
+    full disk, is a one-line error and status 1 rather than Hydra's traceback (named in each pipeline's
+    ``hydra.callbacks``)."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        _make_dir(config.hydra.run.dir)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        _make_dir(config.hydra.sweep.dir)
+
+
+def _make_dir(path: str) -> None:
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        if shutil.disk_usage(path).free < MIN_FREE_BYTES:
+            raise OSError(errno.ENOSPC, "no space left", path)
+    except OSError as e:
+        print(f"error: {error_line(e)}", file=sys.stderr)
+        sys.exit(EXIT_ERROR)
+
+
 def run_app(job: Callable[[DictConfig], int], cfg: DictConfig) -> None:
     """Run ``job(cfg)`` and exit with its status; any error becomes one line on stderr and status 1
     (set VIDRNN_DEBUG=1 for the traceback). In a Hydra multirun it never exits (that would end the
     sweep): a failed job's error goes to its run dir's error.txt and is raised, so Hydra records the
     failure and runs the other jobs."""
     logging.getLogger("vidrnn").setLevel(logging.INFO)
+    logging.raiseExceptions = False  # a log file on a full disk must not print tracebacks
     run_dir = HydraConfig.get().runtime.output_dir if HydraConfig.get().mode == RunMode.MULTIRUN else None
     if run_dir:
         clear_error(run_dir)
     try:
-        OmegaConf.to_container(cfg, throw_on_missing=True)
+        validate(cfg)
         code = job(cfg)
     except (Exception, KeyboardInterrupt) as e:
         interrupted = isinstance(e, KeyboardInterrupt)
         print("interrupted: what was finished is kept; run the same command again to go on" if interrupted
-              else f"error: {one_line(e)}", file=sys.stderr)
+              else f"error: {error_line(e)}", file=sys.stderr)
         if run_dir:
             record_error(run_dir, e)
         if run_dir or os.environ.get("VIDRNN_DEBUG"):
@@ -60,7 +103,8 @@ def run_app(job: Callable[[DictConfig], int], cfg: DictConfig) -> None:
 
 def report(name: str, summary, output: str) -> int:
     """Print what a prediction pipeline did; the exit status says whether any video failed."""
-    print(f"{name}: {len(summary.done)} videos done, {len(summary.failed)} failed -> {output}")
+    print(f"{name}: {len(summary.done)} videos done, {summary.skipped} already done, {len(summary.failed)} failed "
+          f"-> {output}")
     for video, reason in summary.failed.items():
         print(f"  failed: {video}: {reason}")
     return EXIT_SOME_FAILED if summary.failed else EXIT_OK

@@ -25,7 +25,11 @@ demo ({cfg.demo.size}): {s['videos']} synthetic videos {s['splits']}, finished i
       {out}/features/             one feature file per video + manifest.jsonl
       {out}/caption_run/, {out}/count_run/   checkpoints/best.pt, metrics.json, curves.png
       {out}/captions.json         a caption per video; {out}/captions.srt: timed captions of one video
-      {out}/counts.csv            a count per video; counts_plots/: timelines; counts_metrics.json""")
+      {out}/counts.csv            a count per video; counts_plots/: timelines; counts_metrics.json
+      {out}/sheets/, {out}/rendered/   contact sheets and annotated videos of the held-out videos
+  report (open it in a browser): {s['report']}""")
+    for video, reason in s["pictures_failed"].items():
+        print(f"  pictures failed: {video}: {reason}")
     return EXIT_OK
 
 

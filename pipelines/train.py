@@ -41,8 +41,12 @@ def train(cfg: DictConfig) -> int:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def main(cfg: DictConfig) -> float:
+    """Returns (in a multirun: run_app exits otherwise) the run's best validation value of the monitored
+    metric, CIDEr-D or MAE: what the Optuna sweeper of conf/hparams_search/ optimises."""
     run_app(train, cfg)
+    metrics = finished_result(HydraConfig.get().runtime.output_dir, cfg.trainer.max_epochs)
+    return metrics["best"][metrics["monitor"]]
 
 
 if __name__ == "__main__":

@@ -15,11 +15,16 @@ STEP = 8  # frame i has red level STEP * i in its left half
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_pipeline(name: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run ``python -m pipelines.<name> args...`` from the repository root, as a user would."""
+def pipeline_env() -> dict[str, str]:
+    """The environment a pipeline runs in here: this checkout importable, tracebacks off as for users."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("VIDRNN_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", f"pipelines.{name}", *args], cwd=ROOT, env=env,
+    return env
+
+
+def run_pipeline(name: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run ``python -m pipelines.<name> args...`` from the repository root, as a user would."""
+    return subprocess.run([sys.executable, "-m", f"pipelines.{name}", *args], cwd=ROOT, env=pipeline_env(),
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 

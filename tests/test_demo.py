@@ -2,13 +2,14 @@
 import json
 
 import cv2
+from browser import images_loaded
 from conftest import run_pipeline
 
 from vidrnn.checkpoint import load_checkpoint
 from vidrnn.data import load_captions, load_count_labels
 from vidrnn.features import load_features
 from vidrnn.outputs import read_captions, read_csv_rows, read_timed_captions
-
+from vidrnn.pictures import load_notes
 
 
 def test_demo_writes_every_promised_file(tmp_path):
@@ -29,3 +30,23 @@ def test_demo_writes_every_promised_file(tmp_path):
     assert len(read_csv_rows(out / "counts.csv")) == 24
     assert json.loads((out / "counts_metrics.json").read_text())["frames"]["MAE"] >= 0
     assert len(list((out / "counts_plots").glob("*.png"))) == 24
+    scores = json.loads((out / "demo_metrics.json").read_text())
+    assert f"BLEU-4 {scores['BLEU-4']:.3f}" in res.stdout and scores["test_videos"] == 4
+    # pictures and the report, of the held-out videos
+    held_out = sorted(v for v, split in refs.splits.items() if split == "test")
+    notes = load_notes(out)
+    assert set(notes) == set(refs.captions) and all("caption" in n and "count" in n for n in notes.values())
+    assert all(notes[v]["references"] == refs.captions[v] and "true_count" in notes[v] for v in held_out)
+    assert len(notes[held_out[0]]["segments"]) == 4  # the clip with timed captions
+    assert sorted(p.stem for p in (out / "sheets").iterdir()) == held_out
+    assert sorted(p.stem for p in (out / "rendered").iterdir()) == held_out
+    for vid in held_out:
+        sheet = cv2.imread(str(out / "sheets" / f"{vid}.png"))
+        assert sheet is not None and sheet.shape[1] == 996 and sheet.shape[0] > 500  # 3 x 2 tiles 320 wide, text
+        video = cv2.VideoCapture(str(out / "rendered" / f"{vid}.mp4"))
+        assert (video.get(cv2.CAP_PROP_FRAME_WIDTH), video.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (480, 360)
+        assert video.get(cv2.CAP_PROP_FRAME_COUNT) == 48 and video.read()[0]
+        video.release()
+    assert f"report (open it in a browser): {out / 'report.html'}" in res.stdout
+    # a contact sheet and a count timeline per held-out video, and the two training curves
+    assert images_loaded(out / "report.html") == (2 * len(held_out) + 2, [])

@@ -1,5 +1,8 @@
 """The frame encoder: torchvision backbones by name, poolings, layers and weights files."""
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -84,3 +87,20 @@ def test_pickled_code_in_a_weights_file_is_refused(tmp_path):
     path.write_bytes(pickle.dumps({"state_dict": _Boom()}))
     with pytest.raises(EncoderError, match="not a plain state_dict"):
         FrameEncoder("resnet18", weights=str(path))
+
+
+def test_random_weights_are_the_same_in_every_process(tmp_path):
+    """A model trained on random-encoder features must meet the same encoder when it is applied later,
+    in another process; building one leaves the caller's random stream alone."""
+    frames = torch.arange(2 * 32 * 32 * 3, dtype=torch.int64).remainder(251).to(torch.uint8).view(2, 32, 32, 3)
+    torch.manual_seed(123)
+    expected_next = torch.rand(1)
+    torch.manual_seed(123)
+    here = FrameEncoder("resnet18", layer="layer1")(frames)
+    assert torch.equal(torch.rand(1), expected_next)
+    code = ("import sys, torch; from vidrnn.models.encoder import FrameEncoder; torch.manual_seed(7); "
+            "f = torch.arange(2*32*32*3).remainder(251).to(torch.uint8).view(2, 32, 32, 3); "
+            "torch.save(FrameEncoder('resnet18', layer='layer1')(f), sys.argv[1])")
+    out = tmp_path / "feats.pt"
+    subprocess.run([sys.executable, "-c", code, str(out)], check=True, cwd=Path(__file__).parents[1])
+    assert torch.equal(torch.load(out, weights_only=True), here)

@@ -142,7 +142,7 @@ def test_cli_exit_status_and_one_line_errors(folder, tmp_path):
     assert res.returncode == 0 and "0 extracted, 4 already done, 0 failed" in res.stdout
     for bad, message in [(f"input_dir={tmp_path}/missing", "input folder does not exist"),
                          ("encoder.name=nonet", "unknown encoder 'nonet'"),
-                         ("video.sampling=random", "sampling mode")]:
+                         ("video.sampling=random", "video.sampling must be one of")]:
         res = run_pipeline("extract", *common, bad)
         assert res.returncode == 1 and res.stderr.strip().splitlines() == [f"error: {res.stderr.strip()[7:]}"]
         assert message in res.stderr and "Traceback" not in res.stderr

@@ -113,6 +113,8 @@ def test_launcher_configs_compose(launcher, target):
                         else "hydra_plugins.hydra_joblib_launcher")
     from hydra import compose, initialize_config_dir
 
+    import vidrnn.schemas  # noqa: F401  (registers the config schemas the app configs name)
+
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
     assert cfg.hydra.launcher._target_.endswith(target)

@@ -1,5 +1,5 @@
 """The demo: synthetic videos -> features -> a captioner and a counter -> captions and counts of the
-held-out videos, scored next to trivial baselines."""
+held-out videos, scored next to trivial baselines, with pictures and a report of the held-out videos."""
 from __future__ import annotations
 
 import logging
@@ -8,10 +8,14 @@ from pathlib import Path
 
 import torch
 
+from .data import load_captions
 from .evaluate import evaluate_captions, evaluate_counts
 from .features import extract_folder
 from .models.encoder import FrameEncoder
+from .outputs import write_json
+from .pictures import Pictures
 from .predict import caption_folder, count_folder
+from .report import write_report
 from .synth import make_dataset
 from .train.loop import TrainConfig
 from .train.run import DataConfig, ExtractConfig, ModelConfig, train_model
@@ -25,7 +29,8 @@ SIZES = {"tiny": {"num_videos": 24, "epochs": 3}, "small": {"num_videos": 60, "e
 def run_demo(out_dir: str, *, size: str = "small", seed: int = 0, encoder: dict, sampling: Sampling,
              frame_size: int = 112, workers: int = 2, device: torch.device = torch.device("cpu"),
              progress: bool = True) -> dict:
-    """Write everything under ``out_dir`` and return the numbers of the summary."""
+    """Write everything under ``out_dir`` (contact sheets, annotated videos and ``report.html`` of the
+    held-out videos included) and return the numbers of the summary."""
     if size not in SIZES:
         raise ValueError(f"demo.size must be one of {sorted(SIZES)}, not {size!r}")
     start, out = time.perf_counter(), Path(out_dir)
@@ -47,23 +52,31 @@ def run_demo(out_dir: str, *, size: str = "small", seed: int = 0, encoder: dict,
         log.info("training the %s model", task)
         runs[task] = train_model(task, data_cfg, extract, model, TrainConfig(**trainer),
                                  out_dir=str(out / f"{task}_run"), device=device, seed=seed, resume=False)
+    refs = load_captions(data["captions"])
+    held_out = sorted(v for v, split in refs.splits.items() if split == "test")
+    notes = Pictures(out, sheets=False, references=data["captions"], labels=[data["counts"], data["frame_counts"]])
     caption_folder(videos, str(out / "caption_run/checkpoints/best.pt"), str(out / "captions.json"), beam=5,
-                   workers=workers, device=device, progress=progress)
-    first = sorted(Path(videos).rglob("*.mp4"))[0]
+                   workers=workers, device=device, progress=progress, pictures=notes)
+    first = Path(videos, refs.paths[held_out[0]])  # timed captions of one held-out clip
     (out / "long").mkdir(exist_ok=True)
     link = out / "long" / first.name
     if not link.exists():
         link.symlink_to(first.resolve())
     caption_folder(str(out / "long"), str(out / "caption_run/checkpoints/best.pt"), str(out / "captions.srt"),
-                   window_s=1.0, stride_s=1.0, workers=0, device=device, progress=False)
+                   window_s=1.0, stride_s=1.0, workers=0, device=device, progress=False, pictures=notes)
     count_folder(videos, str(out / "counts.csv"), checkpoint=str(out / "count_run/checkpoints/best.pt"),
-                 labels=data["frame_counts"], workers=workers, device=device, progress=progress)
+                 labels=data["frame_counts"], workers=workers, device=device, progress=progress, pictures=notes)
+    pictures = Pictures(out, sheets=True, render=True, progress=progress)  # drawn from what the runs recorded
+    pictures.draw(held_out)
     captions = evaluate_captions(str(out / "captions.json"), data["captions"], split="test", meteor=False)
     counts = evaluate_counts(str(out / "counts.csv"), data["counts"], split="test")
-    return {
-        "out_dir": str(out), "videos": data["num_videos"], "splits": data["splits"],
-        "extracted": len(features.done) + features.skipped, "test_videos": captions["videos"],
-        "BLEU-4": captions["corpus"]["BLEU-4"], "CIDEr-D": captions["corpus"]["CIDEr-D"],
-        "count_MAE": counts["MAE"], "mean_predictor_MAE": runs["count"]["mean_predictor"]["test"]["MAE"],
+    summary = {
+        "videos": data["num_videos"], "splits": data["splits"], "extracted": len(features.done) + features.skipped,
+        "test_videos": captions["videos"], "BLEU-4": captions["corpus"]["BLEU-4"],
+        "CIDEr-D": captions["corpus"]["CIDEr-D"], "count_MAE": counts["MAE"],
+        "mean_predictor_MAE": runs["count"]["mean_predictor"]["test"]["MAE"],
         "minutes": (time.perf_counter() - start) / 60,
     }
+    write_json(out / "demo_metrics.json", summary)
+    report = write_report(out, title=f"vidrnn demo ({size}): the held-out videos", videos=held_out)
+    return {**summary, "out_dir": str(out), "report": str(report), "pictures_failed": pictures.failed}

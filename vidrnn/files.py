@@ -24,6 +24,14 @@ def list_videos(root: str | os.PathLike, extensions=VIDEO_EXTENSIONS) -> list[st
     return sorted(found)
 
 
+def require_videos(root: str | os.PathLike, extensions=VIDEO_EXTENSIONS) -> list[str]:
+    """``list_videos``, where a folder without a single video file is an error."""
+    found = list_videos(root, extensions)
+    if not found:
+        raise FileNotFoundError(f"{root}: no video files ({', '.join(extensions)})")
+    return found
+
+
 def shard_from_env(index: int | None = None, count: int | None = None) -> tuple[int, int]:
     """(index, count) of this process: given values, else torchrun's RANK/WORLD_SIZE, else a SLURM
     array's task id/count, else (0, 1)."""

@@ -13,23 +13,33 @@ from tqdm import tqdm
 from .checkpoint import build_model, load_checkpoint
 from .data import load_count_labels
 from .features import Encoded, encode_videos
-from .features.store import atomic_write
-from .files import VIDEO_EXTENSIONS, list_videos, select_shard
+from .features.store import RunRecords, atomic_write, file_sha256
+from .files import VIDEO_EXTENSIONS, require_videos, select_shard
 from .metrics import count_errors
 from .models.encoder import FrameEncoder
 from .models.hog import HogPeopleCounter
 from .outputs import write_captions, write_csv, write_json, write_timed_captions
+from .pictures import Pictures
 from .tasks.captioning import describe
 from .tasks.counting import predict_counts
 from .text import Vocab
-from .video import Chunk, Restart, Sampling, arrange, failure_reason, stream_video
+from .video import (
+    Chunk,
+    Restart,
+    Sampling,
+    VideoMeta,
+    arrange,
+    failure_reason,
+    stream_video,
+)
 
 log = logging.getLogger("vidrnn.predict")
 
 
 @dataclass
 class PredictSummary:
-    done: list[str] = field(default_factory=list)  # video ids
+    done: list[str] = field(default_factory=list)  # ids of the videos this run computed
+    skipped: int = 0  # videos an earlier run already did with the same checkpoint and settings
     failed: dict[str, str] = field(default_factory=dict)  # relative path -> reason
 
 
@@ -50,29 +60,69 @@ def _frame_encoder(ckpt: dict, model) -> FrameEncoder:
     return model.features.encoder if ckpt.get("encoder_trained") else FrameEncoder(**ckpt["encoder"])
 
 
-def _videos_in(input_dir: str, extensions, shard) -> tuple[list[str], dict[str, str]]:
-    """This shard's video files under ``input_dir`` and their ids; none at all is an error."""
-    files = select_shard(list_videos(input_dir, extensions), *shard)
+def records_dir(output: str) -> Path:
+    """Where a prediction run records each finished video's result and each failure, as it goes:
+    ``<output without suffix>_records/`` (``manifest.jsonl``, ``failures.jsonl``)."""
+    return Path(f"{Path(output).with_suffix('')}_records")
+
+
+@dataclass
+class _Job:
+    """This shard's videos still to do, the ids of every video in the folder, and the records that keep
+    each finished video's result under the settings (checkpoint included) that determine it."""
+
+    input_dir: str
+    todo: list[str]  # relative paths
+    ids: dict[str, str]  # relative path -> video id
+    records: RunRecords
+    settings: dict
+    summary: PredictSummary
+
+    def finish(self, video: str, result: dict) -> None:
+        self.records.add_finished({"video": video, "settings": self.settings, "result": result})
+        self.summary.done.append(self.ids[video])
+
+    def fail(self, video: str, reason: str) -> None:
+        self.records.add_failure(video, reason)
+        self.summary.failed[video] = reason
+        log.warning("FAILED %s: %s", video, reason)
+
+    def results(self) -> dict[str, dict]:
+        """Video id -> result of every finished video in the folder (by this run, an earlier one or another
+        shard), in id order."""
+        found = self.records.finished(self.settings)
+        return dict(sorted(((self.ids[v], e["result"]) for v, e in found.items() if v in self.ids), key=lambda r: r[0]))
+
+
+def _start(input_dir: str, output: str, settings: dict, *, extensions, shard) -> _Job:
+    """The job over this shard's videos under ``input_dir`` that no earlier run finished with ``settings``;
+    a shard without videos is an error."""
+    every = require_videos(input_dir, extensions)
+    files = select_shard(every, *shard)
     if not files:
-        raise FileNotFoundError(f"{input_dir}: no video files ({', '.join(extensions)})")
-    return files, video_ids(files)
+        raise ValueError(f"shard {shard[0]} of {shard[1]} has no videos ({input_dir} holds {len(every)})")
+    records = RunRecords(records_dir(output))
+    finished = records.finished(settings)
+    todo = [f for f in files if f not in finished]
+    records.forget_failures(todo)
+    log.info("%d videos: %d already done (%s), %d to do", len(files), len(files) - len(todo), records.dir, len(todo))
+    return _Job(input_dir, todo, video_ids(every), records, settings, PredictSummary(skipped=len(files) - len(todo)))
 
 
-def _encode_folder(input_dir: str, ckpt: dict, model, sampling: Sampling, summary: PredictSummary, *, backend: str,
-                   workers: int, batch_size: int, device: torch.device, extensions, shard, progress: bool
-                   ) -> Iterator[tuple[str, Encoded]]:
-    """(video id, features) of every readable video; failures go into ``summary``."""
-    files, ids = _videos_in(input_dir, extensions, shard)
+def _encode_folder(job: _Job, ckpt: dict, model, sampling: Sampling, *, backend: str, workers: int,
+                   batch_size: int, device: torch.device, progress: bool) -> Iterator[tuple[str, Encoded]]:
+    """(relative path, features) of every readable video still to do; failures are recorded."""
+    if not job.todo:
+        return
     encoder = _frame_encoder(ckpt, model)
-    bar = tqdm(total=len(files), unit="video", disable=not progress, dynamic_ncols=True)
-    for res in encode_videos([(f, str(Path(input_dir, f))) for f in files], encoder, sampling, size=ckpt["size"],
-                             backend=backend, batch_size=batch_size, workers=workers, device=device):
+    bar = tqdm(total=len(job.todo), unit="video", disable=not progress, dynamic_ncols=True)
+    for res in encode_videos([(f, str(Path(job.input_dir, f))) for f in job.todo], encoder, sampling,
+                             size=ckpt["size"], backend=backend, batch_size=batch_size, workers=workers, device=device):
         bar.update(1)
         if isinstance(res, Encoded):
-            yield ids[res.key], res
+            yield res.key, res
         else:
-            summary.failed[res.key] = res.reason
-            log.warning("FAILED %s: %s", res.key, res.reason)
+            job.fail(res.key, res.reason)
     bar.close()
 
 
@@ -80,61 +130,70 @@ def caption_folder(input_dir: str, checkpoint: str, output: str, *, beam: int = 
                    length_penalty: float = 1.0, n_best: int = 1, window_s: float = 4.0, stride_s: float = 4.0,
                    decode_batch: int = 32, backend: str = "auto", workers: int = 2, batch_size: int = 32,
                    device: torch.device = torch.device("cpu"), extensions=VIDEO_EXTENSIONS, shard=(0, 1),
-                   progress: bool = True) -> PredictSummary:
+                   progress: bool = True, pictures: Pictures | None = None) -> PredictSummary:
     """Caption every video under ``input_dir`` into ``output`` (.json or .csv: one caption per video;
     .srt or .vtt: one caption per window of ``window_s`` seconds every ``stride_s``, one file per video,
     named ``output`` for a single video, else ``<output without suffix>/<video id>.<suffix>``). Beam search
-    runs over ``decode_batch`` videos at once."""
+    runs over ``decode_batch`` videos at once; each video's captions are recorded (``records_dir``) as soon
+    as they are decoded, a rerun with the same checkpoint and settings skips them, and ``output`` is
+    written at the end from the records."""
     ckpt = load_checkpoint(checkpoint, task="caption")
     model, vocab = build_model(ckpt).to(device), Vocab.from_dict(ckpt["vocab"])
     sampling = Sampling(**ckpt["sampling"])
     timed = Path(output).suffix in (".srt", ".vtt")
     if timed:
         sampling = replace(sampling, mode="window", window_s=window_s, stride_s=stride_s)
-    decode = dict(beam=beam, max_len=max_len or ckpt["max_len"], length_penalty=length_penalty, n_best=n_best,
-                  device=device)
-    summary, rows, timed_files, pending = PredictSummary(), [], {}, []
+    decode = {"beam": beam, "max_len": max_len or ckpt["max_len"], "length_penalty": length_penalty, "n_best": n_best}
+    job = _start(input_dir, output, {"checkpoint": file_sha256(checkpoint), "timed": timed,
+                                     "sampling": sampling.as_dict(), "decode": decode},
+                 extensions=extensions, shard=shard)
+    pending = []
 
     def flush() -> None:
         """Decode the pending videos together: every window (or whole video) is one batch row."""
-        keys = [(vid, w) for vid, res in pending for w in range(len(res.features) if timed else 1)]
-        feats = torch.from_numpy(np.concatenate([r.features if timed else r.features[None] for _, r in pending]))
-        found = describe(model, vocab, feats, ids=keys, **decode)
-        for vid, res in pending:
+        keys = [(f, w) for f, res in pending for w in range(len(res.features) if timed else 1)]
+        whole = [np.asarray(r.features) for _, r in pending]  # (W, N, D) each when timed, else (N, D)
+        feats = torch.from_numpy(np.concatenate(whole if timed else [x[None] for x in whole]))
+        found = describe(model, vocab, feats, ids=keys, device=device, **decode)
+        for f, res in pending:
             if timed:
-                timed_files[vid] = [(start, end, found[(vid, w)][0][0])
-                                    for w, (start, end) in enumerate(window_times(sampling, res.meta))]
+                job.finish(f, {"segments": [(start, end, found[(f, w)][0][0])
+                                            for w, (start, end) in enumerate(window_times(sampling, res.meta))]})
             else:
-                best = found[(vid, 0)]
-                row = {"video_id": vid, "caption": best[0][0], "score": best[0][1]}
+                best = found[(f, 0)]
+                result = {"caption": best[0][0], "score": best[0][1]}
                 if n_best > 1:
-                    row["n_best"] = [{"caption": c, "score": sc} for c, sc in best]
-                rows.append(row)
-            summary.done.append(vid)
+                    result["n_best"] = [{"caption": c, "score": sc} for c, sc in best]
+                job.finish(f, result)
         pending.clear()
 
-    for vid, res in _encode_folder(input_dir, ckpt, model, sampling, summary, backend=backend, workers=workers,
-                                   batch_size=batch_size, device=device, extensions=extensions, shard=shard,
-                                   progress=progress):
-        pending.append((vid, res))
+    for f, res in _encode_folder(job, ckpt, model, sampling, backend=backend, workers=workers, batch_size=batch_size,
+                                 device=device, progress=progress):
+        pending.append((f, res))
         if len(pending) == decode_batch:
             flush()
     if pending:
         flush()
-    if timed:
-        out = Path(output)
-        for vid, segments in timed_files.items():
-            write_timed_captions(out if len(timed_files) == 1 else out.with_suffix("") / f"{vid}{out.suffix}", segments)
-    else:
-        write_captions(output, sorted(rows, key=lambda r: r["video_id"]))
-    return summary
+    with job.records.lock():  # shards finishing at once: the last one writes every shard's results
+        results = job.results()
+        if timed:
+            out = Path(output)
+            for vid, result in results.items():
+                write_timed_captions(out if len(results) == 1 else out.with_suffix("") / f"{vid}{out.suffix}",
+                                     result["segments"])
+        else:
+            write_captions(output, [{"video_id": vid, **results[vid]} for vid in sorted(results)])
+    if pictures is not None:  # contact sheets, annotated videos
+        pictures.add_captions(input_dir, job.ids, results, job.summary.done)
+    return job.summary
 
 
 def count_folder(input_dir: str, output: str, *, checkpoint: str | None = None, counter: str = "rnn",
                  hog: dict | None = None, num_frames: int = 16, window_s: float | None = None, stride_s: float = 2.0,
                  labels: str | None = None, plots: bool = True, backend: str = "auto", workers: int = 2,
                  batch_size: int = 32, device: torch.device = torch.device("cpu"), extensions=VIDEO_EXTENSIONS,
-                 shard=(0, 1), progress: bool = True) -> tuple[PredictSummary, dict | None]:
+                 shard=(0, 1), progress: bool = True, pictures: Pictures | None = None
+                 ) -> tuple[PredictSummary, dict | None]:
     """Count people in every video under ``input_dir``: ``output`` (CSV ``video_id,count``), with
     ``window_s`` also ``<output>_windows.csv`` (``video_id,start_s,end_s,count``: mean people visible in
     each window), timeline plots in ``<output>_plots/``, and with ``labels`` MAE/RMSE in
@@ -143,58 +202,71 @@ def count_folder(input_dir: str, output: str, *, checkpoint: str | None = None, 
     counter ``rnn`` uses the checkpoint's model (its sampling, ``num_frames`` ignored); ``hog`` runs
     OpenCV's HOG people detector on ``num_frames`` frames per clip (clip count: the most people seen in
     one frame).
+
+    Each video's counts are recorded (``records_dir``) as soon as they are computed, a rerun with the
+    same counter and settings skips them, and the files are written at the end from the records.
     """
     if counter == "rnn":
         if not checkpoint:
             raise ValueError("counter=rnn needs checkpoint=<checkpoints/best.pt of a count training run>")
         ckpt = load_checkpoint(checkpoint, task="count")
         model, sampling = build_model(ckpt).to(device), Sampling(**ckpt["sampling"])
+        identity = {"counter": "rnn", "checkpoint": file_sha256(checkpoint)}
     elif counter == "hog":
         hog_counter, sampling = HogPeopleCounter(**(hog or {})), Sampling(num_frames=num_frames)
+        identity = {"counter": "hog", "hog": hog or {}}
     else:
         raise ValueError(f"counter must be rnn or hog, not {counter!r}")
     if window_s:
         sampling = replace(sampling, mode="window", window_s=window_s, stride_s=stride_s)
-    summary, results = PredictSummary(), {}
+    job = _start(input_dir, output, {**identity, "sampling": sampling.as_dict()}, extensions=extensions, shard=shard)
     if counter == "rnn":
-        for vid, res in _encode_folder(input_dir, ckpt, model, sampling, summary, backend=backend, workers=workers,
-                                       batch_size=batch_size, device=device, extensions=extensions, shard=shard,
-                                       progress=progress):
-            feats = torch.from_numpy(res.features)
-            preds = predict_counts(model, feats[None] if feats.ndim == 2 else feats, device=device)
-            frames = np.stack([f for _, f in preds])  # (W, N)
-            if "frames" not in ckpt["targets"]:  # the frame head never learned: spread the clip count
-                frames = np.repeat(np.array([[c] for c, _ in preds], np.float32), frames.shape[1], 1)
-            clip = np.array([c for c, _ in preds]) if "clip" in ckpt["targets"] else frames.mean(1)
-            results[vid] = (clip, frames, res.meta)
-            summary.done.append(vid)
+        found = _rnn_counts(job, ckpt, model, sampling, backend=backend, workers=workers, batch_size=batch_size,
+                            device=device, progress=progress)
     else:
-        for vid, frames, meta in _hog_counts(input_dir, sampling, hog_counter, summary, backend=backend,
-                                             extensions=extensions, shard=shard, progress=progress):
-            frames = frames.reshape(-1, frames.shape[-1])  # (W, N), W = 1 without windows
-            results[vid] = (frames.max(-1), frames, meta)
-            summary.done.append(vid)
-    return summary, _write_counts(output, results, sampling, labels=labels, plots=plots)
+        found = _hog_counts(job, sampling, hog_counter, backend=backend, progress=progress)
+    for f, clip, frames, meta in found:
+        job.finish(f, {"clip": clip.tolist(), "frames": frames.tolist(), "meta": meta.as_dict()})
+    with job.records.lock():  # shards finishing at once: the last one writes every shard's results
+        results = {vid: (np.asarray(r["clip"]), np.asarray(r["frames"], np.float32), VideoMeta(**r["meta"]))
+                   for vid, r in job.results().items()}
+        metrics = _write_counts(output, results, sampling, labels=labels, plots=plots)
+    if pictures is not None:  # contact sheets, annotated videos
+        pictures.add_counts(input_dir, job.ids, results, job.summary.done, output)
+    return job.summary, metrics
 
 
-def _hog_counts(input_dir, sampling, hog_counter, summary, *, backend, extensions, shard, progress):
-    """(video id, per-frame HOG counts shaped like the sampling plan, meta) of every readable video."""
-    files, ids = _videos_in(input_dir, extensions, shard)
-    for f in tqdm(files, unit="video", disable=not progress, dynamic_ncols=True):
+def _rnn_counts(job: _Job, ckpt: dict, model, sampling: Sampling, **encode_kw):
+    """(relative path, clip counts (W,), per-frame counts (W, N), meta) of every readable video still to do,
+    from a trained counter."""
+    for f, res in _encode_folder(job, ckpt, model, sampling, **encode_kw):
+        clips = [np.asarray(res.features)[None]] if res.features.ndim == 2 else res.features.blocks()  # (W, N, D)
+        preds = [p for block in clips for p in predict_counts(model, torch.from_numpy(block), device=encode_kw["device"])]
+        frames = np.stack([counts for _, counts in preds])  # (W, N)
+        if "frames" not in ckpt["targets"]:  # the frame head never learned: spread the clip count
+            frames = np.repeat(np.array([[c] for c, _ in preds], np.float32), frames.shape[1], 1)
+        clip = np.array([c for c, _ in preds]) if "clip" in ckpt["targets"] else frames.mean(1)
+        yield f, clip, frames, res.meta
+
+
+def _hog_counts(job: _Job, sampling: Sampling, hog_counter: HogPeopleCounter, *, backend: str, progress: bool):
+    """(relative path, clip counts (W,), per-frame counts (W, N), meta) of every readable video still to do,
+    from the HOG detector (clip count: the most people in one frame)."""
+    for f in tqdm(job.todo, unit="video", disable=not progress, dynamic_ncols=True):
         indices, counts = [], []  # full-size frames are counted chunk by chunk, never all held at once
         try:
-            for item in stream_video(str(Path(input_dir, f)), sampling, size=None, backend=backend):
+            for item in stream_video(str(Path(job.input_dir, f)), sampling, size=None, backend=backend):
                 if isinstance(item, Restart):
                     indices, counts = [], []
                 elif isinstance(item, Chunk):
                     indices.append(item.indices)
                     counts.append(hog_counter.count_frames(item.frames))
                 else:
-                    yield ids[f], arrange(np.concatenate(indices), np.concatenate(counts), item.frame_indices), item
+                    frames = arrange(np.concatenate(indices), np.concatenate(counts), item.frame_indices)
+                    frames = frames.reshape(-1, frames.shape[-1])  # (W, N), W = 1 without windows
+                    yield f, frames.max(-1), frames, item
         except Exception as e:  # a decoder failing in an unforeseen way must not end the batch
-            reason = failure_reason(e)
-            summary.failed[f] = reason
-            log.warning("FAILED %s: %s", f, reason)
+            job.fail(f, failure_reason(e))
 
 
 def _write_counts(output: str, results: dict, sampling: Sampling, *, labels: str | None, plots: bool) -> dict | None:

@@ -10,7 +10,6 @@ import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
 from ..video import VideoError, read_sampled
-
 from .extract import ExtractSummary, extract_folder
 from .store import load_features
 

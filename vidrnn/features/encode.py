@@ -11,7 +11,8 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..models.encoder import FrameEncoder
-from ..video import Chunk, Restart, Sampling, VideoMeta, arrange, failure_reason, stream_video
+from ..video import Chunk, Restart, Sampling, VideoMeta, failure_reason, stream_video
+from .spool import FeatureSpool, SpooledFeatures
 
 
 @dataclass
@@ -19,7 +20,7 @@ class Encoded:
     """One video's features, shaped like its frame indices plus a feature axis."""
 
     key: str
-    features: np.ndarray  # (N, D) for uniform/fps sampling, (W, N, D) for windows; float32
+    features: SpooledFeatures  # (N, D) for uniform/fps sampling, (W, N, D) for windows; float32
     meta: VideoMeta
 
 
@@ -63,7 +64,7 @@ class _Pending:
     gen: int = 0  # bumped on restart: frames of older generations are dropped
     sent: int = 0
     indices: list = field(default_factory=list)
-    feats: list = field(default_factory=list)
+    feats: FeatureSpool = field(default_factory=FeatureSpool)
     meta: VideoMeta | None = None
 
 
@@ -72,7 +73,8 @@ def encode_videos(videos: list[tuple[str, str]], encoder: FrameEncoder, sampling
                   device: torch.device = torch.device("cpu"), amp: bool = True,
                   ) -> Iterator[Encoded | Failed]:
     """Encode ``videos`` (``(key, path)`` pairs); yields one ``Encoded`` or ``Failed`` per video,
-    in the order they finish."""
+    in the order they finish. A video's features are spooled (to a temporary file beyond a few MiB) as
+    they are computed, so memory does not grow with a video's length."""
     cuda = device.type == "cuda"
     loader = DataLoader(_VideoStreams(videos, sampling, size, backend, chunk=batch_size), batch_size=None,
                         num_workers=workers, worker_init_fn=_init_worker, pin_memory=cuda,
@@ -103,17 +105,17 @@ def encode_videos(videos: list[tuple[str, str]], encoder: FrameEncoder, sampling
         for key, gen, m in owners:
             st = state.get(key)
             if st is not None and st.gen == gen:
-                st.feats.append(feats[start:start + m])
+                st.feats.append(feats[start:start + m])  # a video's frames come in order: its spool too
             start += m
 
     def finished() -> Iterator[Encoded]:
-        for key in [k for k, st in state.items() if st.meta and sum(map(len, st.feats)) == st.sent]:
+        for key in [k for k, st in state.items() if st.meta and st.feats.rows == st.sent]:
             st = state.pop(key)
-            yield Encoded(key, _arrange(st), st.meta)
+            yield Encoded(key, SpooledFeatures(st.feats, np.concatenate(st.indices), st.meta.frame_indices), st.meta)
 
     for msg in loader:
         kind, key = msg[0], msg[1]
-        st = state.setdefault(key, _Pending())
+        st = state[key] if key in state else state.setdefault(key, _Pending())
         if kind == "chunk":
             frames, indices = msg[2], msg[3]
             st.sent += len(frames)
@@ -123,18 +125,14 @@ def encode_videos(videos: list[tuple[str, str]], encoder: FrameEncoder, sampling
             while queued >= batch_size:
                 run_batch(batch_size)
         elif kind == "restart":
+            st.feats.close()
             state[key] = _Pending(gen=st.gen + 1)
         elif kind == "meta":
             st.meta = msg[2]
         else:
-            del state[key]
+            state.pop(key).feats.close()
             yield Failed(key, msg[2])
         yield from finished()
     while queued:
         run_batch(batch_size)
     yield from finished()
-
-
-def _arrange(st: _Pending) -> np.ndarray:
-    """Features of the unique sampled frames (U, D), laid out like the sampling plan: plan.shape + (D,)."""
-    return arrange(np.concatenate(st.indices), np.concatenate(st.feats), st.meta.frame_indices)

@@ -9,10 +9,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..files import VIDEO_EXTENSIONS, list_videos, select_shard
+from ..files import VIDEO_EXTENSIONS, require_videos, select_shard
 from ..models.encoder import FrameEncoder
 from ..video import Sampling
 from .encode import Encoded, encode_videos
+from .spool import SpooledFeatures
 from .store import RunRecords, feature_path, save_features
 
 log = logging.getLogger("vidrnn.extract")
@@ -28,13 +29,16 @@ class ExtractSummary:
     entries: dict[str, dict] = field(default_factory=dict)  # manifest entry of every finished video
 
 
-def storage_dtype(features: np.ndarray, dtype: str) -> np.dtype:
+def storage_dtype(features: np.ndarray | SpooledFeatures, dtype: str) -> np.dtype:
     """``float16`` when asked for and the values fit it, else ``float32``."""
     if dtype == "float32":
         return np.dtype(np.float32)
     if dtype != "float16":
         raise ValueError(f"feature dtype must be float16 or float32, not {dtype!r}")
-    peak = float(np.abs(features).max()) if features.size else 1.0
+    if isinstance(features, SpooledFeatures):
+        peak = features.abs_max()
+    else:
+        peak = float(np.abs(features).max()) if features.size else 1.0
     ok = np.isfinite(peak) and _FP16_RANGE[0] <= peak <= _FP16_RANGE[1]
     return np.dtype(np.float16 if ok else np.float32)
 
@@ -49,7 +53,7 @@ def extract_folder(input_dir: str, output_dir: str, *, encoder: FrameEncoder, en
     ``output_dir/features/<relative path>.npz`` and its line in ``manifest.jsonl``; a video that cannot
     be read gets a one-line reason in ``failures.jsonl`` and the run goes on. ``videos`` (relative
     paths) restricts the job to those files instead of listing the folder."""
-    videos = select_shard(sorted(videos) if videos is not None else list_videos(input_dir, extensions), *shard)
+    videos = select_shard(sorted(videos) if videos is not None else require_videos(input_dir, extensions), *shard)
     records = RunRecords(output_dir)
     settings = {"encoder": encoder_spec, "sampling": sampling.as_dict(), "size": size, "dtype": dtype}
     finished = records.finished(settings)
@@ -80,9 +84,9 @@ def extract_folder(input_dir: str, output_dir: str, *, encoder: FrameEncoder, en
 def _save(output_dir: str, res: Encoded, dtype: str, settings: dict) -> dict:
     """Write one video's feature file; returns its manifest entry."""
     m = res.meta
-    features = res.features.astype(storage_dtype(res.features, dtype))
+    stored = storage_dtype(res.features, dtype)
     path = feature_path(output_dir, res.key)
-    save_features(path, features, m.frame_indices, m.timestamps)
+    save_features(path, res.features, m.frame_indices, m.timestamps, dtype=stored)
     return {
         "video": res.key, "feature_file": path.relative_to(output_dir).as_posix(),
         "frame_count": m.frame_count, "header_frames": m.header_frames,
@@ -90,5 +94,5 @@ def _save(output_dir: str, res: Encoded, dtype: str, settings: dict) -> dict:
         "duration_s": round(m.frame_count / m.fps, 4) if m.fps else None,
         "width": m.width, "height": m.height, "backend": m.backend, "access": m.access,
         "frame_indices": m.frame_indices, "timestamps": m.timestamps,
-        "feature_shape": list(features.shape), "dtype": str(features.dtype), "settings": settings,
+        "feature_shape": list(res.features.shape), "dtype": str(stored), "settings": settings,
     }

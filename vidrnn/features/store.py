@@ -1,10 +1,14 @@
-"""Where extraction writes: feature files, the manifest and the failures file, all crash-safe."""
+"""Where extraction and prediction write: feature files, the manifest (one line per finished video) and the
+failures file, all crash-safe."""
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,16 +22,41 @@ def atomic_write(path: str | os.PathLike, write: Callable) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with _naming(path):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+@contextlib.contextmanager
+def _naming(path: Path):
+    """A write that fails for a file-system reason (disk full, read-only, ...) raises an OSError naming
+    ``path``: writes to an open file name no file (or a temporary one), and some writers (``torch.save``)
+    wrap the OSError in their own error."""
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        yield
+    except Exception as e:
+        cause = e if isinstance(e, OSError) else e.__cause__ or e.__context__
+        if not isinstance(cause, OSError) or cause.errno is None or (
+                cause.filename is not None and not Path(cause.filename).name.startswith(f".{path.name}.")):
+            raise
+        raise OSError(cause.errno, cause.strerror, str(path)) from e
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes (hex): what identifies a checkpoint in prediction records."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def feature_path(output_dir: str | os.PathLike, video: str) -> Path:
@@ -36,10 +65,25 @@ def feature_path(output_dir: str | os.PathLike, video: str) -> Path:
     return Path(output_dir, "features", video + FEATURE_SUFFIX)
 
 
-def save_features(path: str | os.PathLike, features: np.ndarray, frame_indices, timestamps) -> None:
-    """Write one video's features with the frame indices and timestamps they came from."""
-    atomic_write(path, lambda f: np.savez(f, features=features, frame_indices=np.asarray(frame_indices),
-                                          timestamps=np.asarray(timestamps, dtype=np.float64)))
+def save_features(path: str | os.PathLike, features, frame_indices, timestamps, *, dtype=None) -> None:
+    """Write one video's features as ``dtype`` (default: their own) with the frame indices and timestamps
+    they came from, in ``np.savez``'s layout. ``features``: an array, or ``SpooledFeatures``, written a
+    block at a time (never all in memory)."""
+    dtype = np.dtype(dtype or features.dtype)
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(features.shape)}
+
+    def write(f) -> None:
+        with zipfile.ZipFile(f, "w", allowZip64=True) as z:
+            with z.open("features.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array_header_1_0(member, header)
+                for block in features.blocks() if hasattr(features, "blocks") else [features]:
+                    member.write(np.ascontiguousarray(block, dtype).tobytes())
+            for name, values in (("frame_indices", np.asarray(frame_indices)),
+                                 ("timestamps", np.asarray(timestamps, dtype=np.float64))):
+                with z.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, values, allow_pickle=False)
+
+    atomic_write(path, write)
 
 
 def load_features(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -61,9 +105,15 @@ class RunRecords:
         self.manifest, self.failures = self.dir / MANIFEST, self.dir / FAILURES
 
     def finished(self, settings: dict) -> dict[str, dict]:
-        """Manifest entries made with ``settings`` whose feature file still exists, by video."""
-        return {e["video"]: e for e in _read_jsonl(self.manifest)
-                if e.get("settings") == settings and (self.dir / e["feature_file"]).is_file()}
+        """Manifest entries made with ``settings`` (whose feature file, where they name one, still exists),
+        by video."""
+        return {e["video"]: e for e in _read_jsonl(self.manifest) if e.get("settings") == settings
+                and ("feature_file" not in e or (self.dir / e["feature_file"]).is_file())}
+
+    def lock(self) -> _locked:
+        """An exclusive lock to hold while writing files from the records: of shards that finish at once,
+        the last to take it writes with every shard's records."""
+        return _locked(self.dir / ".lock")
 
     def add_finished(self, entry: dict) -> None:
         _append_jsonl(self.manifest, [entry])
@@ -90,29 +140,30 @@ def _video_of(line: str) -> str | None:
         return None
 
 
-class _locked:
-    """Open ``path`` for read/append under an exclusive ``flock``."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def __enter__(self):
-        self.f = open(self.path, "a+", encoding="utf-8")
-        fcntl.flock(self.f, fcntl.LOCK_EX)
-        self.f.seek(0)
-        return self.f
-
-    def __exit__(self, *exc):
-        self.f.flush()
-        os.fsync(self.f.fileno())
-        fcntl.flock(self.f, fcntl.LOCK_UN)
-        self.f.close()
+@contextlib.contextmanager
+def _locked(path: Path):
+    """``path`` open for read/append under an exclusive ``flock`` (released when it is closed)."""
+    with _naming(path), open(path, "a+", encoding="utf-8") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        f.seek(0)
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _append_jsonl(path: Path, rows: list[dict]) -> None:
+    """Append ``rows`` as lines; a torn last line left by a killed writer is ended first, so it cannot
+    swallow the first new row."""
     with _locked(path) as f:
         f.seek(0, os.SEEK_END)
-        f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        torn = f.tell() > 0 and not _ends_with_newline(path)
+        f.write("\n" * torn + "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
 
 
 def _read_jsonl(path: Path) -> list[dict]:

@@ -12,6 +12,7 @@ from torchvision.models.feature_extraction import create_feature_extractor, get_
 
 POOLINGS = ("avg", "grid")
 _GLOBAL_POOL_NODES = ("avgpool", "adaptive_avg_pool2d", "mean")
+RANDOM_INIT_SEED = 0  # random weights are a function of the backbone's name alone
 _IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -22,9 +23,10 @@ class EncoderError(ValueError):
 def build_backbone(name: str, weights: str | None = None) -> tuple[nn.Module, tuple, tuple]:
     """A torchvision classification model and its input mean/std.
 
-    weights: None (random), ``DEFAULT`` or a torchvision weights name (``IMAGENET1K_V1``,
-    ``ResNet18_Weights.IMAGENET1K_V1``), fetched through torchvision's own cache, or the path of a local
-    state_dict file (loaded with ``weights_only=True``).
+    weights: None (random, but the same in every process: drawn from a fixed seed, so a model trained on
+    random-encoder features meets the same features when it is applied later), ``DEFAULT`` or a torchvision
+    weights name (``IMAGENET1K_V1``, ``ResNet18_Weights.IMAGENET1K_V1``), fetched through torchvision's own
+    cache, or the path of a local state_dict file (loaded with ``weights_only=True``).
     """
     if name not in torchvision.models.list_models(module=torchvision.models):
         raise EncoderError(f"unknown encoder {name!r}: use a name from torchvision.models.list_models()")
@@ -32,7 +34,9 @@ def build_backbone(name: str, weights: str | None = None) -> tuple[nn.Module, tu
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # inception/googlenet init notices
         try:
-            model = torchvision.models.get_model(name, weights=None if local else weights)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(RANDOM_INIT_SEED)
+                model = torchvision.models.get_model(name, weights=None if local else weights)
         except (KeyError, ValueError) as e:
             names = [w.name for w in torchvision.models.get_model_weights(name)]
             raise EncoderError(f"encoder weights {weights!r} are neither a file nor one of {names}") from e

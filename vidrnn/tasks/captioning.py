@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..distributed import epoch_order
 from ..metrics import score_captions
 from ..models.captioner import Captioner
 from ..models.decode import beam_search, greedy_decode
@@ -38,10 +39,10 @@ class CaptionTask:
         self.pair_video = torch.tensor([k for k, _ in pairs])  # (P,)
         self.pair_caps = torch.tensor([ids + [vocab.pad_id] * (width - len(ids)) for _, ids in pairs])  # (P, L)
         self.train_feats = train.feats.to(device)
-        self.generator = torch.Generator().manual_seed(seed)
+        self.seed = seed
 
     def batches(self, epoch: int):
-        order = torch.randperm(len(self.pair_video), generator=self.generator)
+        order = epoch_order(len(self.pair_video), epoch, self.seed)  # this process's share under torchrun
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
             caps = self.pair_caps[idx]

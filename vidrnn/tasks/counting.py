@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..distributed import epoch_order
 from ..metrics import count_errors
 from ..models.counter import RecurrentCounter
 
@@ -85,10 +86,10 @@ class CountTask:
                  device: torch.device = torch.device("cpu"), seed: int = 0):
         self.train, self.val, self.batch_size, self.device = train, val, batch_size, device
         self.data = [t.to(device) for t in (train.feats, train.clip, train.frames)]
-        self.generator = torch.Generator().manual_seed(seed)
+        self.seed = seed
 
     def batches(self, epoch: int):
-        order = torch.randperm(len(self.train.ids), generator=self.generator).to(self.device)
+        order = epoch_order(len(self.train.ids), epoch, self.seed).to(self.device)  # this process's share
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
             yield tuple(t[idx] for t in self.data)

@@ -1,5 +1,6 @@
 """The training loop both tasks share: AdamW, a scheduler, clipping, AMP on CUDA, validation every
-epoch, best and last checkpoints, early stopping, resuming, metrics.json and PNG curves."""
+epoch, best and last checkpoints, early stopping, resuming, metrics.json and PNG curves; under torchrun
+DistributedDataParallel, with rank 0 validating and writing files."""
 from __future__ import annotations
 
 import json
@@ -13,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..distributed import current, from_main, mean_over_ranks, parallel_step
 from ..features.store import atomic_write
 
 log = logging.getLogger("vidrnn.train")
@@ -38,13 +40,19 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable], step: Callable[[nn
 
     batches(epoch) yields the epoch's batches; step(model, batch, epoch) returns the loss; evaluate(model)
     returns validation metrics (must include ``cfg.monitor``). Writes ``checkpoints/last.pt`` (everything
-    needed to resume) and ``checkpoints/best.pt`` (model weights plus ``checkpoint_extra``), and after
-    every epoch ``metrics.json`` and ``curves.png``. Returns the metrics.json content.
+    needed to resume) and ``checkpoints/best.pt`` (model weights plus ``checkpoint_extra``), after every
+    epoch ``metrics.json``, and ``curves.png`` after the first and the last epoch and in between as often
+    as drawing it stays within 5% of the time (on small data it cost more than the training). Returns
+    the metrics.json content.
+
+    In a process group (torchrun) every rank trains on its own batches with gradients averaged over
+    ranks (DistributedDataParallel); rank 0 validates, shares the metrics and alone writes files.
     """
     if cfg.mode not in ("min", "max"):
         raise ValueError(f"trainer mode must be min or max, not {cfg.mode!r}")
-    out = Path(out_dir)
-    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    out, main = Path(out_dir), current().main
+    if main:
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -60,7 +68,9 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable], step: Callable[[nn
         state = ckpt["state"]
         log.info("resumed from %s after epoch %d", last, state["epoch"])
     amp = cfg.amp and device.type == "cuda"
+    train_step = parallel_step(model, step, device)
     better = (lambda a, b: a < b) if cfg.mode == "min" else (lambda a, b: a > b)
+    plot_after = 0.0  # a curves.png costs ~0.3 s: redrawn only while that stays within 5% of the time
     while state["epoch"] < cfg.max_epochs and not (cfg.patience and state["stale"] >= cfg.patience):
         epoch = state["epoch"] + 1
         start = time.perf_counter()
@@ -68,7 +78,7 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable], step: Callable[[nn
         total, count = 0.0, 0
         for batch in batches(epoch):
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                loss = step(model, batch, epoch)
+                loss = train_step(batch, epoch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.clip_grad_norm:
@@ -77,26 +87,33 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable], step: Callable[[nn
             total, count = total + loss.item(), count + 1
         model.eval()
         with torch.no_grad():
-            metrics = evaluate(model)
+            metrics = from_main(lambda: evaluate(model))
         value = metrics[cfg.monitor]
         if scheduler is not None:
             scheduler.step(value) if cfg.scheduler == "plateau" else scheduler.step()
-        row = {"epoch": epoch, "train_loss": total / max(count, 1), **metrics,
+        row = {"epoch": epoch, "train_loss": mean_over_ranks(total / max(count, 1)), **metrics,
                "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - start, 2)}
         state["history"].append(row)
         state["epoch"] = epoch
-        if state["best"] is None or better(value, state["best"]):
+        improved = state["best"] is None or better(value, state["best"])
+        if improved:
             state["best"], state["best_epoch"], state["stale"] = value, epoch, 0
-            _save(out / "checkpoints" / "best.pt", {**(checkpoint_extra or {}), "model": model.state_dict(),
-                                                    "epoch": epoch, "metrics": metrics})
         else:
             state["stale"] += 1
+        if not main:
+            continue
+        if improved:
+            _save(out / "checkpoints" / "best.pt", {**(checkpoint_extra or {}), "model": model.state_dict(),
+                                                    "epoch": epoch, "metrics": metrics})
         _save(last, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict() if scheduler is not None else None, "state": state})
         log.info("epoch %d: loss %.4f  %s  (%.1fs)", epoch, row["train_loss"],
                  "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)), row["seconds"])
-        write_metrics(out, state, cfg)
-    return write_metrics(out, state, cfg)
+        plot, drawn = time.perf_counter() >= plot_after, time.perf_counter()
+        write_metrics(out, state, cfg, plot=plot)
+        if plot:
+            plot_after = time.perf_counter() + 19 * (time.perf_counter() - drawn)
+    return write_metrics(out, state, cfg) if main else summarize(state, cfg)
 
 
 def _scheduler(optimizer, cfg: TrainConfig):
@@ -113,15 +130,21 @@ def _save(path: Path, obj: dict) -> None:
     atomic_write(path, lambda f: torch.save(obj, f))
 
 
-def write_metrics(out: Path, state: dict, cfg: TrainConfig) -> dict:
-    """metrics.json (per-epoch history, best epoch and its metrics) and curves.png."""
+def summarize(state: dict, cfg: TrainConfig) -> dict:
+    """metrics.json's content: per-epoch history, best epoch and its metrics."""
     history = state["history"]
     best = next((r for r in history if r["epoch"] == state["best_epoch"]), None)
-    summary = {"monitor": cfg.monitor, "mode": cfg.mode, "best_epoch": state["best_epoch"], "best": best,
-               "final": history[-1] if history else None, "epochs_run": state["epoch"],
-               "stopped_early": bool(cfg.patience and state["stale"] >= cfg.patience), "history": history}
+    return {"monitor": cfg.monitor, "mode": cfg.mode, "best_epoch": state["best_epoch"], "best": best,
+            "final": history[-1] if history else None, "epochs_run": state["epoch"],
+            "stopped_early": bool(cfg.patience and state["stale"] >= cfg.patience), "history": history}
+
+
+def write_metrics(out: Path, state: dict, cfg: TrainConfig, *, plot: bool = True) -> dict:
+    """metrics.json (``summarize``) and, with ``plot``, curves.png."""
+    summary = summarize(state, cfg)
     atomic_write(out / "metrics.json", lambda f: f.write(json.dumps(summary, indent=1).encode()))
-    plot_curves(history, out / "curves.png")
+    if plot:
+        plot_curves(summary["history"], out / "curves.png")
     return summary
 
 

@@ -14,6 +14,7 @@ import torch
 
 from ..checkpoint import build_model, load_checkpoint
 from ..data import load_captions, load_count_labels, match_videos
+from ..distributed import barrier, current, from_main, in_process_group, per_rank_batch
 from ..features.cache import cached_features, decoded_frames
 from ..features.store import atomic_write
 from ..files import list_videos
@@ -83,22 +84,30 @@ def _inputs(data: DataConfig, extract: ExtractConfig, videos: list[str], device:
         frames, metas, failed = decoded_frames(data.video_dir, videos, sampling=extract.sampling, size=extract.size,
                                                backend=extract.backend, workers=extract.workers)
         return frames, {v: np.asarray(m["frame_indices"]) for v, m in metas.items()}, failed
-    feats, summary = cached_features(data.video_dir, videos, cache_root=data.cache_dir, encoder_spec=extract.encoder,
-                                     sampling=extract.sampling, size=extract.size,
-                                     encoder=FrameEncoder(**extract.encoder), backend=extract.backend,
-                                     batch_size=extract.batch_size, workers=extract.workers, device=device,
-                                     progress=extract.progress)
+    cached = partial(cached_features, data.video_dir, videos, cache_root=data.cache_dir, encoder_spec=extract.encoder,
+                     sampling=extract.sampling, size=extract.size, encoder=FrameEncoder(**extract.encoder),
+                     backend=extract.backend, batch_size=extract.batch_size, workers=extract.workers, device=device,
+                     progress=extract.progress)
+    r = current()
+    if r.world > 1:  # under torchrun each process first extracts its share of the videos missing from the cache
+        cached(shard=(r.rank, r.world))
+        barrier()
+    feats, summary = cached()
     return feats, {v: np.asarray(e["frame_indices"]) for v, e in summary.entries.items()}, summary.failed
 
 
+@in_process_group
 def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: ModelConfig, trainer: TrainConfig,
                 *, out_dir: str, batch_size: int = 32, label_smoothing: float = 0.1, scheduled_sampling: float = 0.0,
                 device: torch.device = torch.device("cpu"), seed: int = 0, resume: bool = True) -> dict:
     """Train a ``caption`` or ``count`` model on ``data`` and write the run into ``out_dir``; returns
-    metrics.json's content with the best checkpoint's scores on the test split under ``test``."""
+    metrics.json's content with the best checkpoint's scores on the test split under ``test``.
+
+    Under torchrun every process calls this: they train together (``batch_size`` is the global batch,
+    split evenly over the processes) and rank 0 writes the run into its ``out_dir``."""
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, not {task!r}")
-    torch.manual_seed(seed)
+    out_dir, batch_size = from_main(lambda: out_dir), per_rank_batch(batch_size)
     labels = load_captions(data.annotations) if task == "caption" else load_count_labels(data.annotations)
     if task == "count" and data.frame_annotations:
         labels.frames.update(load_count_labels(data.frame_annotations).frames)
@@ -111,6 +120,7 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
     inputs, indices, failed = _inputs(data, extract, sorted(report.matched.values()), device)
     for path, why in failed.items():
         log.warning("video %s skipped: %s", path, why)
+    torch.manual_seed(seed)  # after extraction, which draws from the generator only when the cache is cold
     usable = [v for v, f in report.matched.items() if f in inputs]
     splits = split_videos(labels.splits, usable, data.val_fraction, seed)
     log.info("videos: %s", {s: len(v) for s, v in splits.items()})
@@ -156,13 +166,18 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
     result = fit(model, task_obj.batches, task_obj.step, task_obj.evaluate, cfg=trainer, out_dir=out_dir,
                  device=device, checkpoint_extra=extra, resume=resume)
     if splits["test"]:
-        best = build_model(load_checkpoint(Path(out_dir, "checkpoints", "best.pt"), task=task)).to(device)
-        result["test"] = make_task(samples("test")).evaluate(best)
+        def test_scores() -> dict:
+            best = build_model(load_checkpoint(Path(out_dir, "checkpoints", "best.pt"), task=task)).to(device)
+            return make_task(samples("test")).evaluate(best)
+
+        result["test"] = from_main(test_scores)
     if task == "count":  # the baseline a counter must beat: always the mean training count
         train_truth = train.truth()[0]
         result["mean_predictor"] = {s: mean_predictor_errors(train_truth, samples(s).truth()[0])
                                     for s in ("val", "test") if samples(s).ids}
         for errors in result["mean_predictor"].values():
             errors.pop("per_video")
-    atomic_write(Path(out_dir, "metrics.json"), lambda f: f.write(json.dumps(result, indent=1).encode()))
+    if current().main:
+        atomic_write(Path(out_dir, "metrics.json"), lambda f: f.write(json.dumps(result, indent=1).encode()))
+    barrier()  # every rank returns once the run's files are in place
     return result

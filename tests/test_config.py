@@ -1,0 +1,159 @@
+"""Config layout: groups, experiments and searches compose; schemas stop bad keys, types and values early."""
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import pytest
+from conftest import run_pipeline
+from hydra import compose, initialize
+from omegaconf import DictConfig, OmegaConf
+
+from vidrnn.schemas import SCHEMAS, validate
+from vidrnn.synth import make_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf/experiment").glob("*.yaml"))
+SEARCHES = sorted(p.stem for p in (ROOT / "conf/hparams_search").glob("*.yaml"))
+LAUNCHERS = {"joblib": "hydra_plugins.hydra_joblib_launcher", "slurm": "hydra_plugins.hydra_submitit_launcher"}
+
+
+def compose_app(app: str, *overrides: str, hydra: bool = False) -> DictConfig:
+    with initialize(config_path="../conf", version_base="1.3"):
+        return compose(app, overrides=list(overrides), return_hydra_config=hydra)
+
+
+def leaves(node: DictConfig, prefix: str = ""):
+    """(dotted key, value) of every leaf of a config."""
+    for key, value in node.items_ex(resolve=False):
+        if isinstance(value, DictConfig):
+            yield from leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def test_train_defaults_are_the_measured_ones():
+    cfg = compose_app("train")
+    assert OmegaConf.get_type(cfg).__name__ == "TrainSchema"
+    expected = {"task": "caption", "device": "auto", "encoder.name": "resnet18", "encoder.weights": None,
+                "encoder.layer": "layer3", "encoder.pooling": "grid", "encoder.grid": 2, "video.num_frames": 8,
+                "video.size": 112, "video.sampling": "uniform", "model.cell": "lstm", "model.hidden": 256,
+                "model.layers": 1, "model.dropout": 0.3, "model.caption.kind": "attention", "model.caption.embed": 128,
+                "model.count.loss": "huber", "trainer.max_epochs": 40, "trainer.batch_size": 32, "trainer.lr": 2e-3,
+                "trainer.clip_grad_norm": 5.0, "trainer.scheduler": "cosine", "trainer.patience": 10,
+                "data.cache_dir": ".vidrnn_cache", "data.val_fraction": 0.15}
+    assert {k: OmegaConf.select(cfg, k) for k in expected} == expected
+    assert OmegaConf.is_missing(cfg.data, "video_dir") and OmegaConf.is_missing(cfg.data, "annotations")
+    run_dir = compose_app("train", "task=count", hydra=True).hydra.run.dir
+    assert run_dir.startswith("outputs/count/")
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_composes_and_its_settings_win(name):
+    own = OmegaConf.load(ROOT / f"conf/experiment/{name}.yaml")
+    cfg = compose_app("train", f"experiment={name}", hydra=True)
+    for key, value in leaves(own):
+        if key != "defaults" and not key.startswith("hydra."):
+            assert OmegaConf.select(cfg, key) == value, key
+    for entry in own.get("defaults", []):  # "override /group: option"
+        for group, option in entry.items():
+            assert cfg.hydra.runtime.choices[group.split()[-1].lstrip("/")] == option
+    assert cfg.task in ("caption", "count") and cfg.hydra.runtime.choices.experiment == name
+
+
+def test_experiments_exist_for_both_tasks():
+    tasks = {compose_app("train", f"experiment={name}").task for name in EXPERIMENTS}
+    assert tasks == {"caption", "count"}
+
+
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiments_compose_with_the_launchers(experiment, launcher):
+    pytest.importorskip(LAUNCHERS[launcher])
+    cfg = compose_app("train", f"experiment={experiment}", f"hydra/launcher={launcher}", hydra=True)
+    assert cfg.hydra.launcher._target_.endswith("JoblibLauncher" if launcher == "joblib" else "SlurmLauncher")
+    assert cfg.hydra.callbacks.summarize._target_ == "vidrnn.sweeps.SummarizeCallback"
+
+
+@pytest.mark.parametrize("search, task, direction", [("caption_optuna", "caption", "maximize"),
+                                                     ("count_optuna", "count", "minimize")])
+def test_optuna_searches_compose(search, task, direction):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    assert search in SEARCHES
+    cfg = compose_app("train", f"experiment={task}_synthetic", f"hparams_search={search}", "hydra/launcher=joblib",
+                      hydra=True)
+    assert cfg.task == task and cfg.hydra.sweeper._target_.endswith("OptunaSweeper")
+    assert cfg.hydra.sweeper.direction == direction and cfg.hydra.launcher._target_.endswith("JoblibLauncher")
+    for key in cfg.hydra.sweeper.params:  # every searched key is a key of the train config
+        assert OmegaConf.select(cfg, key, default="absent") != "absent", key
+
+
+@pytest.mark.parametrize("app", sorted(SCHEMAS))
+def test_every_app_config_matches_its_schema(app):
+    cfg = compose_app(app)
+    assert OmegaConf.get_type(cfg) is SCHEMAS[app]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ([], "data.video_dir is not set: add data.video_dir=..."),
+    (["data.video_dir=v", "data.annotations=a", "+model.hiden=3"], "model.hiden is not a config key"),
+    (["data.video_dir=v", "data.annotations=a", "trainer.scheduler=step"],
+     "trainer.scheduler must be one of cosine | plateau | none, not 'step'"),
+    (["data.video_dir=v", "data.annotations=a", "device=gpu"],
+     "device must be one of auto | cpu | cuda | cuda:N | mps, not 'gpu'"),
+])
+def test_validate_names_the_bad_key(overrides, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        validate(compose_app("train", *overrides))
+    validate(compose_app("train", "data.video_dir=v", "data.annotations=a", "device=cuda:1", "task=count"))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("config")
+    return root, make_dataset(root / "data", num_videos=12, width=64, height=48, num_frames=8, fps=8.0)
+
+
+def tiny_args(data: dict, cache: Path) -> list[str]:
+    return [f"data.video_dir={data['videos_dir']}", f"data.annotations={data['counts']}",
+            f"data.frame_annotations={data['frame_counts']}", f"data.cache_dir={cache}", "video.size=32",
+            "video.num_frames=3", "encoder.layer=layer1", "trainer.max_epochs=2", "video.workers=0", "quiet=true"]
+
+
+@pytest.mark.parametrize("bad, says", [
+    ("trainer.max_epochs=abc", ["Error merging override trainer.max_epochs=abc", "could not be converted to Integer"]),
+    ("model.hiden=3", ["Could not override 'model.hiden'", "Key 'hiden' not in 'ModelSchema'"]),
+    ("model.cell=grux", ["error: model.cell must be one of lstm | gru | rnn, not 'grux'"]),
+])
+def test_a_bad_key_type_or_value_stops_the_app_before_any_work(tiny, tmp_path, bad, says):
+    data = tiny[1]
+    args = ["experiment=count_synthetic", *tiny_args(data, tmp_path / "cache"), f"hydra.run.dir={tmp_path / 'run'}",
+            bad]
+    res = run_pipeline("train", *args)
+    assert res.returncode == 1 and res.stdout == ""
+    assert all(s in res.stderr for s in says) and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) <= 8  # Hydra's own message: what, why, which key, one hint
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "run" / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_optuna_search_runs_trials_and_writes_the_summary(tiny):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    root, data = tiny
+    sweep = root / "optuna"
+    args = ["-m", "hparams_search=count_optuna", "experiment=count_synthetic", *tiny_args(data, root / "cache"),
+            "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={sweep}"]
+    res = run_pipeline("train", *args)
+    assert res.returncode == 0, res.stderr
+    with open(sweep / "summary.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["run"], r["status"], r["epochs"]) for r in rows] == [("0", "done", "2"), ("1", "done", "2")]
+    assert all(r["model.cell"] in ("lstm", "gru", "rnn") and float(r["trainer.lr"]) > 0 for r in rows)
+    best = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert best.best_value == min(float(r["best.MAE"]) for r in rows)  # the returned metric, minimised
+    assert set(best.best_params) == {"model.cell", "model.hidden", "model.dropout", "model.count.loss", "trainer.lr"}
+
+    res = run_pipeline("train", *args)  # the seeded sampler asks for the same trials: both are skipped
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("already finished") == 2

@@ -1,0 +1,225 @@
+"""Bad configuration and environment: each is one line on stderr (``error: ...``, no traceback), exit
+status 1, and nothing already written is lost or corrupted.
+
+Faults: a missing or empty input folder, an output path under a regular file (we run as root, so
+permissions do not stop writes), a read-only file system and a really full disk (small tmpfs mounts, where
+this machine lets us mount), a disk-full write simulated with a file size limit (RLIMIT_FSIZE, SIGXFSZ
+ignored: writes fail with EFBIG), an unknown backbone, and device=cuda without a GPU.
+
+Every pipeline run is a subprocess, as a user runs it; the independent ones run two at a time in one
+module fixture, and each test checks one fault.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import ROOT, pipeline_env, run_pipeline
+from omegaconf import OmegaConf
+
+from pipelines.common import MIN_FREE_BYTES, RunDirCheck
+from vidrnn.features import load_features
+from vidrnn.predict import records_dir
+from vidrnn.synth import make_dataset
+from vidrnn.train.loop import TrainConfig
+from vidrnn.train.run import DataConfig, ExtractConfig, ModelConfig, train_model
+from vidrnn.video import Sampling
+
+QUICK = ["video.size=32", "video.num_frames=3", "video.workers=0", "quiet=true"]
+COUNT = ["plots=false", "sheets=false", "report=false", *QUICK]
+# Runs a pipeline module under a file size limit: writes past it fail with EFBIG (SIGXFSZ ignored).
+LIMITED = ("import resource, runpy, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+           "resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]),) * 2); sys.argv = sys.argv[2:]; "
+           "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)")
+
+
+def run_limited(fsize: int, name: str, *args: str) -> subprocess.CompletedProcess:
+    """``run_pipeline`` under a file size limit of ``fsize`` bytes."""
+    return subprocess.run([sys.executable, "-c", LIMITED, str(fsize), f"pipelines.{name}", *args], cwd=ROOT,
+                          env=pipeline_env(), capture_output=True, text=True, timeout=600, check=False)
+
+
+def assert_one_line_error(res: subprocess.CompletedProcess, *needles: str) -> str:
+    """Exit status 1, stderr exactly one ``error: ...`` line holding every needle, no traceback anywhere."""
+    context = f"\n--- exit {res.returncode}\n--- stdout:\n{res.stdout[-2000:]}\n--- stderr:\n{res.stderr[-3000:]}"
+    assert res.returncode == 1, context
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), context
+    assert "Traceback" not in res.stdout + res.stderr, context
+    for needle in needles:
+        assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+def manifest_videos(path: Path) -> list[str]:
+    """Videos of the complete lines of a manifest (a write cut off by the fault may leave a torn last line,
+    which every reader skips); every complete line must parse."""
+    *complete, _ = path.read_bytes().split(b"\n")
+    return [json.loads(line)["video"] for line in complete if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> dict:
+    """Six tiny clips and a count checkpoint trained on them."""
+    root = tmp_path_factory.mktemp("faults")
+    data = make_dataset(root / "data", num_videos=6, width=48, height=32, num_frames=8, fps=8.0)
+    encoder = {"name": "resnet18", "weights": None, "layer": "layer1", "pooling": "avg", "grid": 2}
+    train_model("count", DataConfig(data["videos_dir"], data["counts"], cache_dir=str(root / "cache")),
+                ExtractConfig(encoder=encoder, sampling=Sampling(num_frames=3), size=32, workers=0, progress=False),
+                ModelConfig(None, {"hidden": 16}), TrainConfig(max_epochs=1), out_dir=str(root / "run"))
+    (root / "empty").mkdir()
+    (root / "file.txt").write_text("a regular file\n")
+    return {"root": root, "videos": data["videos_dir"], "ckpt": str(root / "run" / "checkpoints" / "best.pt")}
+
+
+def _disk_full(s: dict) -> dict:
+    """count completes once; the same command with windows (so every video is computed again) runs under
+    a file size limit that its records reach after a video or two; then once more without the limit."""
+    out, root = s["root"] / "disk_full", s["root"]
+    args = [f"input_dir={s['videos']}", f"checkpoint={s['ckpt']}", f"output={out}/counts.csv",
+            f"hydra.run.dir={out}/logs", *COUNT]
+    first = run_pipeline("count", *args)
+    manifest = records_dir(out / "counts.csv") / "manifest.jsonl"
+    before = {"counts": (out / "counts.csv").read_bytes(), "manifest": manifest.read_bytes()}
+    windowed = [*args, "window_s=0.5", "stride_s=0.5"]
+    full = run_limited(len(before["manifest"]) * 3 // 2, "count", *windowed)
+    after = {"counts": (out / "counts.csv").read_bytes(), "videos": manifest_videos(manifest),
+             "manifest": manifest.read_bytes()}
+    return {"first": first, "full": full, "before": before, "after": after, "again": run_pipeline("count", *windowed),
+            "root": root, "out": out}
+
+
+@pytest.fixture(scope="module")
+def faults(setup) -> dict:
+    s = setup
+    root, videos, ckpt = s["root"], s["videos"], s["ckpt"]
+    count = [f"checkpoint={ckpt}", f"hydra.run.dir={root}/logs", *COUNT]
+    cases = {
+        "missing_input": lambda: run_pipeline("count", f"input_dir={root}/missing", f"output={root}/c1.csv", *count),
+        "empty_input": lambda: run_pipeline("extract", f"input_dir={root}/empty", f"output_dir={root}/e1", *QUICK),
+        "output_under_file": lambda: run_pipeline("count", f"input_dir={videos}", f"output={root}/file.txt/c.csv", *count),
+        "output_dir_under_file": lambda: run_pipeline("extract", f"input_dir={videos}", f"output_dir={root}/file.txt/e",
+                                             *QUICK),
+        "unknown_backbone": lambda: run_pipeline("train", "task=count", f"data.video_dir={videos}",
+                                        f"data.annotations={Path(videos).parent / 'counts.csv'}",
+                                        "encoder.name=nosuchnet", f"hydra.run.dir={root}/t", *QUICK),
+        "no_cuda": lambda: run_pipeline("count", f"input_dir={videos}", f"output={root}/c2.csv", "device=cuda", *count),
+        "disk_full": lambda: _disk_full(s),
+    }
+    with ThreadPoolExecutor(2) as pool:
+        jobs = {name: pool.submit(case) for name, case in cases.items()}
+        return {name: job.result() for name, job in jobs.items()}
+
+
+# --------------------------------------------------------------------------------- input and output paths
+
+def test_missing_input_dir(faults, setup):
+    assert_one_line_error(faults["missing_input"], f"{setup['root']}/missing: input folder does not exist")
+
+
+def test_empty_input_dir(faults, setup):
+    assert_one_line_error(faults["empty_input"], f"{setup['root']}/empty: no video files (.mp4")
+    assert not (setup["root"] / "e1" / "manifest.jsonl").exists()
+
+
+def test_output_under_a_regular_file(faults, setup):
+    """The output's folder cannot be made: named, before any video is read."""
+    file = setup["root"] / "file.txt"
+    assert_one_line_error(faults["output_under_file"], f"{file}/c_records: not a folder (part of the path is a file)")
+    assert_one_line_error(faults["output_dir_under_file"], f"{file}/e/logs/", "not a folder")
+    assert file.read_text() == "a regular file\n"
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """Mount a tmpfs of the given size (bytes) at a new folder; skips where this machine does not allow it."""
+    mounted = []
+
+    def mount(size: int, name: str = "mnt") -> Path:
+        point = tmp_path / name
+        point.mkdir()
+        res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)], capture_output=True,
+                             text=True, check=False)
+        if res.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", str(point)], check=False)
+
+
+def test_read_only_output(tmpfs, setup):
+    """A read-only file system: one line naming the folder; the file already there is untouched."""
+    ro = tmpfs(1 << 20)
+    (ro / "counts.csv").write_text("video_id,count\nold,1.0\n")
+    subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
+    res = run_pipeline("count", f"input_dir={setup['videos']}", f"checkpoint={setup['ckpt']}", f"output={ro}/counts.csv",
+              f"hydra.run.dir={setup['root']}/logs", *COUNT)
+    assert_one_line_error(res, f"{ro}/counts_records: read-only file system")
+    assert (ro / "counts.csv").read_text() == "video_id,count\nold,1.0\n"
+
+
+# ------------------------------------------------------------------------------------------- disk full
+
+def test_disk_full_is_one_line_and_loses_nothing(faults):
+    """A write past the file size limit (EFBIG, as on a full disk): one line naming the file, the counts
+    file from the earlier complete run is byte for byte the same, the records written before the fault
+    stay, and the same command, once there is room, does only the videos that were not finished."""
+    f = faults["disk_full"]
+    assert f["first"].returncode == 0, f["first"].stderr
+    assert_one_line_error(f["full"], "counts_records/manifest.jsonl: file too large",
+                          "what was finished is kept: make room and run the same command again")
+    assert f["after"]["counts"] == f["before"]["counts"]
+    assert f["after"]["manifest"].startswith(f["before"]["manifest"])  # earlier records untouched
+    recorded = len(f["after"]["videos"]) - 6  # windowed videos recorded before the limit was hit
+    assert 1 <= recorded < 6, f["after"]["videos"]
+    again = f["again"]
+    assert again.returncode == 0, again.stderr
+    assert f"count: {6 - recorded} videos done, {recorded} already done, 0 failed" in again.stdout
+    assert (f["out"] / "counts_windows.csv").read_text().count("\n") > 6
+
+
+def test_full_disk_is_one_line_and_loses_nothing(tmpfs, setup):
+    """A really full disk (ENOSPC on a small tmpfs) while features are written: one line, every feature
+    file in the manifest loads; after making room the same command does only the rest. A disk that is
+    already full stops a pipeline before Hydra writes anything."""
+    mnt = tmpfs(4 << 20)
+    filler = mnt / "filler"
+    filler.write_bytes(b"\0" * (shutil.disk_usage(mnt).free - MIN_FREE_BYTES - (64 << 10)))
+    args = [f"input_dir={setup['videos']}", f"output_dir={mnt}/feats", "video.num_frames=32", "encoder.layer=layer1",
+            "encoder.pooling=grid", "encoder.grid=8", "dtype=float32", "video.size=32", "video.workers=0",
+            "quiet=true"]  # features of 512 KiB a video
+    res = run_pipeline("extract", *args)
+    assert_one_line_error(res, f"{mnt}/feats/", "no space left on the device; what was finished is kept")
+    done = manifest_videos(mnt / "feats" / "manifest.jsonl")
+    assert 1 <= len(done) < 6, done
+    for video in done:
+        assert load_features(mnt / "feats" / "features" / f"{video}.npz")["features"].shape[0] == 32
+
+    with pytest.raises(SystemExit) as stop:  # under MIN_FREE_BYTES left: refused before Hydra writes
+        RunDirCheck().on_run_start(OmegaConf.create({"hydra": {"run": {"dir": str(mnt / "logs")}}}))
+    assert stop.value.code == 1
+
+    filler.unlink()
+    again = run_pipeline("extract", *args)
+    assert again.returncode == 0, again.stderr
+    assert f"{6 - len(done)} extracted, {len(done)} already done, 0 failed" in again.stdout
+
+
+# ------------------------------------------------------------------------------------ configuration
+
+def test_unknown_backbone(faults):
+    assert_one_line_error(faults["unknown_backbone"], "unknown encoder 'nosuchnet'")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_a_gpu(faults):
+    assert_one_line_error(faults["no_cuda"], "device=cuda was asked for, but no CUDA GPU is available")

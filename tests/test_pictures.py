@@ -1,0 +1,157 @@
+"""Contact sheets and annotated videos: real video files in, PNG and mp4 files that OpenCV reads back with the
+frames they show."""
+import cv2
+import numpy as np
+import pytest
+
+from vidrnn.pictures import (
+    GAP,
+    MARGIN,
+    RENDERED,
+    SHEETS,
+    Pictures,
+    caption_at,
+    count_track,
+    load_notes,
+    track_at,
+)
+from vidrnn.synth import write_video
+from vidrnn.video import Sampling, VideoMeta, read_sampled
+
+FRAMES, FPS, TILE = 24, 8.0, 320  # the clips: 64x48 MJPG, frame i encodes i in its grey left half
+
+
+@pytest.fixture
+def clip(tmp_path):
+    return write_clip(tmp_path / "videos" / "clip.avi")
+
+
+def coded_frame(i: int) -> np.ndarray:
+    """(48, 64, 3) RGB: the left half grey 20 + 9 i (brightness survives lossy codecs), the right half green."""
+    frame = np.zeros((48, 64, 3), np.uint8)
+    frame[:, :32] = 20 + 9 * i
+    frame[:, 32:, 1] = 128
+    return frame
+
+
+def frame_id(region: np.ndarray) -> int:
+    """The ``i`` of ``coded_frame(i)`` from a part of a (scaled) frame: its left quarter's brightness."""
+    return round((region[:, : region.shape[1] // 4].mean() - 20) / 9)
+
+
+def write_clip(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_video(path, (coded_frame(i) for i in range(FRAMES)), FPS)
+    return path
+
+
+def counts_of(path, predicted):
+    """A count track over the 6 uniformly sampled frames of ``path``, with every frame labelled i % 3."""
+    _, meta = read_sampled(str(path), Sampling(num_frames=6), size=16)
+    return count_track(np.asarray(predicted, np.float32)[None], meta, np.arange(FRAMES) % 3.0)
+
+
+def test_contact_sheet_shows_the_sampled_frames_in_order(clip, tmp_path):
+    refs = tmp_path / "refs.csv"
+    refs.write_text("video_id,caption\nclip,a red square fades\nclip,the colour changes slowly\n")
+    out = tmp_path / "out"
+    pictures = Pictures(out, sheets=True, references=str(refs))
+    pictures.add("clip", clip, caption="a square turns red", count=1.5, track=counts_of(clip, range(6)))
+    assert pictures.failed == {}
+    sheet = cv2.cvtColor(cv2.imread(str(out / SHEETS / "clip.png")), cv2.COLOR_BGR2RGB)
+    tile_h = TILE * 48 // 64  # the frames' aspect ratio is kept
+    grid_bottom = MARGIN + 2 * tile_h + GAP
+    assert sheet.shape[1] == 2 * MARGIN + 3 * TILE + 2 * GAP and sheet.shape[0] > grid_bottom + 100
+    expected = Sampling(num_frames=6).plan(FRAMES, FPS)  # [2 6 10 14 18 22]
+    for k, index in enumerate(expected):
+        top, left = MARGIN + k // 3 * (tile_h + GAP), MARGIN + k % 3 * (TILE + GAP)
+        middle = sheet[top + tile_h // 3: top + 2 * tile_h // 3, left:left + TILE]  # between the labels
+        assert frame_id(middle) == index
+    panel = sheet[grid_bottom + MARGIN:]
+    assert (panel.min(axis=2) < 100).mean() > 0.005  # text below the frames (captions, references, counts)
+    notes = load_notes(out)["clip"]
+    assert notes["references"] == ["a red square fades", "the colour changes slowly"]
+    assert notes["caption"] == "a square turns red" and notes["count"] == 1.5
+
+
+def test_rendered_video_has_every_frame_scaled_up_with_text_burned_in(clip, tmp_path):
+    out = tmp_path / "out"
+    pictures = Pictures(out, sheets=False, render=True)
+    pictures.add("clip", clip, segments=[[0.0, 1.5, "first half"], [1.5, 3.0, "second half"]],
+                 track=counts_of(clip, [0, 1, 2, 3, 4, 5]))
+    assert pictures.failed == {} and not (out / SHEETS).exists()
+    cap = cv2.VideoCapture(str(out / RENDERED / "clip.mp4"))
+    assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (480, 360)  # 64x48 x7.5
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(FPS)
+    decoded = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        decoded.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    cap.release()
+    assert len(decoded) == FRAMES
+    source = cv2.resize(coded_frame(0), (480, 360))
+    for i, frame in enumerate(decoded):
+        assert frame_id(frame[120:240]) == i  # the picture itself is untouched between the texts
+        band = frame[340:, 240:, 1]  # the caption band, where the source is plain green 128
+        assert band.mean() < 0.75 * source[340:, 240:, 1].mean() and band.max() > 200  # darkened, white text
+        clock = frame[8:24, 420:470]  # the time, white on a darkened box over the green half
+        assert np.median(clock[..., 1]) < 0.75 * 128 and (clock.min(axis=2) > 200).any()
+        count = frame[4:30, 4:190]  # the live count, yellow (nowhere else in these grey and green frames)
+        assert ((count[..., 0] > 200) & (count[..., 1] > 180) & (count[..., 2] < 150)).sum() > 50
+
+
+def test_timed_captions_and_the_live_count_follow_the_video():
+    notes = {"caption": "the whole clip", "segments": [[0.0, 2.0, "one"], [1.0, 3.0, "two"], [3.0, 4.0, "three"]]}
+    assert [caption_at(notes, t) for t in (0.0, 0.9, 1.0, 2.5, 3.5, 9.0)] == ["one", "one", "two", "two", "three",
+                                                                                "three"]
+    assert caption_at({"caption": "the whole clip"}, 5.0) == "the whole clip"
+    track = [[2, 0.25, 1.0, None], [6, 0.75, 2.0, 2.0], [10, 1.25, 3.0, None]]
+    assert [track_at(track, f)[2] for f in (0, 2, 5, 6, 9, 10, 99)] == [1.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0]
+    assert track_at([], 3) is None
+
+
+def test_count_track_is_in_frame_order_with_the_labelled_truth():
+    meta = VideoMeta("opencv", "sequential", 64, 48, 8.0, 16, 16, "header",  # two overlapping windows of 3 frames
+                     frame_indices=[[0, 4, 8], [4, 8, 12]], timestamps=[[0.0, 0.5, 1.0], [0.5, 1.0, 1.5]])
+    truth = np.array([1.0] * 8 + [np.nan] * 8)
+    rows = count_track(np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]), meta, truth)
+    assert [r[0] for r in rows] == [0, 4, 4, 8, 8, 12]
+    assert [r[2] for r in rows] == [1.0, 2.0, 4.0, 3.0, 5.0, 6.0]
+    assert [r[3] for r in rows] == [1.0, 1.0, 1.0, None, None, None]
+
+
+def test_a_video_that_cannot_be_drawn_is_recorded_not_raised(clip, tmp_path):
+    bad = tmp_path / "videos" / "bad.mp4"
+    bad.write_bytes(b"not a video at all" * 100)
+    out = tmp_path / "out"
+    pictures = Pictures(out, sheets=True, render=True)
+    pictures.add_captions(str(tmp_path / "videos"), {"bad.mp4": "bad", "clip.avi": "clip"},
+                          {"bad": {"caption": "x"}, "clip": {"caption": "y"}}, done=["bad", "clip"])
+    assert set(pictures.failed) == {"bad"} and "cannot open" in pictures.failed["bad"]
+    assert load_notes(out)["bad"]["picture_error"] == pictures.failed["bad"]
+    assert (out / SHEETS / "clip.png").is_file() and (out / RENDERED / "clip.mp4").is_file()
+    assert not (out / SHEETS / "bad.png").exists() and not list((out / RENDERED).glob(".*"))  # no partial file
+
+
+def test_caption_and_count_runs_into_one_folder_merge(tmp_path):
+    videos = tmp_path / "videos"
+    a, b = write_clip(videos / "a.avi"), write_clip(videos / "sub" / "b.avi")
+    ids, out = {"a.avi": "a", "sub/b.avi": "sub/b"}, tmp_path / "out"
+    Pictures(out).add_captions(str(videos), ids, {"a": {"caption": "one", "score": -1.0}, "sub/b": {"caption": "two"}},
+                               done=["a", "sub/b"])
+    counts_csv = tmp_path / "counts.csv"
+    counts_csv.write_text("video_id,count\na,1.25\nsub/b,2.5\n")
+    _, meta = read_sampled(str(a), Sampling(num_frames=4), size=16)
+    Pictures(out).add_counts(str(videos), ids, {v: (None, np.ones((1, 4), np.float32), meta) for v in ("a", "sub/b")},
+                             ["a", "sub/b"], counts_csv)
+    notes = load_notes(out)
+    assert notes["a"]["caption"] == "one" and notes["a"]["count"] == 1.25 and len(notes["a"]["track"]) == 4
+    assert notes["sub/b"]["caption"] == "two" and notes["sub/b"]["path"] == str(b.absolute())
+    assert "score" not in notes["a"]
+    sheets = {p.name: p.stat().st_mtime_ns for p in (out / SHEETS).iterdir()}
+    assert set(sheets) == {"a.png", "sub__b.png"}
+    Pictures(out).add_captions(str(videos), ids, {"a": {"caption": "one"}, "sub/b": {"caption": "two"}}, done=["a"])
+    after = {p.name: p.stat().st_mtime_ns for p in (out / SHEETS).iterdir()}
+    assert after["sub__b.png"] == sheets["sub__b.png"]  # done by an earlier run, pictured already: not redrawn

@@ -1,0 +1,1 @@
+"""Teaching experiments run with the project's own models and training loop."""

@@ -1,0 +1,360 @@
+"""Pictures of results: a contact sheet PNG per video (sampled frames with their times, the predicted
+caption and count, the references when known) and an annotated copy of the video (the caption and the
+live count burned in).
+
+Caption and count runs record what each video got in their output folder's ``videos.jsonl`` (one JSON
+line per video and run; later lines add to or replace earlier fields), so a folder that both write into
+gets pictures, and a report, with both."""
+from __future__ import annotations
+
+import bisect
+import logging
+import math
+import os
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import matplotlib
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+from tqdm import tqdm
+
+from .data import load_captions, load_count_labels
+from .features.store import _append_jsonl, _read_jsonl, atomic_write
+from .outputs import read_csv_rows
+from .video import Sampling, VideoError, failure_reason, open_video, read_sampled
+
+log = logging.getLogger("vidrnn.pictures")
+NOTES, SHEETS, RENDERED = "videos.jsonl", "sheets", "rendered"
+_FONT_DIR = Path(matplotlib.get_data_path(), "fonts", "ttf")  # DejaVu: every script, ships with matplotlib
+TEXT, DIM, ACCENT = (20, 20, 20), (105, 105, 105), (200, 60, 20)
+MARGIN, GAP = 12, 6  # contact sheet: around and between the tiles (pixels)
+
+
+def file_name(video_id: str) -> str:
+    """A video id as one file name (ids of nested files hold slashes)."""
+    return video_id.replace("/", "__")
+
+
+def load_notes(out_dir: str | os.PathLike) -> dict[str, dict]:
+    """video_id -> everything recorded about it in ``out_dir/videos.jsonl``, later lines winning."""
+    notes: dict[str, dict] = {}
+    for row in _read_jsonl(Path(out_dir, NOTES)):
+        if isinstance(row, dict) and isinstance(row.get("video_id"), str):
+            notes.setdefault(row["video_id"], {}).update(row)
+    return notes
+
+
+def count_track(frames: np.ndarray, meta, truth: np.ndarray | None = None) -> list[list]:
+    """``[frame, time_s, predicted, true or None]`` per sampled frame, in frame order, from per-frame
+    counts shaped like the sampling plan (``(W, N)``) and the video's ``VideoMeta``; ``truth`` is the
+    labelled count of every frame (NaN where unlabelled)."""
+    idx, times = np.asarray(meta.frame_indices).reshape(-1), np.asarray(meta.timestamps).reshape(-1)
+    counts, rows = np.asarray(frames).reshape(-1), []
+    for k in np.argsort(idx, kind="stable"):
+        i = int(idx[k])
+        true = truth[i] if truth is not None and i < len(truth) and not np.isnan(truth[i]) else None
+        rows.append([i, round(float(times[k]), 4), round(float(counts[k]), 3), None if true is None else float(true)])
+    return rows
+
+
+def track_at(track: list[list], frame: int) -> list | None:
+    """The track row of the latest sampled frame at or before ``frame`` (the first row before it)."""
+    if not track:
+        return None
+    k = bisect.bisect_right([row[0] for row in track], frame)
+    return track[max(k - 1, 0)]
+
+
+def caption_at(notes: dict, seconds: float) -> str | None:
+    """The timed caption showing at ``seconds`` (the latest window started by then), else the clip's."""
+    segments = notes.get("segments")
+    if segments:
+        started = [text for start, _, text in segments if start <= seconds]
+        return started[-1] if started else segments[0][2]
+    return notes.get("caption")
+
+
+def clock(seconds: float) -> str:
+    """0:03.5, or 1:02:03.5 past an hour."""
+    minutes, s = divmod(max(seconds, 0.0), 60)
+    h, m = divmod(int(minutes), 60)
+    return f"{h}:{m:02d}:{s:04.1f}" if h else f"{m}:{s:04.1f}"
+
+
+def people(value: float | None) -> str:
+    """A true count as shown: whole numbers without decimals."""
+    return "?" if value is None else str(int(value)) if float(value).is_integer() else f"{value:.1f}"
+
+
+@lru_cache(maxsize=16)
+def _font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(_FONT_DIR / ("DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf")), size)
+
+
+@lru_cache(maxsize=256)
+def _wrap(text: str, size: int, width: int, bold: bool = False) -> tuple[str, ...]:
+    """``text`` broken into lines no wider than ``width`` pixels (a longer word is cut)."""
+    font, lines, line = _font(size, bold), [], ""
+    for word in text.split():
+        while font.getlength(word) > width:  # a word wider than the line: cut it
+            cut = max(k for k in range(1, len(word) + 1) if font.getlength(word[:k]) <= width or k == 1)
+            if line:
+                lines.append(line)
+                line = ""
+            lines.append(word[:cut])
+            word = word[cut:]
+        candidate = f"{line} {word}".strip()
+        if font.getlength(candidate) <= width or not line:
+            line = candidate
+        else:
+            lines.append(line)
+            line = word
+    return tuple(lines + [line] if line else lines)
+
+
+def _darken(canvas: Image.Image, box) -> None:
+    box = tuple(int(v) for v in box)
+    canvas.paste(canvas.crop(box).point(lambda v: v // 3), box)
+
+
+def _boxed(canvas: Image.Image, xy: tuple[int, int], text: str, size: int, *, anchor: str = "la",
+           color=(255, 255, 255)) -> None:
+    """``text`` on a darkened box at ``xy`` (``anchor`` as PIL's: la top-left, ra top-right, ld bottom-left)."""
+    draw, font, pad = ImageDraw.Draw(canvas), _font(size, True), max(2, size // 4)
+    x0, y0, x1, y1 = draw.textbbox(xy, text, font=font, anchor=anchor)
+    _darken(canvas, (max(x0 - pad, 0), max(y0 - pad, 0), min(x1 + pad, canvas.width), min(y1 + pad, canvas.height)))
+    draw.text(xy, text, font=font, fill=color, anchor=anchor)
+
+
+def _count_label(row: list | None) -> str | None:
+    if row is None:
+        return None
+    return f"people {row[2]:.1f}" + ("" if row[3] is None else f"  (true {people(row[3])})")
+
+
+def contact_sheet(notes: dict, path: str | os.PathLike, *, frames: int = 6, columns: int = 3,
+                  tile_width: int = 320, backend: str = "auto") -> tuple[int, int]:
+    """Write a PNG of ``frames`` evenly spaced frames of the video ``notes["path"]`` (its time and count
+    on each), with the video's caption(s), references and count below; returns its (width, height)."""
+    images, meta = read_sampled(notes["path"], Sampling(num_frames=frames), size=None, backend=backend)
+    keep = np.unique(meta.frame_indices, return_index=True)[1]  # short videos: no frame twice
+    images, indices, times = images[keep], np.asarray(meta.frame_indices)[keep], np.asarray(meta.timestamps)[keep]
+    h, w = images.shape[1:3]  # images: (N, H, W, 3)
+    tile_h = int(np.clip(round(tile_width * h / w), tile_width // 4, tile_width * 2))
+    columns = min(columns, len(images))
+    rows, gap, margin, size = math.ceil(len(images) / columns), GAP, MARGIN, 16
+    width = 2 * margin + columns * tile_width + (columns - 1) * gap
+    grid_h = rows * (tile_h + gap) - gap
+    lines = _sheet_lines(notes, meta, width - 2 * margin, size)
+    line_h = round(size * 1.5)
+    sheet = Image.new("RGB", (width, 2 * margin + grid_h + margin + len(lines) * line_h), "white")
+    track = notes.get("track") or []
+    for k, (image, index, t) in enumerate(zip(images, indices, times)):
+        tile = Image.fromarray(cv2.resize(image, (tile_width, tile_h), interpolation=cv2.INTER_AREA
+                                          if w > tile_width else cv2.INTER_LINEAR))
+        _boxed(tile, (6, 6), f"{clock(float(t))}  #{int(index)}", 14)
+        label = _count_label(track_at(track, int(index)))
+        if label:
+            _boxed(tile, (6, tile_h - 6), label, 14, anchor="ld")
+        r, c = divmod(k, columns)
+        sheet.paste(tile, (margin + c * (tile_width + gap), margin + r * (tile_h + gap)))
+    draw, y = ImageDraw.Draw(sheet), 2 * margin + grid_h
+    for label, x, text, color, bold in lines:
+        draw.text((margin, y), label, font=_font(size), fill=DIM)
+        draw.text((margin + x, y), text, font=_font(size + 2 if bold else size, bold), fill=color)
+        y += line_h
+    atomic_write(path, lambda f: sheet.save(f, format="PNG", compress_level=1))  # level 6: 3x the time, 2/3 the size
+    return sheet.size
+
+
+def _sheet_lines(notes: dict, meta, width: int, size: int) -> list[tuple[str, int, str, tuple, bool]]:
+    """(label, x, text, colour, bold) lines of a contact sheet's panel, wrapped to ``width`` pixels: a grey
+    label column ("caption", "references", ...) beside the text."""
+    column = round(_font(size).getlength("references ")) + size
+    out: list[tuple[str, int, str, tuple, bool]] = []
+
+    def add(label: str | None, text: str, color=TEXT, bold: bool = False) -> None:
+        """``label`` None: the text spans the width; else it sits right of the label column."""
+        x = 0 if label is None else column
+        for k, line in enumerate(_wrap(text, size + 2 if bold else size, width - x, bold)):
+            out.append((label if k == 0 and label else "", x, line, color, bold))
+
+    add(None, notes["video_id"], bold=True)
+    duration = f", {meta.fps:.3g} fps, {clock(meta.frame_count / meta.fps)}" if meta.fps else ""
+    add(None, f"{Path(notes['path']).name}   {meta.width}x{meta.height}, {meta.frame_count} frames{duration}", DIM)
+    if notes.get("caption"):
+        add("caption", notes["caption"], ACCENT)
+    segments = notes.get("segments") or []
+    for k, (start, end, text) in enumerate(segments[:8]):
+        add("" if k else "captions", f"{clock(start)}\u2013{clock(end)}   {text}", ACCENT)
+    if len(segments) > 8:
+        add("", f"... and {len(segments) - 8} more windows", DIM)
+    refs = notes.get("references") or []
+    for k, ref in enumerate(refs[:4]):
+        add("" if k else "references", ref)
+    if len(refs) > 4:
+        add("", f"... and {len(refs) - 4} more", DIM)
+    count, true = notes.get("count"), notes.get("true_count")
+    told = ([] if count is None else [f"{count:.1f} predicted"]) + ([] if true is None else [f"{people(true)} true"])
+    if told:
+        add("people", ", ".join(told), ACCENT)
+    return out
+
+
+def render_video(notes: dict, path: str | os.PathLike, *, min_width: int = 480, backend: str = "auto") -> int:
+    """Write an mp4 (mp4v) copy of the video ``notes["path"]`` with its caption (per window when timed)
+    and the live count burned into every frame, scaled up to at least ``min_width`` pixels wide; frames
+    are decoded, drawn and written one at a time. Returns the number of frames written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+    reader, writer, written = open_video(notes["path"], backend), None, 0
+    try:
+        info = reader.info
+        fps = info.fps if info.fps > 0 else 25.0
+        scale = max(1.0, min_width / info.width)
+        size = (2 * round(info.width * scale / 2), 2 * round(info.height * scale / 2))  # mp4v wants even sides
+        writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        if not writer.isOpened():
+            raise VideoError(f"OpenCV cannot write {partial} (mp4v, {size[0]}x{size[1]})")
+        text = max(16, round(size[0] / 40))
+        while reader.grab():
+            frame = reader.retrieve()  # (H, W, 3) RGB
+            if frame.shape[1::-1] != size:
+                frame = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
+            writer.write(cv2.cvtColor(annotate(frame, notes, written, written / fps, text), cv2.COLOR_RGB2BGR))
+            written += 1
+        writer.release()
+        if not written:
+            raise VideoError("no frame could be decoded")
+        os.replace(partial, path)
+    finally:
+        reader.close()
+        if writer is not None:
+            writer.release()
+        partial.unlink(missing_ok=True)
+    return written
+
+
+def annotate(frame: np.ndarray, notes: dict, index: int, seconds: float, size: int) -> np.ndarray:
+    """``frame`` (H, W, 3) RGB with the time and live count at the top and the caption at the bottom."""
+    canvas, pad = Image.fromarray(frame), size // 2
+    _boxed(canvas, (canvas.width - pad, pad), clock(seconds), size, anchor="ra")
+    label = _count_label(track_at(notes.get("track") or [], index))
+    if label:
+        _boxed(canvas, (pad, pad), label, size, color=(255, 225, 90))
+    caption = caption_at(notes, seconds)
+    if caption:
+        lines = _wrap(caption, size, canvas.width - 2 * pad, True)
+        if len(lines) > 3:
+            lines = lines[:2] + (lines[2] + " ...",)
+        line_h = round(size * 1.3)
+        top = canvas.height - pad - len(lines) * line_h
+        _darken(canvas, (0, max(top - pad // 2, 0), canvas.width, canvas.height))
+        draw = ImageDraw.Draw(canvas)
+        for k, line in enumerate(lines):
+            draw.text((canvas.width // 2, top + k * line_h), line, font=_font(size, True), fill="white", anchor="ma")
+    return np.asarray(canvas)
+
+
+class Pictures:
+    """Records what each video of a run got in ``out_dir/videos.jsonl`` and draws its pictures there:
+    ``sheets/<video_id>.png`` and, with ``render``, ``rendered/<video_id>.mp4``.
+
+    ``references``: a caption annotation file and ``labels``: count label files (per clip and/or per
+    frame), shown where they know a video.
+    A video whose pictures fail is logged and kept in ``failed`` (and its notes): never raised.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike, *, sheets: bool = True, render: bool = False,
+                 references: str | None = None, labels: Sequence[str] = (), backend: str = "auto",
+                 progress: bool = False):
+        self.dir, self.sheets, self.render = Path(out_dir), sheets, render
+        self.backend, self.progress = backend, progress
+        self.references = load_captions(references).captions if references else {}
+        self.clip_truth, self.frame_truth = {}, {}
+        for path in labels:
+            truth = load_count_labels(path)
+            self.clip_truth.update(truth.clip)
+            self.frame_truth.update(truth.frames)
+        self.notes = load_notes(self.dir)
+        self.failed: dict[str, str] = {}
+
+    def add(self, video_id: str, path: str | os.PathLike, *, fresh: bool = True, **found) -> None:
+        """Record ``found`` (``caption``, ``segments``, ``count``, ``track``...) for one video and draw its
+        pictures with everything known about it; a video that is not ``fresh`` (an earlier run computed
+        it) is drawn only where its pictures are missing."""
+        self._add_all([(video_id, path, fresh, found)])
+
+    def add_captions(self, input_dir: str, ids: dict[str, str], results: dict[str, dict], done) -> None:
+        """The captions (``caption`` or timed ``segments``) of a caption run: ``results`` by video id,
+        ``ids`` relative path -> video id, ``done`` the ids this run computed."""
+        paths, done = {vid: Path(input_dir, f) for f, vid in ids.items()}, set(done)
+        self._add_all([(vid, paths[vid], vid in done, {k: result[k] for k in ("caption", "segments") if k in result})
+                       for vid, result in sorted(results.items())])
+
+    def add_counts(self, input_dir: str, ids: dict[str, str], results: dict[str, tuple], done,
+                   counts_csv: str | os.PathLike) -> None:
+        """The counts of a count run: the count per video as ``counts_csv`` holds it and the count over
+        time from ``results`` (video id -> (clip counts, per-frame counts (W, N), VideoMeta))."""
+        paths, done = {vid: Path(input_dir, f) for f, vid in ids.items()}, set(done)
+        counts = {row["video_id"]: float(row["count"]) for row in read_csv_rows(counts_csv)}
+        self._add_all([(vid, paths[vid], vid in done,
+                        {"count": counts[vid], "track": count_track(frames, meta, self.frame_truth.get(vid))})
+                       for vid, (_, frames, meta) in sorted(results.items())])
+
+    def _add_all(self, found: list[tuple[str, str | os.PathLike, bool, dict]]) -> None:
+        """Record (video id, path, fresh, fields) of many videos in one write, then draw them."""
+        entries = []
+        for vid, path, _, fields in found:
+            entry = {"video_id": vid, "path": os.path.abspath(path), **fields}
+            if vid in self.references:
+                entry["references"] = self.references[vid]
+            if vid in self.clip_truth:
+                entry["true_count"] = self.clip_truth[vid]
+            entries.append(entry)
+        self._record(entries)
+        self.draw([vid for vid, _, fresh, _ in found if fresh], redraw=True)
+        self.draw([vid for vid, _, fresh, _ in found if not fresh], redraw=False)
+
+    def draw(self, videos: Sequence[str], *, redraw: bool = True) -> None:
+        """Draw the pictures of these recorded videos; without ``redraw`` only where they are missing."""
+        if not (self.sheets or self.render):
+            return
+        todo = [vid for vid in videos if redraw or not all(t.exists() for t in self._targets(vid))]
+        if todo:
+            log.info("drawing the pictures of %d videos into %s", len(todo), self.dir)
+        errors = []
+        for vid in tqdm(todo, unit="video", disable=not self.progress or not todo, dynamic_ncols=True):
+            error = self._draw(vid)
+            if error or self.notes[vid].get("picture_error"):
+                errors.append({"video_id": vid, "picture_error": error})
+        self._record(errors)
+
+    def _targets(self, vid: str) -> list[Path]:
+        name = file_name(vid)
+        return [self.dir / SHEETS / f"{name}.png"] * self.sheets + [self.dir / RENDERED / f"{name}.mp4"] * self.render
+
+    def _draw(self, vid: str) -> str | None:
+        """Draw one video's pictures; returns why they failed, or None."""
+        try:
+            for target in self._targets(vid):
+                draw = contact_sheet if target.suffix == ".png" else render_video
+                draw(self.notes[vid], target, backend=self.backend)
+        except Exception as e:  # pictures must never end the batch
+            self.failed[vid] = failure_reason(e)
+            log.warning("PICTURES FAILED %s: %s", vid, self.failed[vid])
+            return self.failed[vid]
+        self.failed.pop(vid, None)
+        return None
+
+    def _record(self, entries: list[dict]) -> None:
+        if not entries:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        _append_jsonl(self.dir / NOTES, entries)
+        for entry in entries:
+            self.notes.setdefault(entry["video_id"], {}).update(entry)

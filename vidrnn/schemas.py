@@ -1,0 +1,247 @@
+"""Structured-config schemas of the Hydra apps: the keys each app takes, their types and allowed values.
+
+Importing this module registers one schema per app in Hydra's ConfigStore (``<app>_schema``); each
+conf/<app>.yaml names its schema first in its defaults list, so a misspelt key or a value of the wrong
+type stops Hydra before the app starts. The values themselves live in conf/ only (every field here is
+MISSING until a YAML file sets it). Enum-like keys stay plain strings (for ``${task}`` in paths,
+checkpoints and library calls); ``validate`` checks them when a pipeline starts.
+"""
+# No ``from __future__ import annotations``: OmegaConf evaluates these annotations at run time, and
+# Optional/List keep them valid on Python 3.9.
+# ruff: noqa: FA100, UP006, UP035
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+
+def one_of(*choices: str, pattern: Optional[str] = None) -> Any:
+    """A string field whose value must be one of ``choices`` (or match ``pattern``, which ``choices`` describe)."""
+    return field(default=MISSING, metadata={"choices": choices,
+                                            "pattern": pattern or "|".join(map(re.escape, choices))})
+
+
+def device_field() -> Any:
+    return one_of("auto", "cpu", "cuda", "cuda:N", "mps", pattern=r"auto|cpu|cuda(:\d+)?|mps")
+
+
+@dataclass
+class EncoderSchema:
+    name: str = MISSING  # any torchvision classification model
+    weights: Optional[str] = MISSING  # null | DEFAULT | a torchvision weights name | a state_dict file
+    layer: Optional[str] = MISSING
+    pooling: str = one_of("avg", "grid")
+    grid: int = MISSING
+    trainable: bool = MISSING
+
+
+@dataclass
+class VideoSchema:
+    backend: str = one_of("auto", "opencv", "decord")
+    sampling: str = one_of("uniform", "fps", "window")
+    num_frames: int = MISSING
+    fps: float = MISSING
+    max_frames: Optional[int] = MISSING
+    window_s: float = MISSING
+    stride_s: float = MISSING
+    size: int = MISSING
+    workers: int = MISSING
+
+
+@dataclass
+class ShardSchema:
+    index: Optional[int] = MISSING
+    count: Optional[int] = MISSING
+
+
+@dataclass
+class DataSchema:
+    video_dir: str = MISSING
+    annotations: str = MISSING
+    frame_annotations: Optional[str] = MISSING
+    time_split: Optional[float] = MISSING
+    cache_dir: str = MISSING
+    val_fraction: float = MISSING
+    min_count: int = MISSING
+    max_len: int = MISSING
+
+
+@dataclass
+class CaptionModelSchema:
+    kind: str = one_of("attention", "s2vt")
+    embed: int = MISSING
+
+
+@dataclass
+class CountModelSchema:
+    bidirectional: bool = MISSING
+    loss: str = one_of("mse", "huber", "poisson")
+
+
+@dataclass
+class ModelSchema:
+    cell: str = one_of("lstm", "gru", "rnn")
+    hidden: int = MISSING
+    layers: int = MISSING
+    dropout: float = MISSING
+    caption: CaptionModelSchema = field(default_factory=CaptionModelSchema)
+    count: CountModelSchema = field(default_factory=CountModelSchema)
+
+
+@dataclass
+class TrainerSchema:
+    max_epochs: int = MISSING
+    batch_size: int = MISSING
+    lr: float = MISSING
+    weight_decay: float = MISSING
+    clip_grad_norm: Optional[float] = MISSING
+    scheduler: str = one_of("cosine", "plateau", "none")
+    patience: int = MISSING
+    label_smoothing: float = MISSING
+    scheduled_sampling: float = MISSING
+    amp: bool = MISSING
+    resume: bool = MISSING
+
+
+@dataclass
+class TrainSchema:
+    task: str = one_of("caption", "count")
+    device: str = device_field()
+    seed: int = MISSING
+    quiet: bool = MISSING
+    encoder: EncoderSchema = field(default_factory=EncoderSchema)
+    video: VideoSchema = field(default_factory=VideoSchema)
+    data: DataSchema = field(default_factory=DataSchema)
+    model: ModelSchema = field(default_factory=ModelSchema)
+    trainer: TrainerSchema = field(default_factory=TrainerSchema)
+
+
+@dataclass
+class FolderSchema:
+    """What every app that walks a folder of videos takes."""
+    input_dir: str = MISSING
+    extensions: List[str] = MISSING
+    device: str = device_field()
+    batch_size: int = MISSING
+    quiet: bool = MISSING
+    video: VideoSchema = field(default_factory=VideoSchema)
+    shard: ShardSchema = field(default_factory=ShardSchema)
+
+
+@dataclass
+class ExtractSchema(FolderSchema):
+    output_dir: str = MISSING
+    dtype: str = one_of("float16", "float32")
+    encoder: EncoderSchema = field(default_factory=EncoderSchema)
+
+
+@dataclass
+class PredictSchema(FolderSchema):
+    """What the caption and count apps share: a prediction file and pictures beside it."""
+    output: str = MISSING
+    sheets: bool = MISSING
+    render: bool = MISSING
+    report: bool = MISSING
+
+
+@dataclass
+class DecodeSchema:
+    beam: int = MISSING
+    max_len: Optional[int] = MISSING
+    length_penalty: float = MISSING
+    n_best: int = MISSING
+    batch: int = MISSING
+
+
+@dataclass
+class WindowSchema:
+    window_s: float = MISSING
+    stride_s: float = MISSING
+
+
+@dataclass
+class CaptionSchema(PredictSchema):
+    checkpoint: str = MISSING
+    references: Optional[str] = MISSING
+    decode: DecodeSchema = field(default_factory=DecodeSchema)
+    window: WindowSchema = field(default_factory=WindowSchema)
+
+
+@dataclass
+class HogSchema:
+    upscale: float = MISSING
+    win_stride: int = MISSING
+    scale: float = MISSING
+    nms_threshold: float = MISSING
+    min_confidence: float = MISSING
+
+
+@dataclass
+class CountSchema(PredictSchema):
+    checkpoint: Optional[str] = MISSING
+    counter: str = one_of("rnn", "hog")
+    labels: Optional[str] = MISSING
+    window_s: Optional[float] = MISSING
+    stride_s: float = MISSING
+    plots: bool = MISSING
+    hog: HogSchema = field(default_factory=HogSchema)
+
+
+@dataclass
+class EvaluateSchema:
+    task: str = one_of("caption", "count")
+    predictions: str = MISSING
+    annotations: str = MISSING
+    split: Optional[str] = MISSING
+    meteor: bool = MISSING
+    output: str = MISSING
+
+
+@dataclass
+class SummarizeSchema:
+    sweep_dir: str = MISSING
+
+
+@dataclass
+class DemoSizeSchema:
+    size: str = one_of("tiny", "small", "large")
+
+
+@dataclass
+class DemoSchema:
+    demo: DemoSizeSchema = field(default_factory=DemoSizeSchema)
+    output_dir: str = MISSING
+    seed: int = MISSING
+    device: str = device_field()
+    quiet: bool = MISSING
+    encoder: EncoderSchema = field(default_factory=EncoderSchema)
+    video: VideoSchema = field(default_factory=VideoSchema)
+
+
+SCHEMAS = {"extract": ExtractSchema, "train": TrainSchema, "caption": CaptionSchema, "count": CountSchema,
+           "evaluate": EvaluateSchema, "summarize": SummarizeSchema, "demo": DemoSchema}
+
+
+def validate(cfg: DictConfig, prefix: str = "") -> None:
+    """Raise ValueError naming the first key that is unset (``???``), that its schema lacks (added with
+    ``+key=...``), or whose value is not one its schema allows."""
+    schema = OmegaConf.get_type(cfg)
+    fields = {f.name: f for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
+    for key in cfg:
+        name = f"{prefix}{key}"
+        if OmegaConf.is_missing(cfg, key):
+            raise ValueError(f"{name} is not set: add {name}=...")
+        if fields is not None and key not in fields:
+            raise ValueError(f"{name} is not a config key (misspelt?); --cfg job lists them")
+        value, meta = cfg[key], fields[key].metadata if fields else {}
+        if isinstance(value, DictConfig):
+            validate(value, f"{name}.")
+        elif "pattern" in meta and not (isinstance(value, str) and re.fullmatch(meta["pattern"], value)):
+            raise ValueError(f"{name} must be one of {' | '.join(meta['choices'])}, not {value!r}")
+
+
+for _app, _schema in SCHEMAS.items():
+    ConfigStore.instance().store(name=f"{_app}_schema", node=_schema)

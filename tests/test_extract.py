@@ -164,3 +164,13 @@ def test_shards_default_from_torchrun_and_slurm(monkeypatch):
     assert shard_from_env(2, 5) == (2, 5)  # explicit values win
     with pytest.raises(ValueError, match="outside 0..2"):
         shard_from_env(3, 3)
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    """Atomically written outputs are readable by others as plain writes are (not mkstemp's 0600)."""
+    from vidrnn.features.store import atomic_write
+
+    atomic_write(tmp_path / "out.json", lambda f: f.write(b"{}"))
+    plain = tmp_path / "plain.json"
+    plain.write_bytes(b"{}")
+    assert (tmp_path / "out.json").stat().st_mode & 0o777 == plain.stat().st_mode & 0o777

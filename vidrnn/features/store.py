@@ -18,8 +18,13 @@ FEATURE_SUFFIX = ".npz"
 MANIFEST, FAILURES = "manifest.jsonl", "failures.jsonl"
 
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 def atomic_write(path: str | os.PathLike, write: Callable) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place."""
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place (with the
+    permissions a plain ``open`` would give: mkstemp's are owner-only)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _naming(path):
@@ -29,6 +34,7 @@ def atomic_write(path: str | os.PathLike, write: Callable) -> None:
                 write(f)
                 f.flush()
                 os.fsync(f.fileno())
+            os.chmod(tmp, 0o666 & ~_UMASK)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

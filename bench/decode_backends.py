@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from measure import machine, parse_args, peak_rss_mib, reset_peak
+from measure import machine, parse_args, peak_rss_mib, reset_peak, rss_mib
 
 from vidrnn.synth import render_clip, sample_spec, write_video
 from vidrnn.video import Sampling, VideoMeta, stream_video
@@ -62,14 +62,16 @@ def read_seconds(path: Path, sampling: Sampling, backend: str) -> tuple[float, V
 
 
 def compare(path: Path, sampling: Sampling, repeats: int, peaks: dict) -> tuple[dict[str, float], int]:
-    """Best seconds per backend (taking turns) and the video's frame count; ``peaks`` gets peak RSS."""
+    """Best seconds per backend (taking turns) and the video's frame count; ``peaks`` gets the most a
+    read raised the resident memory (MiB) above what the process held before it."""
     best = dict.fromkeys(BACKENDS, np.inf)
     for _ in range(repeats):
         for backend in BACKENDS:
             reset_peak()
+            before = rss_mib()
             seconds, meta = read_seconds(path, sampling, backend)
             best[backend] = min(best[backend], seconds)
-            peaks[backend] = max(peaks.get(backend, 0.0), peak_rss_mib())
+            peaks[backend] = max(peaks.get(backend, 0.0), peak_rss_mib() - before)
     return best, meta.frame_count
 
 
@@ -111,8 +113,8 @@ def main() -> None:
                               f"{'' if auto.backend == fast else ' (slower)'}   "
                               f"[{total / best['opencv']:.0f} / {total / best['decord']:.0f} frames/s]")
     print(f"faster backend: opencv in {wins['opencv']} cases, decord in {wins['decord']}")
-    print(f"peak RSS (main process, one video at a time): opencv {peaks['opencv']:.0f} MiB, "
-          f"decord {peaks['decord']:.0f} MiB")
+    print(f"memory a read needs (peak RSS above the process's before it, largest case): opencv "
+          f"{peaks['opencv']:.0f} MiB, decord {peaks['decord']:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ CNN sees); every frame is decoded, since decoding is sequential.
 Bounds: min(decode, CNN) is the limit when decoding and the CNN have their own hardware (a GPU, or with
 --threads 1 one core for the CNN while the decode workers take the others); when both use every core
 they share them, and 1 / (1/decode + 1/CNN) is the limit. RSS: the main process after loading torch and
-the encoder (base), its peak in each stage of the first round (the CNN's activations, batches, queued
-chunks), and how far the hungriest decode worker grew above what it shared with its parent.
+the encoder (base), its peak in the first round's CNN-only and end-to-end stages (the CNN's activations,
+batches, queued chunks), and how far the hungriest decode worker grew above what it shared with its parent.
 """
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ def one_case(c: dict) -> dict:
             reset_peak()
         dec, frames, grown = decode(videos)
         rss.setdefault("worker", grown)
-        peak("decode")
+        reset_peak()
         e2e = end_to_end(videos, encoder, sampling, c["size"], c["workers"], c["batch"], device, c["backend"], c["amp"])
         peak("e2e")
         rounds.append({"decode": dec, "cnn": cnn, "e2e": e2e, "vs_min": e2e / min(dec, cnn),
@@ -174,12 +174,12 @@ def main() -> None:
           f"resized to {args.size}x{args.size}; batch {args.batch}, {args.workers} decode workers, "
           f"device {args.device}{'' if args.amp else ', no AMP'}; {args.repeats} rounds of ~{args.seconds:g} s stages")
     print(f"{'model':9s} {'video':>9s} {'reads':>5s} {'frames':>6s} {'decode':>8s} {'cnn':>7s} {'e2e':>7s} {'e2e/min':>7s} "
-          f"{'e2e/shared':>10s}  RSS MiB: base, peak decode / cnn / e2e, worker +")
+          f"{'e2e/shared':>10s}  RSS MiB: base, peak cnn / e2e, worker +")
     for model, at, r in rows:
         d, c, e = r["decode"], r["cnn"], r["e2e"]
         m = r["rss"]
         print(f"{model:9s} {at:>9s} {r['reads']:5d} {r['frames']:6d} {d:8.1f} {c:7.1f} {e:7.1f} {r['vs_min']:7.3f} "
-              f"{r['vs_shared']:10.3f}  {m['base']:4.0f}, {m['decode']:4.0f} / {m['cnn']:4.0f} / {m['e2e']:4.0f}, "
+              f"{r['vs_shared']:10.3f}  {m['base']:4.0f}, {m['cnn']:4.0f} / {m['e2e']:4.0f}, "
               f"+{m['worker']:.0f}")
     print("(reads: videos read per stage; frames: sampled frames per stage; frames/s, best of the rounds; "
           "e2e/min, e2e/shared: mean over rounds of end-to-end against the bounds measured next to it; "

@@ -3,7 +3,8 @@
 # beam-search throughput on CUDA. Prints every number; under 5 minutes on one H100 (each step has a limit).
 #
 #   here, once (pip reaches PyPI):  bash bench/gpu_check.sh wheels
-#       puts the packages the GPU image lacks (nltk; decord, the second video backend) into .whl/
+#       puts the packages the GPU image lacks (nltk and its defusedxml; decord, the second video backend)
+#       into .whl/ (about 15 MB)
 #   on the GPU machine (the device tool's run, from the repository root):
 #       command: bash bench/gpu_check.sh      carry: [".whl"]      timeout_s: 420
 #       The log is also written to $OUT/gpu_check.log when OUT is set.
@@ -20,7 +21,7 @@ if [[ "${1:-}" == wheels ]]; then
         platforms+=(--platform "$p")
     done
     exec "$PY" -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-        "${platforms[@]}" -d .whl nltk==3.10.4 decord==0.6.0
+        "${platforms[@]}" -d .whl nltk==3.10.4 defusedxml==0.7.1 decord==0.6.0
 fi
 
 if compgen -G ".whl/*.whl" >/dev/null; then

@@ -1,6 +1,6 @@
 """Training throughput on cached features: the real training loop versus the bare model step.
 
-    python bench/train_throughput.py [--quick] [--videos 96] [--epochs 5] [--count-epochs 12] [--batch 32] [--device auto]
+    python bench/train_throughput.py [--quick] [--videos 96] [--epochs 5] [--count-epochs 30] [--batch 32] [--device auto]
 
 A synthetic set (``make_dataset``) goes through ``train_model`` as ``vidrnn train`` runs it: features are
 extracted into the cache, then ``fit`` trains the default captioner and counter (the settings of conf/:
@@ -130,7 +130,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--videos", type=int, default=96)
     ap.add_argument("--epochs", type=int, default=5, help="captioner epochs (the first one is not timed)")
-    ap.add_argument("--count-epochs", type=int, default=12, help="counter epochs (one clip per video: few batches)")
+    ap.add_argument("--count-epochs", type=int, default=30, help="counter epochs (one clip per video: few batches)")
     ap.add_argument("--batch", type=int, default=32)
     args = parse_args(ap, QUICK)
     device = resolve_device(args.device)

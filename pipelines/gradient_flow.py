@@ -33,7 +33,7 @@ class _Task:
 class _Model:
     cell: str = MISSING
     hidden: int = MISSING
-    forget_bias: Optional[float] = MISSING
+    gate_bias: Optional[float] = MISSING
 
 
 @dataclass
@@ -65,7 +65,7 @@ def gradient_flow(cfg: DictConfig) -> int:
     trainer = TrainConfig(max_epochs=t.max_epochs, lr=t.lr, weight_decay=t.weight_decay,
                           clip_grad_norm=t.clip_grad_norm, scheduler="none", patience=0)
     result = run_gradient_flow(cfg.model.cell, CueTask(**cfg.task), out_dir=out_dir, trainer=trainer,
-                               hidden=cfg.model.hidden, forget_bias=cfg.model.forget_bias, batch_size=t.batch_size,
+                               hidden=cfg.model.hidden, gate_bias=cfg.model.gate_bias, batch_size=t.batch_size,
                                batches_per_epoch=t.batches_per_epoch, probe_batches=cfg.probe_batches, seed=cfg.seed)
     test = result["test"]
     print(f"gradient_flow: {cfg.model.cell}: accuracy {test['accuracy']:.3f}; |dL/dh_1| / |dL/dh_T| "

@@ -59,7 +59,7 @@ def test_count_pipeline_files_parse_back(trained, tmp_path):
     out = tmp_path / "counts.csv"
     res = run_pipeline("count", f"input_dir={data['videos_dir']}", f"checkpoint={root}/run/checkpoints/best.pt",
                        f"output={out}", f"labels={data['frame_counts']}", "window_s=1.0", "stride_s=0.5",
-                       "quiet=true", "video.workers=0")
+                       "quiet=true", "video.workers=0", "sheets=false", "report=false")  # pictures: test_pictures
     assert res.returncode == 0, res.stderr
     rows = read_csv_rows(out)
     assert len(rows) == 48 and all(float(r["count"]) >= 0 for r in rows)

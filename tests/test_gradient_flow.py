@@ -39,11 +39,12 @@ def test_unrolled_steps_are_the_cell_and_the_last_gradient_is_the_heads(cell):
 
 def test_one_run_writes_metrics_and_plot_and_is_not_redone(tmp_path):
     trainer = TrainConfig(max_epochs=2, lr=1e-2, clip_grad_norm=1.0, scheduler="none", patience=0)
-    kw = {"out_dir": tmp_path, "trainer": trainer, "hidden": 8, "batch_size": 16, "batches_per_epoch": 3,
-          "probe_batches": 2, "val_size": 32}
+    kw = {"out_dir": tmp_path, "trainer": trainer, "hidden": 8, "gate_bias": 2.0, "batch_size": 16,
+          "batches_per_epoch": 3, "probe_batches": 2, "val_size": 32}
     result = run_gradient_flow("rnn", TINY, **kw)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["epochs_run"] == 2 and saved["experiment"]["cell"] == "rnn"
+    assert saved["experiment"]["gate_bias"] is None  # the plain RNN has no gate to set
     for when in ("init", "trained"):
         norms = np.array(saved["gradient_norms"][when])
         assert norms.shape == (12,) and np.isfinite(norms).all() and (norms > 0).all()
@@ -61,11 +62,19 @@ def test_one_run_writes_metrics_and_plot_and_is_not_redone(tmp_path):
         run_gradient_flow("gru", TINY, **kw)
 
 
-def test_forget_bias_is_for_the_lstm_only():
-    model = LastStateClassifier("lstm", 4, 8, 2, forget_bias=2.0)
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_gate_bias_opens_the_keep_gate_so_the_gradient_reaches_early_steps(cell):
+    batch = [TINY.sample(16, torch.Generator().manual_seed(0))]
+    ratios = []
+    for bias in (None, 2.0):
+        torch.manual_seed(0)
+        model = LastStateClassifier(cell, TINY.dim, 8, TINY.classes, gate_bias=bias)
+        norms = gradient_norms(model, batch)
+        ratios.append(norms[0] / norms[-1])
     assert (model.rnn.bias_ih_l0[8:16] + model.rnn.bias_hh_l0[8:16] == 2.0).all()
-    with pytest.raises(ValueError, match="lstm"):
-        LastStateClassifier("gru", 4, 8, 2, forget_bias=2.0)
+    assert ratios[1] > 10 * ratios[0]  # the forget (LSTM) or update (GRU) gate: the state is kept, not halved
+    with pytest.raises(ValueError, match="no gate"):
+        LastStateClassifier("rnn", TINY.dim, 8, TINY.classes, gate_bias=2.0)
 
 
 def test_sweep_writes_a_table_and_one_plot_of_every_run(tmp_path):

@@ -230,7 +230,8 @@ def count_folder(input_dir: str, output: str, *, checkpoint: str | None = None, 
     with job.records.lock():  # shards finishing at once: the last one writes every shard's results
         results = {vid: (np.asarray(r["clip"]), np.asarray(r["frames"], np.float32), VideoMeta(**r["meta"]))
                    for vid, r in job.results().items()}
-        metrics = _write_counts(output, results, sampling, labels=labels, plots=plots)
+        metrics = _write_counts(output, results, sampling, labels=labels, plots=plots,
+                                computed=set(job.summary.done))
     if pictures is not None:  # contact sheets, annotated videos
         pictures.add_counts(input_dir, job.ids, results, job.summary.done, output)
     return job.summary, metrics
@@ -269,8 +270,10 @@ def _hog_counts(job: _Job, sampling: Sampling, hog_counter: HogPeopleCounter, *,
             job.fail(f, failure_reason(e))
 
 
-def _write_counts(output: str, results: dict, sampling: Sampling, *, labels: str | None, plots: bool) -> dict | None:
-    """counts.csv, the per-window CSV, timeline plots and (with labels) metrics; returns the metrics."""
+def _write_counts(output: str, results: dict, sampling: Sampling, *, labels: str | None, plots: bool,
+                  computed: set[str]) -> dict | None:
+    """counts.csv, the per-window CSV, timeline plots (of the videos ``computed`` now and those whose plot
+    is missing) and, with labels, metrics; returns the metrics."""
     out = Path(output)
     base = out.with_suffix("")
     rows, window_rows, windowed = [], [], sampling.mode == "window"
@@ -286,8 +289,9 @@ def _write_counts(output: str, results: dict, sampling: Sampling, *, labels: str
     truth = load_count_labels(labels) if labels else None
     if plots:
         for vid, (_, frames, meta) in results.items():
-            _plot_timeline(Path(f"{base}_plots") / f"{vid.replace('/', '__')}.png", vid, meta, frames,
-                           truth.frames.get(vid) if truth else None)
+            path = Path(f"{base}_plots") / f"{vid.replace('/', '__')}.png"
+            if vid in computed or not path.exists():
+                _plot_timeline(path, vid, meta, frames, truth.frames.get(vid) if truth else None)
     if truth is None:
         return None
     metrics = {}
@@ -309,14 +313,12 @@ def _write_counts(output: str, results: dict, sampling: Sampling, *, labels: str
 
 def _plot_timeline(path: Path, vid: str, meta, frames: np.ndarray, truth: np.ndarray | None) -> None:
     """Predicted people per sampled frame over time, the true per-frame count overlaid when known."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
 
     times, counts = np.asarray(meta.timestamps).reshape(-1), frames.reshape(-1)
     order = np.argsort(times, kind="stable")
-    fig, ax = plt.subplots(figsize=(8, 3))
+    fig = Figure(figsize=(8, 3))
+    ax = fig.add_subplot()
     if truth is not None and meta.fps:
         ax.plot(np.arange(len(truth)) / meta.fps, truth, color="0.6", lw=1.5, label="ground truth")
     ax.plot(times[order], counts[order], marker=".", lw=1, label="predicted")
@@ -324,7 +326,6 @@ def _plot_timeline(path: Path, vid: str, meta, frames: np.ndarray, truth: np.nda
                                                                          np.nanmax(truth, initial=0) * 1.2 if truth is not None else 0)))
     ax.legend(loc="upper right")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.17, top=0.88)  # fixed margins: tight_layout costs a third
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=80))
-    plt.close(fig)

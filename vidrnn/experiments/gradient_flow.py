@@ -25,6 +25,7 @@ from ..train.loop import TrainConfig, fit
 
 PLOT = "gradient_flow.png"
 CELL_COLOURS = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green"}
+GATED = ("lstm", "gru")
 
 
 @dataclass
@@ -51,17 +52,18 @@ class CueTask:
 
 
 class LastStateClassifier(nn.Module):
-    """A recurrent cell over (B, T, D) and a linear classifier on its last hidden state. ``forget_bias``
-    (LSTM only) starts the forget gate's bias there instead of PyTorch's (about 0: the gate half closed)."""
+    """A recurrent cell over (B, T, D) and a linear classifier on its last hidden state. ``gate_bias``
+    starts the bias of a gated cell's keep gate there (the LSTM's forget gate, the GRU's update gate)
+    instead of PyTorch's (about 0: σ ≈ 0.5, so only half of the state is kept each step)."""
 
-    def __init__(self, cell: str, dim: int, hidden: int, classes: int, forget_bias: float | None = None):
+    def __init__(self, cell: str, dim: int, hidden: int, classes: int, gate_bias: float | None = None):
         super().__init__()
         self.rnn, self.head = make_rnn(cell, dim, hidden, 1), nn.Linear(hidden, classes)
-        if forget_bias is not None:
-            if cell != "lstm":
-                raise ValueError(f"forget_bias is for model.cell=lstm, not {cell}")
-            with torch.no_grad():  # nn.LSTM's gate rows: input, forget, cell, output
-                self.rnn.bias_ih_l0[hidden: 2 * hidden] = forget_bias
+        if gate_bias is not None:
+            if cell not in GATED:
+                raise ValueError(f"gate_bias is for the gated cells (lstm, gru): the plain {cell} has no gate")
+            with torch.no_grad():  # rows H..2H: nn.LSTM's forget gate (of i, f, g, o), nn.GRU's update gate (r, z, n)
+                self.rnn.bias_ih_l0[hidden: 2 * hidden] = gate_bias
                 self.rnn.bias_hh_l0[hidden: 2 * hidden] = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -100,11 +102,11 @@ def _scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
 
 
 def run_gradient_flow(cell: str, task: CueTask, *, out_dir: str | os.PathLike, trainer: TrainConfig, hidden: int = 32,
-                      forget_bias: float | None = None, batch_size: int = 64, batches_per_epoch: int = 100,
+                      gate_bias: float | None = None, batch_size: int = 64, batches_per_epoch: int = 100,
                       probe_batches: int = 4, val_size: int = 512, seed: int = 0) -> dict:
     """Train ``cell`` on ``task`` (``batches_per_epoch`` fresh batches an epoch, validation accuracy picks
     the best epoch) and measure ‖∂L/∂h_t‖ on ``probe_batches`` held-out batches at initialisation and
-    after training.
+    after training. ``gate_bias`` (LastStateClassifier) is for the gated cells: the plain RNN has none.
 
     Writes the training run into ``out_dir`` (checkpoints, curves; resumed when interrupted) and
     ``metrics.json``: the training summary, ``test`` (the trained model's accuracy and loss on the probe
@@ -114,14 +116,15 @@ def run_gradient_flow(cell: str, task: CueTask, *, out_dir: str | os.PathLike, t
     """
     out = Path(out_dir)
     trainer.monitor, trainer.mode = "accuracy", "max"
-    experiment = {"cell": cell, "hidden": hidden, "forget_bias": forget_bias, "batch_size": batch_size,
+    gate_bias = gate_bias if cell in GATED else None
+    experiment = {"cell": cell, "hidden": hidden, "gate_bias": gate_bias, "batch_size": batch_size,
                   "batches_per_epoch": batches_per_epoch, "probe_batches": probe_batches, "val_size": val_size,
                   "seed": seed, "task": asdict(task), "trainer": asdict(trainer)}
     done = _finished(out, experiment)
     if done is not None:
         return done
     torch.manual_seed(seed)
-    model = LastStateClassifier(cell, task.dim, hidden, task.classes, forget_bias)
+    model = LastStateClassifier(cell, task.dim, hidden, task.classes, gate_bias)
     held_out = torch.Generator().manual_seed(seed + 1)
     probe = [task.sample(batch_size, held_out) for _ in range(probe_batches)]
     val_x, val_y = task.sample(val_size, held_out)
@@ -158,13 +161,15 @@ def _finished(out: Path, experiment: dict) -> dict | None:
 
 
 def _label(experiment: dict) -> str:
-    clip, bias = experiment["trainer"]["clip_grad_norm"], experiment["forget_bias"]
+    clip, bias = experiment["trainer"]["clip_grad_norm"], experiment["gate_bias"]
     return ", ".join([experiment["cell"], f"clip {clip:g}" if clip else "no clipping"]
-                     + ([f"forget bias {bias:g}"] if bias is not None else []))
+                     + ([f"gate bias {bias:g}"] if bias is not None else []))
 
 
 def plot_gradient_norms(panels: dict[str, dict[str, np.ndarray]], path: Path) -> None:
-    """One panel per key of ``panels``: each of its curves, ‖∂L/∂h_t‖ (T,) against t, on a log scale."""
+    """One panel per key of ``panels``: each of its curves ‖∂L/∂h_t‖ (T,) against t, on a log scale, as a
+    fraction of ‖∂L/∂h_T‖ (how much of the gradient at the loss reaches step t; a trained model's loss,
+    and so its whole curve, can be near 0)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -173,10 +178,10 @@ def plot_gradient_norms(panels: dict[str, dict[str, np.ndarray]], path: Path) ->
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False, sharey=True)
     for ax, (title, curves) in zip(axes.flat, panels.items()):
         for label, norms in curves.items():
-            ax.semilogy(np.arange(1, len(norms) + 1), np.where(norms > 0, norms, np.nan), label=label,
+            ax.semilogy(np.arange(1, len(norms) + 1), np.where(norms > 0, norms / norms[-1], np.nan), label=label,
                         color=CELL_COLOURS.get(label.split(",")[0]),
-                        ls=":" if "forget bias" in label else "--" if "clip " in label else "-")
-        ax.set(title=title, xlabel="time step t (the loss is at the last step)", ylabel="‖∂L/∂h_t‖")
+                        ls="--" if "clip " in label else "-")
+        ax.set(title=title, xlabel="time step t (the loss is at the last step)", ylabel="‖∂L/∂h_t‖ / ‖∂L/∂h_T‖")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
     fig.tight_layout()

@@ -11,8 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
-import torchvision
 from conftest import ROOT, run_pipeline
 
 from vidrnn.pictures import NOTES, load_notes
@@ -28,9 +26,7 @@ def trained(tmp_path_factory):
     """A folder of 7 clips and a one-epoch captioner and counter (what they say does not matter here)."""
     root = tmp_path_factory.mktemp("merge")
     data = make_dataset(root / "data", num_videos=7, width=64, height=48, num_frames=16, fps=8.0)
-    weights = root / "resnet18.pt"  # a file, so that every process has the same random encoder
-    torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)
-    encoder = {"name": "resnet18", "weights": str(weights), "layer": "layer1", "pooling": "avg", "grid": 1}
+    encoder = {"name": "resnet18", "weights": None, "layer": "layer1", "pooling": "avg", "grid": 1}
     extract = ExtractConfig(encoder=encoder, sampling=Sampling(num_frames=3), size=32, workers=0, progress=False)
     cache = str(root / "cache")
     for task, labels, model in (("caption", data["captions"], ModelConfig("s2vt", {"cell": "gru", "hidden": 16})),

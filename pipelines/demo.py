@@ -22,7 +22,7 @@ demo ({cfg.demo.size}): {s['videos']} synthetic videos {s['splits']}, finished i
   held-out people counts: MAE {s['count_MAE']:.3f}   (always guessing the training mean: {s['mean_predictor_MAE']:.3f})
   files:
       {out}/data/                 the videos, captions.json (MSR-VTT layout), counts.csv, frame_counts.csv
-      {out}/features/             one feature file per video + manifest.jsonl
+      {s['features']}/   one feature file per video + manifest.jsonl
       {out}/caption_run/, {out}/count_run/   checkpoints/best.pt, metrics.json, curves.png
       {out}/captions.json         a caption per video; {out}/captions.srt: timed captions of one video
       {out}/counts.csv            a count per video; counts_plots/: timelines; counts_metrics.json

@@ -1,5 +1,6 @@
 """The demo end to end at its smallest size: every promised file exists and parses."""
 import json
+from pathlib import Path
 
 import cv2
 from browser import images_loaded
@@ -19,8 +20,12 @@ def test_demo_writes_every_promised_file(tmp_path):
     assert "held-out captions" in res.stdout and "BLEU-4" in res.stdout and "training mean" in res.stdout
     refs = load_captions(out / "data/captions.json")
     assert len(refs.captions) == 24 and len(load_count_labels(out / "data/counts.csv").clip) == 24
-    manifest = [json.loads(x) for x in (out / "features/manifest.jsonl").read_text().splitlines()]
-    assert len(manifest) == 24 and load_features(out / "features" / manifest[0]["feature_file"])["features"].ndim == 2
+    scores = json.loads((out / "demo_metrics.json").read_text())
+    features = Path(scores["features"])  # the training cache: extracted once, then used by both trainings
+    assert features.parent == out / "cache" and f"{features}/" in res.stdout
+    manifest = [json.loads(x) for x in (features / "manifest.jsonl").read_text().splitlines()]
+    assert len(manifest) == 24 and load_features(features / manifest[0]["feature_file"])["features"].ndim == 2
+    assert [p for p in (out / "cache").iterdir() if p.is_dir()] == [features]  # no second extraction
     for task in ("caption", "count"):
         assert load_checkpoint(out / f"{task}_run/checkpoints/best.pt", task=task)["task"] == task
         assert json.loads((out / f"{task}_run/metrics.json").read_text())["epochs_run"] == 3
@@ -30,7 +35,6 @@ def test_demo_writes_every_promised_file(tmp_path):
     assert len(read_csv_rows(out / "counts.csv")) == 24
     assert json.loads((out / "counts_metrics.json").read_text())["frames"]["MAE"] >= 0
     assert len(list((out / "counts_plots").glob("*.png"))) == 24
-    scores = json.loads((out / "demo_metrics.json").read_text())
     assert f"BLEU-4 {scores['BLEU-4']:.3f}" in res.stdout and scores["test_videos"] == 4
     # pictures and the report, of the held-out videos
     held_out = sorted(v for v, split in refs.splits.items() if split == "test")

@@ -11,6 +11,7 @@ import torch
 from .data import load_captions
 from .evaluate import evaluate_captions, evaluate_counts
 from .features import extract_folder
+from .features.cache import CACHE_DTYPE, cache_dir_for
 from .models.encoder import FrameEncoder
 from .outputs import write_json
 from .pictures import Pictures
@@ -37,8 +38,10 @@ def run_demo(out_dir: str, *, size: str = "small", seed: int = 0, encoder: dict,
     data = make_dataset(out / "data", num_videos=SIZES[size]["num_videos"], seed=seed)
     videos = data["videos_dir"]
     log.info("wrote %d synthetic videos with captions and people counts to %s", data["num_videos"], out / "data")
-    features = extract_folder(videos, str(out / "features"), encoder=FrameEncoder(**encoder), encoder_spec=encoder,
-                              sampling=sampling, size=frame_size, workers=workers, device=device,
+    # extracted where training looks for them first (its feature cache), so they are computed once
+    feature_dir = cache_dir_for(out / "cache", videos, encoder_spec=encoder, sampling=sampling, size=frame_size)
+    features = extract_folder(videos, str(feature_dir), encoder=FrameEncoder(**encoder), encoder_spec=encoder,
+                              sampling=sampling, size=frame_size, dtype=CACHE_DTYPE, workers=workers, device=device,
                               progress=progress)
     extract = ExtractConfig(encoder=encoder, sampling=sampling, size=frame_size, workers=workers, progress=progress)
     trainer = {"max_epochs": SIZES[size]["epochs"], "lr": 2e-3, "patience": 0}
@@ -72,6 +75,7 @@ def run_demo(out_dir: str, *, size: str = "small", seed: int = 0, encoder: dict,
     counts = evaluate_counts(str(out / "counts.csv"), data["counts"], split="test")
     summary = {
         "videos": data["num_videos"], "splits": data["splits"], "extracted": len(features.done) + features.skipped,
+        "features": str(feature_dir),
         "test_videos": captions["videos"], "BLEU-4": captions["corpus"]["BLEU-4"],
         "CIDEr-D": captions["corpus"]["CIDEr-D"], "count_MAE": counts["MAE"],
         "mean_predictor_MAE": runs["count"]["mean_predictor"]["test"]["MAE"],

@@ -14,8 +14,14 @@ from .extract import ExtractSummary, extract_folder
 from .store import load_features
 
 
-def cache_dir_for(cache_root: str | os.PathLike, video_dir: str | os.PathLike, settings: dict) -> Path:
-    """A folder of ``cache_root`` unique to this video folder and these extraction settings."""
+CACHE_DTYPE = "float32"
+
+
+def cache_dir_for(cache_root: str | os.PathLike, video_dir: str | os.PathLike, *, encoder_spec: dict, sampling,
+                  size: int) -> Path:
+    """The folder of ``cache_root`` where ``cached_features`` keeps this video folder's features under
+    these extraction settings (an ``extract`` output with ``dtype=float32``)."""
+    settings = {"encoder": encoder_spec, "sampling": sampling.as_dict(), "size": size}
     key = json.dumps({"videos": os.path.abspath(video_dir), **settings}, sort_keys=True)
     return Path(cache_root, hashlib.sha1(key.encode()).hexdigest()[:16])
 
@@ -24,10 +30,9 @@ def cached_features(video_dir: str, videos: list[str], *, cache_root: str, encod
                     size: int, **extract_kw) -> tuple[dict[str, np.ndarray], ExtractSummary]:
     """Features (float32) of ``videos`` under ``video_dir``, extracted into the cache where missing;
     videos that cannot be read are in the summary's ``failed``."""
-    settings = {"encoder": encoder_spec, "sampling": sampling.as_dict(), "size": size}
-    out = cache_dir_for(cache_root, video_dir, settings)
+    out = cache_dir_for(cache_root, video_dir, encoder_spec=encoder_spec, sampling=sampling, size=size)
     summary = extract_folder(video_dir, str(out), encoder_spec=encoder_spec, sampling=sampling, size=size,
-                             videos=videos, dtype="float32", **extract_kw)
+                             videos=videos, dtype=CACHE_DTYPE, **extract_kw)
     feats = {v: load_features(out / e["feature_file"])["features"].astype(np.float32)
              for v, e in summary.entries.items()}
     return feats, summary

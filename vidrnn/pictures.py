@@ -210,7 +210,7 @@ def render_video(notes: dict, path: str | os.PathLike, *, min_width: int = 480, 
     are decoded, drawn and written one at a time. Returns the number of frames written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")  # one per process
     reader, writer, written = open_video(notes["path"], backend), None, 0
     try:
         info = reader.info

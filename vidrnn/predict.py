@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -46,7 +47,8 @@ class PredictSummary:
 def video_ids(files: list[str]) -> dict[str, str]:
     """Relative path -> video id: the file's stem, or its path without extension where stems repeat."""
     stems = [PurePosixPath(f).stem for f in files]
-    return {f: s if stems.count(s) == 1 else str(PurePosixPath(f).with_suffix("")) for f, s in zip(files, stems)}
+    repeats = Counter(stems)
+    return {f: s if repeats[s] == 1 else str(PurePosixPath(f).with_suffix("")) for f, s in zip(files, stems)}
 
 
 def window_times(sampling: Sampling, meta) -> list[tuple[float, float]]:
@@ -74,6 +76,7 @@ class _Job:
     input_dir: str
     todo: list[str]  # relative paths
     ids: dict[str, str]  # relative path -> video id
+    mine: set[str]  # ids of this shard's videos
     records: RunRecords
     settings: dict
     summary: PredictSummary
@@ -93,6 +96,10 @@ class _Job:
         found = self.records.finished(self.settings)
         return dict(sorted(((self.ids[v], e["result"]) for v, e in found.items() if v in self.ids), key=lambda r: r[0]))
 
+    def own(self, results: dict) -> dict:
+        """The part of ``results`` that is this shard's to draw (shards never draw each other's videos)."""
+        return {vid: r for vid, r in results.items() if vid in self.mine}
+
 
 def _start(input_dir: str, output: str, settings: dict, *, extensions, shard) -> _Job:
     """The job over this shard's videos under ``input_dir`` that no earlier run finished with ``settings``;
@@ -106,7 +113,9 @@ def _start(input_dir: str, output: str, settings: dict, *, extensions, shard) ->
     todo = [f for f in files if f not in finished]
     records.forget_failures(todo)
     log.info("%d videos: %d already done (%s), %d to do", len(files), len(files) - len(todo), records.dir, len(todo))
-    return _Job(input_dir, todo, video_ids(every), records, settings, PredictSummary(skipped=len(files) - len(todo)))
+    ids = video_ids(every)
+    return _Job(input_dir, todo, ids, {ids[f] for f in files}, records, settings,
+                PredictSummary(skipped=len(files) - len(todo)))
 
 
 def _encode_folder(job: _Job, ckpt: dict, model, sampling: Sampling, *, backend: str, workers: int,
@@ -179,12 +188,12 @@ def caption_folder(input_dir: str, checkpoint: str, output: str, *, beam: int = 
         if timed:
             out = Path(output)
             for vid, result in results.items():
-                write_timed_captions(out if len(results) == 1 else out.with_suffix("") / f"{vid}{out.suffix}",
+                write_timed_captions(out if len(job.ids) == 1 else out.with_suffix("") / f"{vid}{out.suffix}",
                                      result["segments"])
         else:
             write_captions(output, [{"video_id": vid, **results[vid]} for vid in sorted(results)])
     if pictures is not None:  # contact sheets, annotated videos
-        pictures.add_captions(input_dir, job.ids, results, job.summary.done)
+        pictures.add_captions(input_dir, job.ids, job.own(results), job.summary.done)
     return job.summary
 
 
@@ -233,7 +242,7 @@ def count_folder(input_dir: str, output: str, *, checkpoint: str | None = None, 
         metrics = _write_counts(output, results, sampling, labels=labels, plots=plots,
                                 computed=set(job.summary.done))
     if pictures is not None:  # contact sheets, annotated videos
-        pictures.add_counts(input_dir, job.ids, results, job.summary.done, output)
+        pictures.add_counts(input_dir, job.ids, job.own(results), job.summary.done, output)
     return job.summary, metrics
 
 
@@ -272,8 +281,8 @@ def _hog_counts(job: _Job, sampling: Sampling, hog_counter: HogPeopleCounter, *,
 
 def _write_counts(output: str, results: dict, sampling: Sampling, *, labels: str | None, plots: bool,
                   computed: set[str]) -> dict | None:
-    """counts.csv, the per-window CSV, timeline plots (of the videos ``computed`` now and those whose plot
-    is missing) and, with labels, metrics; returns the metrics."""
+    """counts.csv, the per-window CSV, timeline plots (with labels all of them, else those of the videos
+    ``computed`` now and those whose plot is missing) and, with labels, metrics; returns the metrics."""
     out = Path(output)
     base = out.with_suffix("")
     rows, window_rows, windowed = [], [], sampling.mode == "window"
@@ -290,7 +299,7 @@ def _write_counts(output: str, results: dict, sampling: Sampling, *, labels: str
     if plots:
         for vid, (_, frames, meta) in results.items():
             path = Path(f"{base}_plots") / f"{vid.replace('/', '__')}.png"
-            if vid in computed or not path.exists():
+            if vid in computed or truth is not None or not path.exists():
                 _plot_timeline(path, vid, meta, frames, truth.frames.get(vid) if truth else None)
     if truth is None:
         return None

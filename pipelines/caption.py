@@ -6,9 +6,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from pipelines.common import report, run_app
-from vidrnn.device import resolve_device
-from vidrnn.files import shard_from_env
+from pipelines.common import folder_options, report, run_app
 from vidrnn.pictures import Pictures
 from vidrnn.predict import caption_folder
 from vidrnn.report import write_report
@@ -21,9 +19,7 @@ def caption(cfg: DictConfig) -> int:
     summary = caption_folder(
         cfg.input_dir, cfg.checkpoint, cfg.output, beam=d.beam, max_len=d.max_len, length_penalty=d.length_penalty,
         n_best=d.n_best, decode_batch=d.batch, window_s=cfg.window.window_s, stride_s=cfg.window.stride_s,
-        backend=cfg.video.backend, workers=cfg.video.workers, batch_size=cfg.batch_size,
-        device=resolve_device(cfg.device), extensions=list(cfg.extensions),
-        shard=shard_from_env(cfg.shard.index, cfg.shard.count), progress=not cfg.quiet, pictures=pictures)
+        pictures=pictures, **folder_options(cfg))
     if cfg.report:
         print(f"caption: report {write_report(pictures.dir, title=f'captions of {cfg.input_dir}')}")
     return report("caption", summary, cfg.output)

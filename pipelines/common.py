@@ -14,6 +14,8 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from vidrnn.device import resolve_device
+from vidrnn.files import shard_from_env
 from vidrnn.models import FrameEncoder
 from vidrnn.schemas import validate  # (importing it registers the apps' schemas)
 from vidrnn.sweeps import clear_error, one_line, record_error
@@ -31,6 +33,14 @@ MIN_FREE_BYTES = 1 << 20  # a run dir on a disk with less free space is refused 
 def sampling_from(video: DictConfig) -> Sampling:
     return Sampling(mode=video.sampling, num_frames=video.num_frames, fps=video.fps,
                     max_frames=video.max_frames, window_s=video.window_s, stride_s=video.stride_s)
+
+
+def folder_options(cfg: DictConfig) -> dict:
+    """The keyword arguments every folder job (extract, caption, count) takes alike: decoding, batching,
+    device, which files and which shard, progress bars."""
+    return {"backend": cfg.video.backend, "workers": cfg.video.workers, "batch_size": cfg.batch_size,
+            "device": resolve_device(cfg.device), "extensions": list(cfg.extensions),
+            "shard": shard_from_env(cfg.shard.index, cfg.shard.count), "progress": not cfg.quiet}
 
 
 def encoder_spec(encoder: DictConfig) -> dict:

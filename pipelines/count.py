@@ -6,9 +6,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from pipelines.common import report, run_app
-from vidrnn.device import resolve_device
-from vidrnn.files import shard_from_env
+from pipelines.common import folder_options, report, run_app
 from vidrnn.pictures import Pictures
 from vidrnn.predict import count_folder
 from vidrnn.report import write_report
@@ -21,9 +19,7 @@ def count(cfg: DictConfig) -> int:
     summary, metrics = count_folder(
         cfg.input_dir, cfg.output, checkpoint=cfg.checkpoint, counter=cfg.counter, hog=OmegaConf.to_container(cfg.hog),
         num_frames=cfg.video.num_frames, window_s=cfg.window_s, stride_s=cfg.stride_s, labels=cfg.labels,
-        plots=cfg.plots, backend=cfg.video.backend, workers=cfg.video.workers, batch_size=cfg.batch_size,
-        device=resolve_device(cfg.device), extensions=list(cfg.extensions),
-        shard=shard_from_env(cfg.shard.index, cfg.shard.count), progress=not cfg.quiet, pictures=pictures)
+        plots=cfg.plots, pictures=pictures, **folder_options(cfg))
     for level, errors in (metrics or {}).items():
         print(f"count: {level} MAE {errors['MAE']:.4f}  RMSE {errors['RMSE']:.4f}")
     if cfg.report:

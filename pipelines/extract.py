@@ -4,20 +4,15 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from pipelines.common import EXIT_OK, EXIT_SOME_FAILED, encoder_from, run_app, sampling_from
-from vidrnn.device import resolve_device
+from pipelines.common import EXIT_OK, EXIT_SOME_FAILED, encoder_from, folder_options, run_app, sampling_from
 from vidrnn.features import extract_folder
-from vidrnn.files import shard_from_env
 
 
 def extract(cfg: DictConfig) -> int:
-    device = resolve_device(cfg.device)
+    options = folder_options(cfg)  # (the device first: device=cuda without one fails before the encoder is built)
     encoder, spec = encoder_from(cfg.encoder)
-    summary = extract_folder(
-        cfg.input_dir, cfg.output_dir, encoder=encoder, encoder_spec=spec, sampling=sampling_from(cfg.video),
-        size=cfg.video.size, backend=cfg.video.backend, batch_size=cfg.batch_size, workers=cfg.video.workers,
-        dtype=cfg.dtype, device=device, shard=shard_from_env(cfg.shard.index, cfg.shard.count),
-        extensions=list(cfg.extensions), progress=not cfg.quiet)
+    summary = extract_folder(cfg.input_dir, cfg.output_dir, encoder=encoder, encoder_spec=spec,
+                             sampling=sampling_from(cfg.video), size=cfg.video.size, dtype=cfg.dtype, **options)
     print(f"extract: {len(summary.done)} extracted, {summary.skipped} already done, "
           f"{len(summary.failed)} failed -> {cfg.output_dir}")
     for video, reason in summary.failed.items():

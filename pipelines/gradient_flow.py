@@ -3,60 +3,16 @@
 ``python -m pipelines.gradient_flow -m`` sweeps the cells with and without gradient clipping (see
 conf/gradient_flow.yaml); each run dir gets metrics.json and gradient_flow.png, the sweep dir the summary
 table and one gradient_flow.png with every run."""
-# No ``from __future__ import annotations``: OmegaConf evaluates the schema's annotations at run time, and
-# Optional keeps them valid on Python 3.9 (as in vidrnn/schemas.py).
-# ruff: noqa: FA100
-from dataclasses import dataclass, field
-from typing import Optional
+from __future__ import annotations
 
 import hydra
 import torch
-from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import MISSING, DictConfig
+from omegaconf import DictConfig
 
 from pipelines.common import EXIT_OK, run_app
 from vidrnn.experiments.gradient_flow import CueTask, run_gradient_flow
 from vidrnn.train.loop import TrainConfig
-
-
-@dataclass
-class _Task:
-    length: int = MISSING
-    cue_steps: int = MISSING
-    classes: int = MISSING
-    dim: int = MISSING
-    noise: float = MISSING
-
-
-@dataclass
-class _Model:
-    cell: str = MISSING
-    hidden: int = MISSING
-    gate_bias: Optional[float] = MISSING
-
-
-@dataclass
-class _Trainer:
-    max_epochs: int = MISSING
-    batches_per_epoch: int = MISSING
-    batch_size: int = MISSING
-    lr: float = MISSING
-    weight_decay: float = MISSING
-    clip_grad_norm: Optional[float] = MISSING
-
-
-@dataclass
-class GradientFlowSchema:
-    task: _Task = field(default_factory=_Task)
-    model: _Model = field(default_factory=_Model)
-    trainer: _Trainer = field(default_factory=_Trainer)
-    probe_batches: int = MISSING
-    seed: int = MISSING
-    threads: int = MISSING
-
-
-ConfigStore.instance().store(name="gradient_flow_schema", node=GradientFlowSchema)
 
 
 def gradient_flow(cfg: DictConfig) -> int:

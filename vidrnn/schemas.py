@@ -221,8 +221,45 @@ class DemoSchema:
     video: VideoSchema = field(default_factory=VideoSchema)
 
 
+@dataclass
+class CueTaskSchema:
+    length: int = MISSING
+    cue_steps: int = MISSING
+    classes: int = MISSING
+    dim: int = MISSING
+    noise: float = MISSING
+
+
+@dataclass
+class GradientFlowModelSchema:
+    cell: str = one_of("lstm", "gru", "rnn")
+    hidden: int = MISSING
+    gate_bias: Optional[float] = MISSING
+
+
+@dataclass
+class GradientFlowTrainerSchema:
+    max_epochs: int = MISSING
+    batches_per_epoch: int = MISSING
+    batch_size: int = MISSING
+    lr: float = MISSING
+    weight_decay: float = MISSING
+    clip_grad_norm: Optional[float] = MISSING
+
+
+@dataclass
+class GradientFlowSchema:
+    task: CueTaskSchema = field(default_factory=CueTaskSchema)
+    model: GradientFlowModelSchema = field(default_factory=GradientFlowModelSchema)
+    trainer: GradientFlowTrainerSchema = field(default_factory=GradientFlowTrainerSchema)
+    probe_batches: int = MISSING
+    seed: int = MISSING
+    threads: int = MISSING
+
+
 SCHEMAS = {"extract": ExtractSchema, "train": TrainSchema, "caption": CaptionSchema, "count": CountSchema,
-           "evaluate": EvaluateSchema, "summarize": SummarizeSchema, "demo": DemoSchema}
+           "evaluate": EvaluateSchema, "summarize": SummarizeSchema, "demo": DemoSchema,
+           "gradient_flow": GradientFlowSchema}
 
 
 def validate(cfg: DictConfig, prefix: str = "") -> None:

@@ -46,7 +46,7 @@ def main(cfg: DictConfig) -> float:
     metric, CIDEr-D or MAE: what the Optuna sweeper of conf/hparams_search/ optimises."""
     run_app(train, cfg)
     metrics = finished_result(HydraConfig.get().runtime.output_dir, cfg.trainer.max_epochs)
-    return metrics["best"][metrics["monitor"]]
+    return (metrics["best"] or {}).get(metrics["monitor"])  # None without validation data
 
 
 if __name__ == "__main__":

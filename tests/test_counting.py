@@ -19,9 +19,10 @@ ENCODER = {"name": "resnet18", "weights": None, "layer": "layer2", "pooling": "g
 
 @pytest.mark.parametrize("loss", ["mse", "huber", "poisson"])
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_counts_are_never_negative_and_unlabelled_frames_are_ignored(loss, bidirectional):
+@pytest.mark.parametrize("cells", [1, 4])
+def test_counts_are_never_negative_and_unlabelled_frames_are_ignored(loss, bidirectional, cells):
     torch.manual_seed(0)
-    model = RecurrentCounter(12, cell="gru", hidden=8, bidirectional=bidirectional, loss=loss)
+    model = RecurrentCounter(12, cell="gru", hidden=8, bidirectional=bidirectional, loss=loss, cells=cells)
     model.clip_head.bias.data.fill_(-50.0)
     model.frame_head.bias.data.fill_(-50.0)
     clip, frames = model(torch.randn(4, 6, 12))
@@ -129,8 +130,80 @@ def test_time_split_trains_on_the_start_and_tests_on_the_rest():
     parts = split_in_time(samples, 0.5, 0.2)
     last = {s: p.indices.max().item() for s, p in parts.items()}
     first = {s: p.indices.min().item() for s, p in parts.items()}
-    assert last["train"] < 40 <= first["val"] and last["val"] < 50 <= first["test"]
+    assert last["train"] < first["val"] and last["val"] < 50 <= first["test"]
+    assert len(parts["val"].ids) == 2  # 20% of the 9 windows that end before frame 50
+    assert first["val"] == 35 and last["train"] == 33  # training windows end before the first val frame
     assert len(parts["train"].ids) + len(parts["val"].ids) + len(parts["test"].ids) < len(samples.ids)  # straddlers
     assert parts["test"].frames[0].tolist() == pytest.approx((parts["test"].indices[0].float() / 10).tolist())
     with pytest.raises(ValueError, match="between 0 and 1"):
         split_in_time(samples, 1.5, 0.2)
+    parts = split_in_time(samples, 0.5, 0.0)  # no validation: every labelled window trains
+    assert not parts["val"].ids and len(parts["train"].ids) == 9
+
+
+def _cell_features(people: torch.Tensor, channels: int = 6) -> torch.Tensor:
+    """Grid-pooled features (S, T, C * K) of frames where ``people`` (S, T, K) marks the occupied cells:
+    an occupied cell holds a "person" pattern, an empty one a "background" pattern, both with noise."""
+    person, background = torch.linspace(-1, 1, channels), torch.linspace(1, -1, channels) * 0.5
+    cells = torch.where(people[..., None].bool(), person, background)  # (S, T, K, C)
+    cells = cells + 0.1 * torch.randn(cells.shape)
+    return cells.transpose(-1, -2).flatten(2)  # channel-major, as grid pooling flattens (C, g, g)
+
+
+def test_per_cell_counter_counts_crowds_larger_than_any_it_was_trained_on():
+    """Counted per grid cell and added up, a person counts the same in every cell: trained on frames with
+    0-2 people, the per-cell counter counts 3-5 people; one count from the whole frame cannot."""
+    torch.manual_seed(0)
+    k = 9
+
+    def frames(n: int, low: int, high: int) -> tuple[torch.Tensor, torch.Tensor]:
+        counts = torch.randint(low, high + 1, (n, 4))  # (S, T)
+        people = (torch.rand(n, 4, k).argsort(-1) < counts[..., None]).float()  # (S, T, K): `count` cells taken
+        return _cell_features(people), counts.float()
+
+    (train_x, train_y), (test_x, test_y) = frames(256, 0, 2), frames(64, 3, 5)
+    errors = {}
+    for cells in (1, k):
+        model = RecurrentCounter(train_x.shape[-1], cell="gru", hidden=16, dropout=0.0, cells=cells)
+        model.features.set_stats(train_x)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        for step in range(500):
+            opt.zero_grad()
+            model.loss(train_x, None, train_y).backward()
+            opt.step()
+        with torch.no_grad():
+            errors[cells] = (model(test_x)[1] - test_y).abs().mean().item()
+    assert errors[k] < 0.3 and errors[1] > 1.0, errors
+
+
+def test_cells_can_be_listed_in_any_order():
+    torch.manual_seed(0)
+    model = RecurrentCounter(4 * 5, hidden=8, cells=5).eval()
+    x = torch.randn(3, 6, 4, 5)  # (S, T, C, K)
+    with torch.no_grad():
+        counts = model(x.flatten(2))
+        shuffled = model(x[..., torch.randperm(5)].flatten(2))
+    for a, b in zip(counts, shuffled):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_fixed_camera_setting_trains_on_every_labelled_window_and_counts_per_cell(trained, tmp_path):
+    """data.val_fraction=0 with a time split: no validation, the last epoch is kept; a per-cell counter's
+    checkpoint counts windows of new videos."""
+    from vidrnn.predict import count_folder
+
+    root, data, _ = trained
+    sampling = Sampling(mode="window", num_frames=4, window_s=1.0, stride_s=0.5)
+    extract = ExtractConfig(encoder=ENCODER, sampling=sampling, size=96, workers=0, progress=False)
+    result = train_model("count", DataConfig(data["videos_dir"], data["frame_counts"], time_split=0.5, val_fraction=0.0,
+                                             cache_dir=str(root / "cache")),
+                         extract, ModelConfig(None, {"hidden": 16, "per_cell": True}),
+                         TrainConfig(max_epochs=3, lr=3e-3, patience=2), out_dir=str(tmp_path / "run"))
+    assert result["best_epoch"] == result["epochs_run"] == 3 and set(result["best"]) >= {"epoch", "train_loss"}
+    assert "MAE" not in result["best"] and result["test"]["MAE"] >= 0
+    model = torch.load(tmp_path / "run/checkpoints/best.pt", weights_only=True)["model_config"]
+    assert model["cells"] == ENCODER["grid"] ** 2
+    count_folder(data["videos_dir"], str(tmp_path / "c.csv"), checkpoint=str(tmp_path / "run/checkpoints/best.pt"),
+                 window_s=1.0, stride_s=0.5, workers=0, plots=False, progress=False)
+    rows = read_csv_rows(tmp_path / "c_windows.csv")
+    assert len({r["video_id"] for r in rows}) == 48 and all(float(r["count"]) >= 0 for r in rows)

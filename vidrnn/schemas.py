@@ -78,6 +78,7 @@ class CaptionModelSchema:
 @dataclass
 class CountModelSchema:
     bidirectional: bool = MISSING
+    per_cell: bool = MISSING
     loss: str = one_of("mse", "huber", "poisson")
 
 

@@ -60,6 +60,8 @@ class CaptionTask:
                                ignore_index=self.vocab.pad_id, label_smoothing=self.label_smoothing)
 
     def evaluate(self, model: Captioner) -> dict:
+        if not self.val.ids:
+            return {}
         hyps = describe(model, self.vocab, self.val.feats, ids=self.val.ids, max_len=self.max_len,
                         device=self.device)
         scores = score_captions(self.val.refs, {v: h[0][0] for v, h in hyps.items()}, meteor=False)["corpus"]

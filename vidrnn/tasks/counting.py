@@ -55,25 +55,36 @@ def build_samples(ids: list[str], feats: list[np.ndarray], indices: list[np.ndar
             out_clip.append(np.nan if c is None or len(windows) > 1 else c)
             out_frames.append(per_frame)
             out_idx.append(idx[w])
+    if not out_ids:  # an empty split
+        return CountSamples([], torch.zeros(0), torch.zeros(0), torch.zeros(0, 0), torch.zeros(0, 0, dtype=torch.long))
     return CountSamples(out_ids, torch.from_numpy(np.stack(out_feats)), torch.tensor(out_clip, dtype=torch.float32),
                         torch.from_numpy(np.stack(out_frames)), torch.from_numpy(np.stack(out_idx)))
 
 
 def split_in_time(samples: CountSamples, fraction: float, val_fraction: float) -> dict[str, CountSamples]:
-    """Windows of each video that end before ``fraction`` of it train (their last ``val_fraction``
-    validates), windows that start after it test; windows across the boundary are left out."""
+    """Windows of each video that end before ``fraction`` of it are labelled, windows that start after it
+    test; windows across the boundary are left out. Of each video's labelled windows the last
+    ``val_fraction`` (at least one; none for 0) validate and those that end before the first of them
+    train, so no frame is in both."""
     if not 0 < fraction < 1:
         raise ValueError(f"data.time_split must be between 0 and 1, not {fraction}")
     video = [i.split("@")[0] for i in samples.ids]
+    first, last = samples.indices.min(1).values, samples.indices.max(1).values  # (S,)
     length = {v: 0 for v in video}
-    for v, idx in zip(video, samples.indices):
-        length[v] = max(length[v], int(idx.max()) + 1)
+    for v, end in zip(video, last.tolist()):
+        length[v] = max(length[v], end + 1)
     cut = torch.tensor([fraction * length[v] for v in video])
-    before, after = samples.indices.max(1).values < cut, samples.indices.min(1).values >= cut
-    val_cut = torch.tensor([fraction * (1 - val_fraction) * length[v] for v in video])
-    return {"train": samples.subset(before & (samples.indices.max(1).values < val_cut)),
-            "val": samples.subset(before & (samples.indices.min(1).values >= val_cut)),
-            "test": samples.subset(after)}
+    labelled = last < cut
+    train, val = torch.zeros_like(labelled), torch.zeros_like(labelled)
+    for v in length:
+        rows = [i for i, (w, known) in enumerate(zip(video, labelled.tolist())) if w == v and known]
+        rows.sort(key=lambda i: first[i].item())
+        n_val = max(1, round(val_fraction * len(rows))) if len(rows) > 1 and val_fraction > 0 else 0
+        val_rows, val_start = rows[len(rows) - n_val:], min((first[i].item() for i in rows[len(rows) - n_val:]),
+                                                             default=length[v])
+        val[val_rows] = True
+        train[[i for i in rows[:len(rows) - n_val] if last[i] < val_start]] = True
+    return {"train": samples.subset(train), "val": samples.subset(val), "test": samples.subset(first >= cut)}
 
 
 class CountTask:
@@ -99,6 +110,8 @@ class CountTask:
         return model.loss(feats, clip, frames)
 
     def evaluate(self, model: RecurrentCounter) -> dict:
+        if not self.val.ids:
+            return {}
         truth, kind = self.val.truth()
         pred = predict_counts(model, self.val.feats, device=self.device)
         values = {vid: float(p[0] if kind == "clip" else p[1].mean()) for vid, p in zip(self.val.ids, pred)}

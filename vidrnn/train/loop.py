@@ -88,14 +88,14 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable], step: Callable[[nn
         model.eval()
         with torch.no_grad():
             metrics = from_main(lambda: evaluate(model))
-        value = metrics[cfg.monitor]
-        if scheduler is not None:
+        value = metrics.get(cfg.monitor)  # None without validation data: every epoch replaces the best
+        if scheduler is not None and not (cfg.scheduler == "plateau" and value is None):
             scheduler.step(value) if cfg.scheduler == "plateau" else scheduler.step()
         row = {"epoch": epoch, "train_loss": mean_over_ranks(total / max(count, 1)), **metrics,
                "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - start, 2)}
         state["history"].append(row)
         state["epoch"] = epoch
-        improved = state["best"] is None or better(value, state["best"])
+        improved = value is None or state["best"] is None or better(value, state["best"])
         if improved:
             state["best"], state["best_epoch"], state["stale"] = value, epoch, 0
         else:

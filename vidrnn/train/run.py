@@ -40,6 +40,7 @@ class DataConfig:
     time_split: float | None = None  # count: train on windows before this fraction of each video, test after
     cache_dir: str = ".vidrnn_cache"
     val_fraction: float = 0.15  # of the training videos, where the annotations name no validation split
+    # (0: none, the last epoch is kept)
     min_count: int = 1  # vocabulary: words seen fewer times become <unk>
     max_len: int = 20  # caption tokens, <bos> and <eos> included
 
@@ -70,11 +71,19 @@ def split_videos(splits: dict[str, str | None], ids: list[str], val_fraction: fl
     if not out["val"]:
         shuffled = sorted(out["train"])
         random.Random(seed).shuffle(shuffled)
-        n = max(1, round(len(shuffled) * val_fraction)) if len(shuffled) > 1 else 0
+        n = max(1, round(len(shuffled) * val_fraction)) if len(shuffled) > 1 and val_fraction > 0 else 0
         out["val"], out["train"] = sorted(shuffled[:n]), sorted(shuffled[n:])
     if not out["train"]:
         raise ValueError("no training videos: every annotated video with a file is in val or test")
     return out
+
+
+def _stack(arrays: list[np.ndarray], like: dict[str, np.ndarray]) -> np.ndarray:
+    """np.stack, also of no arrays (an empty split): then shaped like any of ``like``'s values."""
+    if arrays:
+        return np.stack(arrays)
+    example = next(iter(like.values()))
+    return np.zeros((0, *example.shape), example.dtype)
 
 
 def _inputs(data: DataConfig, extract: ExtractConfig, videos: list[str], device: torch.device):
@@ -133,7 +142,7 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
     if task == "caption":
         def samples(split):
             ids = splits[split]
-            return CaptionSamples(ids, torch.from_numpy(np.stack([inputs[files[v]] for v in ids])),
+            return CaptionSamples(ids, torch.from_numpy(_stack([inputs[files[v]] for v in ids], like=inputs)),
                                   {v: labels.captions[v] for v in ids})
 
         train = samples("train")
@@ -155,7 +164,8 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
             parts = {s: count_samples(ids) for s, ids in splits.items()}
         samples = parts.get
         train = samples("train")
-        model = RecurrentCounter(feat_dim, **model_kw)
+        per_cell = model_kw.pop("per_cell", False) and extract.encoder.get("pooling") == "grid"
+        model = RecurrentCounter(feat_dim, cells=extract.encoder["grid"] ** 2 if per_cell else 1, **model_kw)
         make_task = partial(CountTask, train, batch_size=batch_size, device=device, seed=seed)
         extra["targets"] = [name for name, known in (("clip", train.clip), ("frames", train.frames))
                             if not torch.isnan(known).all()]

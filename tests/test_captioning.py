@@ -20,11 +20,11 @@ from vidrnn.video import Sampling
 ENCODER = {"name": "resnet18", "weights": None, "layer": "layer3", "pooling": "grid", "grid": 2}
 
 
-@pytest.mark.parametrize("kind", ["s2vt", "attention"])
+@pytest.mark.parametrize(("kind", "cells"), [("s2vt", 1), ("attention", 1), ("attention", 4)])
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-def test_models_shapes_and_beam_one_equals_greedy(kind, cell):
+def test_models_shapes_and_beam_one_equals_greedy(kind, cells, cell):
     torch.manual_seed(0)
-    model = build_captioner(kind, 24, 17, cell=cell, hidden=16, layers=2, embed=8).eval()
+    model = build_captioner(kind, 24, 17, cell=cell, hidden=16, layers=2, embed=8, cells=cells).eval()
     feats, caps = torch.randn(3, 5, 24), torch.randint(0, 17, (3, 6))
     assert model(feats, caps).shape == (3, 5, 17)
     assert model(feats, caps, sample_prob=1.0).shape == (3, 5, 17)
@@ -34,6 +34,15 @@ def test_models_shapes_and_beam_one_equals_greedy(kind, cell):
     assert [g.logprob for g in greedy] == pytest.approx([b[0].logprob for b in beam1], abs=1e-5)
     nbest = beam_search(model, feats, bos=1, eos=2, beam=4, max_len=8, n_best=3)
     assert all(len(h) == 3 and h[0].score >= h[1].score >= h[2].score for h in nbest)
+
+
+def test_per_cell_attention_attends_to_every_cell_of_every_frame():
+    torch.manual_seed(0)
+    model = build_captioner("attention", 6 * 4, 17, hidden=16, embed=8, cells=4).eval()
+    memory = model.encode(torch.randn(3, 5, 24))
+    assert memory["frames"].shape == (3, 5 * 4, 16)  # (B, cells * T, H)
+    with pytest.raises(ValueError, match="needs model.caption.kind=attention"):
+        build_captioner("s2vt", 24, 17, cells=4)
 
 
 class _Table(Captioner):

@@ -73,6 +73,7 @@ class DataSchema:
 class CaptionModelSchema:
     kind: str = one_of("attention", "s2vt")
     embed: int = MISSING
+    per_cell: bool = MISSING
 
 
 @dataclass

@@ -13,12 +13,13 @@ class Captioner(nn.Module):
     (teacher forcing, scheduled sampling) and decoding (greedy, beam search) only use those."""
 
     def __init__(self, feat_dim: int, vocab_size: int, *, cell: str = "lstm", hidden: int = 512,
-                 layers: int = 1, embed: int = 256, dropout: float = 0.3, encoder: nn.Module | None = None):
+                 layers: int = 1, embed: int = 256, dropout: float = 0.3, cells: int = 1,
+                 encoder: nn.Module | None = None):
         super().__init__()
         self.config = dict(feat_dim=feat_dim, vocab_size=vocab_size, cell=cell, hidden=hidden, layers=layers,
-                           embed=embed, dropout=dropout)
+                           embed=embed, dropout=dropout, cells=cells)
         self.cell, self.hidden, self.layers = cell, hidden, layers
-        self.features = FeatureInput(feat_dim, hidden, dropout, encoder)
+        self.features = FeatureInput(feat_dim, hidden, dropout, encoder, cells)
         self.embed = nn.Embedding(vocab_size, embed)
         self.drop = nn.Dropout(dropout)
 
@@ -67,6 +68,8 @@ class S2VT(Captioner):
 
     def __init__(self, feat_dim: int, vocab_size: int, **kw):
         super().__init__(feat_dim, vocab_size, **kw)
+        if self.config["cells"] > 1:
+            raise ValueError("model.caption.per_cell needs model.caption.kind=attention (S2VT reads whole frames)")
         embed = self.config["embed"]
         self.rnn = make_rnn(self.cell, self.hidden + embed, self.hidden, self.layers, dropout=self.config["dropout"])
         self.out = nn.Linear(self.hidden, vocab_size)
@@ -93,7 +96,12 @@ class S2VT(Captioner):
 class AttentionCaptioner(Captioner):
     """Soft attention over the frames at every word (SA-LSTM, Yao et al., 2015): a recurrent encoder
     reads the frames in order (so attention sees when, not only what), and the decoder reads the
-    previous word and an attention-weighted context of the encoded frames."""
+    previous word and an attention-weighted context of the encoded frames.
+
+    With ``cells`` > 1 (grid-pooled features, D = C * cells) every cell is projected by the same layer,
+    tagged with a learned embedding of where it is, and read in time by the same encoder; attention then
+    picks (cell, frame) pairs, as Show, Attend and Tell attends to image regions: what is in a cell is
+    recognised the same way wherever it is."""
 
     def __init__(self, feat_dim: int, vocab_size: int, **kw):
         super().__init__(feat_dim, vocab_size, **kw)
@@ -101,11 +109,18 @@ class AttentionCaptioner(Captioner):
         self.encoder = make_rnn(self.cell, h, h, self.layers, dropout=self.config["dropout"])
         self.att_frames, self.att_state, self.att_score = nn.Linear(h, h), nn.Linear(h, h), nn.Linear(h, 1)
         self.init_h = nn.Linear(h, h * self.layers)
+        cells = self.config["cells"]
+        self.cell_embed = nn.Parameter(torch.zeros(cells, h)) if cells > 1 else None  # where each cell is
         self.rnn = make_rnn(self.cell, e + h, h, self.layers, dropout=self.config["dropout"])
         self.out = nn.Linear(2 * h, vocab_size)
 
     def encode(self, feats):
-        frames, _ = self.encoder(self.features(feats))  # (B, T, H)
+        x = self.features(feats)  # (B, T, H), or (B, T, K, H) with cells
+        if x.dim() == 4:  # every cell read in time by the same encoder; attention over all (cell, frame) pairs
+            b, t, k, h = x.shape
+            x = (x + self.cell_embed).transpose(1, 2).reshape(b * k, t, h)  # (B * K, T, H)
+        frames, _ = self.encoder(x)  # (B, T, H) or (B * K, T, H)
+        frames = frames.reshape(len(feats), -1, self.hidden)  # (B, K * T, H)
         return {"frames": frames, "keys": self.att_frames(frames)}
 
     def init_state(self, memory):

@@ -147,7 +147,9 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
 
         train = samples("train")
         vocab = Vocab.build((c for v in train.ids for c in train.refs[v]), data.min_count)
-        model = build_captioner(model_cfg.kind, feat_dim, len(vocab), **model_kw)
+        per_cell = model_kw.pop("per_cell", False) and extract.encoder.get("pooling") == "grid"
+        model = build_captioner(model_cfg.kind, feat_dim, len(vocab), cells=extract.encoder["grid"] ** 2 if per_cell else 1,
+                                **model_kw)
         make_task = partial(CaptionTask, vocab, train, batch_size=batch_size, max_len=data.max_len,
                             label_smoothing=label_smoothing, scheduled_sampling=scheduled_sampling,
                             max_epochs=trainer.max_epochs, device=device, seed=seed)

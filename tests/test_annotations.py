@@ -1,5 +1,6 @@
 """Tests for vidrnn.data.annotations: caption files in their real layouts, splits, errors and file matching."""
 import json
+import os
 
 import pytest
 
@@ -128,3 +129,9 @@ def test_match_video_without_hint_is_ambiguous():
     report = match_videos(["video1", "clip1"], FILES)
     assert report.missing == {"video1": "2 files share stem 'video1': part0/video1.avi, z/video1.avi"}
     assert report.matched == {"clip1": "clip1.mp4"}
+
+
+def test_a_file_name_that_is_not_utf8_is_matched_by_the_id_the_outputs_give_it():
+    name = os.fsdecode(b"clips/caf\xe9.mp4")  # how Python lists a Latin-1 file name
+    report = match_videos(["caf\\xe9", "clips/caf\\xe9"], [name, "clips/other.mp4"])
+    assert report.matched == {"caf\\xe9": name, "clips/caf\\xe9": name} and report.unlabelled == ["clips/other.mp4"]

@@ -23,13 +23,14 @@ import numpy as np
 import pytest
 from conftest import run_pipeline, write_opencv
 
-from vidrnn.files import list_videos
+from vidrnn.files import list_videos, printable
 from vidrnn.synth import make_dataset
 
 av = pytest.importorskip("av")
 
 EXIT_SOME_FAILED = 2
 ODD_NAME = "-rf clip é.mp4"
+NOT_UTF8_NAME = os.fsdecode(b"latin-1 caf\xe9.mp4")  # a file name whose bytes are not UTF-8
 # Native library chatter that must not end up as a user-facing reason (decord/OpenCV log prefixes and
 # C++ source locations).
 NOISE = re.compile(r"\[\d\d:\d\d:\d\d\]|\.(cc|cpp|c|h):\d+|Check failed|/github/workspace|\[ WARN")
@@ -159,6 +160,8 @@ def make_corpus(root: Path, *, large: bool = True) -> dict[str, Case]:
     add("vfr.mp4", True, what="variable frame rate: H.264, irregular pts (10..500 ms apart), 12 frames")
     write_opencv(root / ODD_NAME, 12, "mp4v")
     add(ODD_NAME, True, what="leading dash, spaces and unicode in the name")
+    os.rename(write_opencv(root / "not_utf8.mp4", 12, "mp4v"), root / NOT_UTF8_NAME)  # OpenCV crashes on it
+    add(NOT_UTF8_NAME, True, what="a name with a byte that is not UTF-8 (Latin-1 e-acute); its id is 'latin-1 caf\\xe9'")
     mid = bytearray(write_opencv(root / "corrupt_middle.avi", 20, "MJPG").read_bytes())
     m = len(mid) // 2
     mid[m - 1500: m + 1500] = np.random.default_rng(1).integers(0, 256, 3000, np.uint8).tobytes()
@@ -290,7 +293,7 @@ def _processed(run: Run) -> set[str]:
 
 def _key(run: Run, case: Case) -> str:
     """How a processed video is named in ``run``'s result file (ids are stems; the corpus's are unique)."""
-    return case.path if run.name == "extract" else _stem(case.path)
+    return case.path if run.name == "extract" else printable(_stem(case.path))
 
 
 def _context(run: Run) -> str:
@@ -305,7 +308,7 @@ def _context(run: Run) -> str:
 def test_corpus_is_what_it_claims(corpus):
     """The generator itself: every entry exists as the kind of thing it claims to be."""
     root, cases = corpus
-    assert sorted(list_videos(root)) == sorted(cases) and len(cases) == 18  # 2 good, 7 unreadable, 9 odd
+    assert sorted(list_videos(root)) == sorted(cases) and len(cases) == 19  # 2 good, 7 unreadable, 10 odd
     assert (root / "empty.mp4").stat().st_size == 0 and (root / "x.mp4").is_dir()
     assert (root / "loop.mp4").is_symlink() and not (root / "loop.mp4").exists()
     assert (root / ODD_NAME).is_file()

@@ -54,3 +54,9 @@ def shard_from_env(index: int | None = None, count: int | None = None) -> tuple[
 def select_shard(items: list, index: int, count: int) -> list:
     """Every ``count``-th item starting at ``index``: shards are disjoint and cover all items."""
     return items[index::count]
+
+
+def printable(name: str) -> str:
+    """``name`` with the bytes of a file name that are not UTF-8 (surrogate escapes) written as ``\\xNN``:
+    the text that video ids, outputs and logs use for it."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

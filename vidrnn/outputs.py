@@ -14,7 +14,7 @@ CAPTION_FORMATS = (".json", ".csv", ".srt", ".vtt")
 
 
 def _write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    atomic_write(path, lambda f: f.write(text.encode("utf-8", "backslashreplace")))  # a file name's odd bytes
 
 
 def write_captions(path: str | os.PathLike, rows: list[dict]) -> None:

@@ -15,7 +15,7 @@ from .checkpoint import build_model, load_checkpoint
 from .data import load_count_labels
 from .features import Encoded, encode_videos
 from .features.store import RunRecords, atomic_write, file_sha256
-from .files import VIDEO_EXTENSIONS, require_videos, select_shard
+from .files import VIDEO_EXTENSIONS, printable, require_videos, select_shard
 from .metrics import count_errors
 from .models.encoder import FrameEncoder
 from .models.hog import HogPeopleCounter
@@ -45,10 +45,12 @@ class PredictSummary:
 
 
 def video_ids(files: list[str]) -> dict[str, str]:
-    """Relative path -> video id: the file's stem, or its path without extension where stems repeat."""
+    """Relative path -> video id: the file's stem, or its path without extension where stems repeat. Bytes
+    of a file name that are not UTF-8 are written as ``\\xNN`` (``caf\\xe9``), so every id is plain text."""
     stems = [PurePosixPath(f).stem for f in files]
     repeats = Counter(stems)
-    return {f: s if repeats[s] == 1 else str(PurePosixPath(f).with_suffix("")) for f, s in zip(files, stems)}
+    return {f: printable(s if repeats[s] == 1 else str(PurePosixPath(f).with_suffix(""))) for f, s in zip(files, stems)}
+
 
 
 def window_times(sampling: Sampling, meta) -> list[tuple[float, float]]:

@@ -61,7 +61,7 @@ def write_report(out_dir: str | os.PathLike, *, title: str = "vidrnn results",
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
             f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
     path = out / REPORT
-    atomic_write(path, lambda f: f.write(page.encode("utf-8")))
+    atomic_write(path, lambda f: f.write(page.encode("utf-8", "backslashreplace")))  # a file name's odd bytes
     return path
 
 

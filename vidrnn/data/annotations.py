@@ -9,6 +9,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from ..files import printable
+
 SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "validate": "val", "validation": "val",
                  "valid": "val", "dev": "val", "test": "test", "testing": "test"}
 MSVD_COLUMNS = ("videoid", "start", "end", "language", "description")
@@ -198,13 +200,19 @@ class _FileIndex:
     def __init__(self, files):
         self.files = set(files)
         self.by_path, self.by_stem = defaultdict(list), defaultdict(list)
+        self.by_printable = defaultdict(list)  # names with bytes that are not UTF-8, as ids write them
         for f in sorted(self.files):
             p = PurePosixPath(f)
             self.by_path[p.with_suffix("").as_posix()].append(f)
             self.by_stem[p.stem].append(f)
+            for name in {p.stem, p.with_suffix("").as_posix()}:
+                if printable(name) != name:
+                    self.by_printable[printable(name)].append(f)
 
     def lookup(self, name: str) -> list[str]:
         """Files that ``name`` names: the file itself, else those with it as path or stem (may be several)."""
+        if name in self.by_printable:
+            return self.by_printable[name]
         name = PurePosixPath(name.replace("\\", "/")).as_posix()
         if name in self.files:
             return [name]

@@ -163,7 +163,7 @@ def _append_jsonl(path: Path, rows: list[dict]) -> None:
     with _locked(path) as f:
         f.seek(0, os.SEEK_END)
         torn = f.tell() > 0 and not _ends_with_newline(path)
-        f.write("\n" * torn + "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        f.write("\n" * torn + "".join(json.dumps(r) + "\n" for r in rows))  # ASCII: any file name fits
 
 
 def _ends_with_newline(path: Path) -> bool:

@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -51,8 +52,9 @@ class VideoReader:
 
     backend = ""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, source: str | None = None):
         self.path = path
+        self._source = source or path  # what the decoder is given: the path, or a link to it
         self.frames_seen = 0  # frames decoded so far by read_frames/count_remaining
         self.pts: list[float] = []  # the decoder's timestamp (s) of every grabbed frame, in decode order
         self.info = self._open()
@@ -96,7 +98,7 @@ class OpenCVReader(VideoReader):
     backend = "opencv"
 
     def _open(self) -> VideoInfo:
-        self._cap = cv2.VideoCapture(self.path)
+        self._cap = cv2.VideoCapture(self._source)
         if not self._cap.isOpened():
             raise VideoError("OpenCV cannot open it (not a video, or an unsupported codec)")
         get = self._cap.get
@@ -137,12 +139,12 @@ class DecordReader(VideoReader):
         decord.logging.set_level(decord.logging.QUIET)  # FFmpeg's av_log inside decord
         try:
             with _stderr_silenced():  # dmlc's LOG(ERROR) lines ("[hh:mm:ss] video_reader.cc:83: ERROR opening")
-                self._vr = decord.VideoReader(self.path, num_threads=1)
+                self._vr = decord.VideoReader(self._source, num_threads=1)
         except Exception as e:  # decord raises DECORDError and RuntimeError alike
             text = str(e).splitlines()[0] if str(e) else type(e).__name__
             if "cannot find video stream" in text:
                 raise VideoError("no video stream") from e
-            reason = _DMLC_PREFIX.sub("", text).replace(self.path, "").strip(" .:")
+            reason = _DMLC_PREFIX.sub("", text).replace(self._source, "").strip(" .:")
             raise VideoError(f"decord cannot open it ({reason[:120]})") from e
         height, width = self._vr[0].shape[:2] if len(self._vr) else (0, 0)
         if width <= 0:
@@ -185,6 +187,22 @@ def _stderr_silenced():
         os.close(devnull)
 
 
+@contextlib.contextmanager
+def _decoder_path(path: str):
+    """A name the decoders can take for ``path``: the path itself, or, for a file name that is not valid
+    UTF-8 (OpenCV crashes on it, decord refuses it), a symbolic link with a plain name, removed once the
+    decoder has opened the file."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        with tempfile.TemporaryDirectory(prefix="vidrnn-") as tmp:
+            link = os.path.join(tmp, "video" + os.path.splitext(path)[1].encode("ascii", "replace").decode())
+            os.symlink(os.path.abspath(path), link)
+            yield link
+        return
+    yield path
+
+
 _READERS = {"opencv": OpenCVReader, "decord": DecordReader}
 AUTO_ORDER = ("opencv", "decord")  # OpenCV's grab() decodes without colour conversion: ~2x decord's next()
 
@@ -204,11 +222,12 @@ def open_video(path: str | os.PathLike, backend: str = "auto") -> VideoReader:
     if os.path.getsize(path) == 0:
         raise VideoError("empty file (0 bytes)")
     reasons = []
-    for name in AUTO_ORDER if backend == "auto" else (backend,):
-        try:
-            return _READERS[name](path)
-        except VideoError as e:
-            reasons.append(str(e))
+    with _decoder_path(path) as source:
+        for name in AUTO_ORDER if backend == "auto" else (backend,):
+            try:
+                return _READERS[name](path, source)
+            except VideoError as e:
+                reasons.append(str(e))
     if "no video stream" in reasons:
         raise VideoError("no video stream")
     raise VideoError("; ".join(dict.fromkeys(reasons)))

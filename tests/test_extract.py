@@ -174,3 +174,29 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     plain = tmp_path / "plain.json"
     plain.write_bytes(b"{}")
     assert (tmp_path / "out.json").stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+
+
+def test_a_decoder_crash_fails_that_video_and_the_batch_goes_on(folder, tmp_path, encoder, monkeypatch):
+    """A native crash (here a real SIGSEGV) in a decode worker: the file it was reading is reported, every
+    other video is still encoded, and the features equal a run without the crash."""
+    import signal
+
+    from vidrnn.features import encode as encode_module
+
+    real = encode_module.stream_video
+
+    def crashing(path, *args, **kw):  # the decode workers are forked: they run this
+        if path.endswith("c.avi"):
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return real(path, *args, **kw)
+
+    videos = [(v, str(folder / v)) for v in GOOD]
+    args = dict(sampling=Sampling(num_frames=4), size=64, batch_size=4, workers=2)
+    expected = {r.key: np.asarray(r.features) for r in encode_module.encode_videos(videos, encoder, **args)}
+    monkeypatch.setattr(encode_module, "stream_video", crashing)
+    results = list(encode_module.encode_videos(videos, encoder, **args))
+    failed = {r.key: r.reason for r in results if isinstance(r, encode_module.Failed)}
+    assert failed == {"c.avi": encode_module.CRASHED} and len(results) == len(GOOD)
+    for r in results:
+        if r.key != "c.avi":
+            np.testing.assert_allclose(np.asarray(r.features), expected[r.key], rtol=1e-5, atol=1e-6)

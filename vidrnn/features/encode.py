@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
+import multiprocessing as mp
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -32,16 +34,20 @@ class Failed:
 
 class _VideoStreams(IterableDataset):
     """Yields ("chunk", key, frames, indices), ("restart", key), ("meta", key, meta) and
-    ("error", key, reason) messages; each worker takes every n-th video."""
+    ("error", key, reason) messages; each worker takes every n-th video and notes the position of the one
+    it is reading in ``reading`` (shared memory, one slot per worker), so a crash can be traced to a file."""
 
     def __init__(self, videos: list[tuple[str, str]], sampling: Sampling, size: int, backend: str,
-                 chunk: int):
+                 chunk: int, reading):
         self.videos, self.sampling, self.size, self.backend, self.chunk = videos, sampling, size, backend, chunk
+        self.reading = reading
 
     def __iter__(self):
         info = get_worker_info()
-        mine = self.videos if info is None else self.videos[info.id::info.num_workers]
-        for key, path in mine:
+        first, step = (0, 1) if info is None else (info.id, info.num_workers)
+        for position in range(first, len(self.videos), step):
+            key, path = self.videos[position]
+            self.reading[first] = position
             try:
                 for item in stream_video(path, self.sampling, size=self.size, backend=self.backend,
                                          chunk=self.chunk):
@@ -59,6 +65,12 @@ def _init_worker(_):
     torch.set_num_threads(1)
 
 
+def _worker_died(error: RuntimeError) -> bool:
+    """Whether ``error`` is the DataLoader's news of a dead worker ("DataLoader worker (pid 12) is killed
+    by signal: ...", "... exited unexpectedly"), raised from its SIGCHLD handler or its queue wait."""
+    return str(error).startswith("DataLoader worker (pid")
+
+
 @dataclass
 class _Pending:
     gen: int = 0  # bumped on restart: frames of older generations are dropped
@@ -68,15 +80,52 @@ class _Pending:
     meta: VideoMeta | None = None
 
 
+CRASHED = "the decoder crashed on this file (a native error in OpenCV/FFmpeg)"
+
+
 def encode_videos(videos: list[tuple[str, str]], encoder: FrameEncoder, sampling: Sampling, *,
                   size: int = 224, backend: str = "auto", batch_size: int = 32, workers: int = 2,
                   device: torch.device = torch.device("cpu"), amp: bool = True,
                   ) -> Iterator[Encoded | Failed]:
     """Encode ``videos`` (``(key, path)`` pairs); yields one ``Encoded`` or ``Failed`` per video,
     in the order they finish. A video's features are spooled (to a temporary file beyond a few MiB) as
-    they are computed, so memory does not grow with a video's length."""
+    they are computed, so memory does not grow with a video's length.
+
+    A decode worker that dies (a native crash in the decoder) does not end the batch: the videos the
+    workers were reading are tried again one at a time, one that kills its worker again is ``Failed``,
+    and the rest go on. (With ``workers=0`` decoding runs in this process, which such a crash ends.)"""
+    encode = partial(_encode, encoder=encoder, sampling=sampling, size=size, backend=backend,
+                     batch_size=batch_size, workers=workers, device=device, amp=amp)
+    todo = list(videos)
+    while todo:
+        reading = mp.Array("q", [-1] * max(workers, 1), lock=False)
+        finished = set()
+        try:
+            for result in encode(todo, reading):
+                finished.add(result.key)
+                yield result
+            return
+        except RuntimeError as e:
+            if not _worker_died(e):
+                raise
+            suspects = [todo[i] for i in dict.fromkeys(reading) if i >= 0 and todo[i][0] not in finished]
+        for video in suspects:  # alone, in a fresh worker: a crash now is this file's
+            try:
+                yield from encode([video], mp.Array("q", [-1], lock=False), workers=1)
+            except RuntimeError as e:
+                if not _worker_died(e):
+                    raise
+                yield Failed(video[0], CRASHED)
+        todo = [v for v in todo if v[0] not in finished and v not in suspects]
+
+
+def _encode(videos: list[tuple[str, str]], reading, *, encoder: FrameEncoder, sampling: Sampling, size: int,
+            backend: str, batch_size: int, workers: int, device: torch.device, amp: bool
+            ) -> Iterator[Encoded | Failed]:
+    """One pass of ``encode_videos`` over ``videos``; a decode worker that dies raises RuntimeError."""
     cuda = device.type == "cuda"
-    loader = DataLoader(_VideoStreams(videos, sampling, size, backend, chunk=batch_size), batch_size=None,
+    loader = DataLoader(_VideoStreams(videos, sampling, size, backend, chunk=batch_size, reading=reading),
+                        batch_size=None,
                         num_workers=workers, worker_init_fn=_init_worker, pin_memory=cuda,
                         prefetch_factor=4 if workers else None, persistent_workers=False)
     encoder = encoder.to(device).eval()

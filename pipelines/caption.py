@@ -6,7 +6,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from pipelines.common import folder_options, report, run_app
+from pipelines.common import CONF_DIR, folder_options, report, run_app
 from vidrnn.pictures import Pictures
 from vidrnn.predict import caption_folder
 from vidrnn.report import write_report
@@ -25,7 +25,7 @@ def caption(cfg: DictConfig) -> int:
     return report("caption", summary, cfg.output)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="caption")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="caption")
 def main(cfg: DictConfig) -> None:
     run_app(caption, cfg)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from pipelines.common import folder_options, report, run_app
+from pipelines.common import CONF_DIR, folder_options, report, run_app
 from vidrnn.pictures import Pictures
 from vidrnn.predict import count_folder
 from vidrnn.report import write_report
@@ -27,7 +27,7 @@ def count(cfg: DictConfig) -> int:
     return report("count", summary, cfg.output)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="count")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="count")
 def main(cfg: DictConfig) -> None:
     run_app(count, cfg)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from pipelines.common import EXIT_OK, encoder_spec, run_app, sampling_from
+from pipelines.common import CONF_DIR, EXIT_OK, encoder_spec, run_app, sampling_from
 from vidrnn.demo import run_demo
 from vidrnn.device import resolve_device
 
@@ -33,7 +33,7 @@ demo ({cfg.demo.size}): {s['videos']} synthetic videos {s['splits']}, finished i
     return EXIT_OK
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="demo")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="demo")
 def main(cfg: DictConfig) -> None:
     run_app(demo, cfg)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from pipelines.common import EXIT_OK, run_app
+from pipelines.common import CONF_DIR, EXIT_OK, run_app
 from vidrnn.evaluate import evaluate_captions, evaluate_counts
 from vidrnn.outputs import write_json
 
@@ -29,7 +29,7 @@ def evaluate(cfg: DictConfig) -> int:
     return EXIT_OK
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     run_app(evaluate, cfg)
 

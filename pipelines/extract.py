@@ -4,7 +4,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from pipelines.common import EXIT_OK, EXIT_SOME_FAILED, encoder_from, folder_options, run_app, sampling_from
+from pipelines.common import CONF_DIR, EXIT_OK, EXIT_SOME_FAILED, encoder_from, folder_options, run_app, sampling_from
 from vidrnn.features import extract_folder
 
 
@@ -20,7 +20,7 @@ def extract(cfg: DictConfig) -> int:
     return EXIT_SOME_FAILED if summary.failed else EXIT_OK
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="extract")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="extract")
 def main(cfg: DictConfig) -> None:
     run_app(extract, cfg)
 

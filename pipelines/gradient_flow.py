@@ -10,7 +10,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from pipelines.common import EXIT_OK, run_app
+from pipelines.common import CONF_DIR, EXIT_OK, run_app
 from vidrnn.experiments.gradient_flow import CueTask, run_gradient_flow
 from vidrnn.train.loop import TrainConfig
 
@@ -29,7 +29,7 @@ def gradient_flow(cfg: DictConfig) -> int:
     return EXIT_OK
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="gradient_flow")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="gradient_flow")
 def main(cfg: DictConfig) -> None:
     run_app(gradient_flow, cfg)
 

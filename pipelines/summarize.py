@@ -7,7 +7,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from pipelines.common import EXIT_OK, run_app
+from pipelines.common import CONF_DIR, EXIT_OK, run_app
 from vidrnn.sweeps import markdown, summarize_sweep
 
 
@@ -19,7 +19,7 @@ def summarize(cfg: DictConfig) -> int:
     return EXIT_OK
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="summarize")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="summarize")
 def _main(cfg: DictConfig) -> None:
     run_app(summarize, cfg)
 

@@ -200,3 +200,22 @@ def test_a_decoder_crash_fails_that_video_and_the_batch_goes_on(folder, tmp_path
     for r in results:
         if r.key != "c.avi":
             np.testing.assert_allclose(np.asarray(r.features), expected[r.key], rtol=1e-5, atol=1e-6)
+
+
+def test_the_vidrnn_command_works_from_any_folder(folder, tmp_path):
+    """`vidrnn extract ...` (the installed console command) run in the user's own folder, with paths
+    relative to it: the configs are found wherever the command runs, and outputs land in that folder."""
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import pipeline_env
+
+    work = tmp_path / "user"
+    shutil.copytree(folder, work / "my videos", symlinks=True)
+    cmd = [sys.executable, "-c", "import sys; from vidrnn.cli import main; sys.argv[0] = 'vidrnn'; main()",
+           "extract", "input_dir=my videos", "output_dir=feats", "video.size=32", "video.num_frames=3",
+           "video.workers=0", "quiet=true"]
+    res = subprocess.run(cmd, cwd=work, env=pipeline_env(), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and "4 extracted" in res.stdout, res.stderr  # 2: the folder's two bad files
+    assert len(manifest(work / "feats")) == 4

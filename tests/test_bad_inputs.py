@@ -161,7 +161,7 @@ def make_corpus(root: Path, *, large: bool = True) -> dict[str, Case]:
     write_opencv(root / ODD_NAME, 12, "mp4v")
     add(ODD_NAME, True, what="leading dash, spaces and unicode in the name")
     os.rename(write_opencv(root / "not_utf8.mp4", 12, "mp4v"), root / NOT_UTF8_NAME)  # OpenCV crashes on it
-    add(NOT_UTF8_NAME, True, what="a name with a byte that is not UTF-8 (Latin-1 e-acute); its id is 'latin-1 caf\\xe9'")
+    add(NOT_UTF8_NAME, True, what="a byte that is not UTF-8 in the name (Latin-1 e-acute): id 'latin-1 caf\\xe9'")
     mid = bytearray(write_opencv(root / "corrupt_middle.avi", 20, "MJPG").read_bytes())
     m = len(mid) // 2
     mid[m - 1500: m + 1500] = np.random.default_rng(1).integers(0, 256, 3000, np.uint8).tobytes()

@@ -1,12 +1,17 @@
 """The extract job end to end: per-video files, manifest, failures, reruns, shards, the CLI."""
 import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import make_index_lie, run_pipeline, write_opencv
+from conftest import make_index_lie, pipeline_env, run_pipeline, write_opencv
 
+from vidrnn.features import encode as encode_module
 from vidrnn.features import extract_folder, load_features, storage_dtype
 from vidrnn.models import FrameEncoder
 from vidrnn.video import Sampling, open_video, read_frames
@@ -179,10 +184,6 @@ def test_written_files_get_the_usual_permissions(tmp_path):
 def test_a_decoder_crash_fails_that_video_and_the_batch_goes_on(folder, tmp_path, encoder, monkeypatch):
     """A native crash (here a real SIGSEGV) in a decode worker: the file it was reading is reported, every
     other video is still encoded, and the features equal a run without the crash."""
-    import signal
-
-    from vidrnn.features import encode as encode_module
-
     real = encode_module.stream_video
 
     def crashing(path, *args, **kw):  # the decode workers are forked: they run this
@@ -205,12 +206,6 @@ def test_a_decoder_crash_fails_that_video_and_the_batch_goes_on(folder, tmp_path
 def test_the_vidrnn_command_works_from_any_folder(folder, tmp_path):
     """`vidrnn extract ...` (the installed console command) run in the user's own folder, with paths
     relative to it: the configs are found wherever the command runs, and outputs land in that folder."""
-    import shutil
-    import subprocess
-    import sys
-
-    from conftest import pipeline_env
-
     work = tmp_path / "user"
     shutil.copytree(folder, work / "my videos", symlinks=True)
     cmd = [sys.executable, "-c", "import sys; from vidrnn.cli import main; sys.argv[0] = 'vidrnn'; main()",

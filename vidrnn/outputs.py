@@ -13,8 +13,9 @@ from .features.store import atomic_write
 CAPTION_FORMATS = (".json", ".csv", ".srt", ".vtt")
 
 
-def _write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text.encode("utf-8", "backslashreplace")))  # a file name's odd bytes
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` atomically as UTF-8; the undecodable bytes of a file name in it as ``\\udcNN``."""
+    atomic_write(path, lambda f: f.write(text.encode("utf-8", "backslashreplace")))
 
 
 def write_captions(path: str | os.PathLike, rows: list[dict]) -> None:
@@ -22,7 +23,7 @@ def write_captions(path: str | os.PathLike, rows: list[dict]) -> None:
     results JSON list, or as CSV (``video_id,caption,score``; n-best as extra rows with a rank)."""
     path = Path(path)
     if path.suffix == ".json":
-        _write_text(path, json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
+        write_text(path, json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
         return
     if path.suffix != ".csv":
         raise ValueError(f"{path}: caption output must end in one of {CAPTION_FORMATS}")
@@ -32,7 +33,7 @@ def write_captions(path: str | os.PathLike, rows: list[dict]) -> None:
     for row in rows:
         for rank, hyp in enumerate(row.get("n_best") or [row], 1):
             writer.writerow([row["video_id"], rank, hyp["caption"], f"{hyp.get('score', float('nan')):.6f}"])
-    _write_text(path, buf.getvalue())
+    write_text(path, buf.getvalue())
 
 
 def read_captions(path: str | os.PathLike) -> dict[str, str]:
@@ -55,10 +56,10 @@ def write_timed_captions(path: str | os.PathLike, segments: list[tuple[float, fl
     if path.suffix == ".srt":
         blocks = [f"{k}\n{_timestamp(a, ',')} --> {_timestamp(b, ',')}\n{text}\n" for k, (a, b, text) in
                   enumerate(segments, 1)]
-        _write_text(path, "\n".join(blocks))
+        write_text(path, "\n".join(blocks))
     elif path.suffix == ".vtt":
         blocks = [f"{_timestamp(a, '.')} --> {_timestamp(b, '.')}\n{text}\n" for a, b, text in segments]
-        _write_text(path, "WEBVTT\n\n" + "\n".join(blocks))
+        write_text(path, "WEBVTT\n\n" + "\n".join(blocks))
     else:
         raise ValueError(f"{path}: timed captions must end in .srt or .vtt")
 
@@ -85,7 +86,7 @@ def write_csv(path: str | os.PathLike, header: list[str], rows: list[list]) -> N
     writer = csv.writer(buf)
     writer.writerow(header)
     writer.writerows([[f"{v:.4f}" if isinstance(v, float) else v for v in row] for row in rows])
-    _write_text(path, buf.getvalue())
+    write_text(path, buf.getvalue())
 
 
 def read_csv_rows(path: str | os.PathLike) -> list[dict[str, str]]:
@@ -94,4 +95,4 @@ def read_csv_rows(path: str | os.PathLike) -> list[dict[str, str]]:
 
 
 def write_json(path: str | os.PathLike, obj) -> None:
-    _write_text(path, json.dumps(obj, indent=1, ensure_ascii=False) + "\n")
+    write_text(path, json.dumps(obj, indent=1, ensure_ascii=False) + "\n")

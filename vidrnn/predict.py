@@ -49,8 +49,8 @@ def video_ids(files: list[str]) -> dict[str, str]:
     of a file name that are not UTF-8 are written as ``\\xNN`` (``caf\\xe9``), so every id is plain text."""
     stems = [PurePosixPath(f).stem for f in files]
     repeats = Counter(stems)
-    return {f: printable(s if repeats[s] == 1 else str(PurePosixPath(f).with_suffix(""))) for f, s in zip(files, stems)}
-
+    return {f: printable(s if repeats[s] == 1 else str(PurePosixPath(f).with_suffix("")))
+            for f, s in zip(files, stems)}
 
 
 def window_times(sampling: Sampling, meta) -> list[tuple[float, float]]:

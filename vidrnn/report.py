@@ -10,7 +10,7 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
-from .features.store import atomic_write
+from .outputs import write_text
 from .pictures import RENDERED, SHEETS, file_name, load_notes, people
 
 REPORT = "report.html"
@@ -61,7 +61,7 @@ def write_report(out_dir: str | os.PathLike, *, title: str = "vidrnn results",
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
             f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
     path = out / REPORT
-    atomic_write(path, lambda f: f.write(page.encode("utf-8", "backslashreplace")))  # a file name's odd bytes
+    write_text(path, page)
     return path
 
 

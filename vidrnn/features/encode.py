@@ -2,9 +2,9 @@
 batched across videos."""
 from __future__ import annotations
 
+import multiprocessing as mp
 from collections import deque
 from collections.abc import Iterator
-import multiprocessing as mp
 from dataclasses import dataclass, field
 from functools import partial
 

@@ -79,4 +79,3 @@ class RecurrentCounter(nn.Module):
         if self.loss_name == "poisson":
             return F.poisson_nll_loss(out, target, log_input=True)
         return F.mse_loss(out, target) if self.loss_name == "mse" else F.smooth_l1_loss(out, target)
-

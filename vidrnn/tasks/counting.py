@@ -77,13 +77,12 @@ def split_in_time(samples: CountSamples, fraction: float, val_fraction: float) -
     labelled = last < cut
     train, val = torch.zeros_like(labelled), torch.zeros_like(labelled)
     for v in length:
-        rows = [i for i, (w, known) in enumerate(zip(video, labelled.tolist())) if w == v and known]
-        rows.sort(key=lambda i: first[i].item())
+        rows = sorted((i for i in range(len(video)) if video[i] == v and labelled[i]), key=lambda i: first[i])
         n_val = max(1, round(val_fraction * len(rows))) if len(rows) > 1 and val_fraction > 0 else 0
-        val_rows, val_start = rows[len(rows) - n_val:], min((first[i].item() for i in rows[len(rows) - n_val:]),
-                                                             default=length[v])
+        kept, val_rows = rows[:len(rows) - n_val], rows[len(rows) - n_val:]
+        val_start = first[val_rows[0]] if val_rows else length[v]
         val[val_rows] = True
-        train[[i for i in rows[:len(rows) - n_val] if last[i] < val_start]] = True
+        train[[i for i in kept if last[i] < val_start]] = True
     return {"train": samples.subset(train), "val": samples.subset(val), "test": samples.subset(first >= cut)}
 
 

@@ -139,6 +139,8 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
     encoder = FrameEncoder(**extract.encoder, trainable=True) if extract.trainable else None
     feat_dim = encoder.out_dim if encoder else next(iter(inputs.values())).shape[-1]
     model_kw = {**model_cfg.kwargs, "encoder": encoder}
+    per_cell = model_kw.pop("per_cell", False) and extract.encoder.get("pooling") == "grid"
+    cells = extract.encoder["grid"] ** 2 if per_cell else 1  # spatial cells the model reads one by one
     if task == "caption":
         def samples(split):
             ids = splits[split]
@@ -147,9 +149,7 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
 
         train = samples("train")
         vocab = Vocab.build((c for v in train.ids for c in train.refs[v]), data.min_count)
-        per_cell = model_kw.pop("per_cell", False) and extract.encoder.get("pooling") == "grid"
-        model = build_captioner(model_cfg.kind, feat_dim, len(vocab), cells=extract.encoder["grid"] ** 2 if per_cell else 1,
-                                **model_kw)
+        model = build_captioner(model_cfg.kind, feat_dim, len(vocab), cells=cells, **model_kw)
         make_task = partial(CaptionTask, vocab, train, batch_size=batch_size, max_len=data.max_len,
                             label_smoothing=label_smoothing, scheduled_sampling=scheduled_sampling,
                             max_epochs=trainer.max_epochs, device=device, seed=seed)
@@ -166,8 +166,7 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
             parts = {s: count_samples(ids) for s, ids in splits.items()}
         samples = parts.get
         train = samples("train")
-        per_cell = model_kw.pop("per_cell", False) and extract.encoder.get("pooling") == "grid"
-        model = RecurrentCounter(feat_dim, cells=extract.encoder["grid"] ** 2 if per_cell else 1, **model_kw)
+        model = RecurrentCounter(feat_dim, cells=cells, **model_kw)
         make_task = partial(CountTask, train, batch_size=batch_size, device=device, seed=seed)
         extra["targets"] = [name for name, known in (("clip", train.clip), ("frames", train.frames))
                             if not torch.isnan(known).all()]

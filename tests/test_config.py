@@ -137,6 +137,22 @@ def test_a_bad_key_type_or_value_stops_the_app_before_any_work(tiny, tmp_path, b
     assert not (tmp_path / "cache").exists() and not (tmp_path / "run" / "metrics.json").exists()
 
 
+@pytest.mark.parametrize("task, bad, says", [
+    ("caption", ["model.caption.kind=s2vt", "model.caption.per_cell=true"],
+     "error: model.caption.per_cell needs model.caption.kind=attention, not 's2vt'"),
+    ("count", ["model.count.per_cell=true", "encoder.pooling=avg"],
+     "error: model.count.per_cell needs encoder.pooling=grid (cells to read), not 'avg'"),
+])
+def test_per_cell_settings_that_cannot_work_stop_before_any_video_is_read(tiny, tmp_path, task, bad, says):
+    data = tiny[1]
+    args = [*tiny_args(data, tmp_path / "cache"), f"hydra.run.dir={tmp_path / 'run'}", f"task={task}", *bad]
+    if task == "caption":
+        args = [a.replace(data["counts"], data["captions"]) for a in args if "frame_annotations" not in a]
+    res = run_pipeline("train", *args)
+    assert res.returncode == 1 and says in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "cache").exists()  # nothing extracted
+
+
 @pytest.mark.slow
 def test_optuna_search_runs_trials_and_writes_the_summary(tiny):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")

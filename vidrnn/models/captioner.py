@@ -12,10 +12,15 @@ class Captioner(nn.Module):
     """Base: subclasses define ``encode``, ``init_state``, ``step`` and ``reorder_state``; training
     (teacher forcing, scheduled sampling) and decoding (greedy, beam search) only use those."""
 
+    reads_cells = False  # whether it can read grid cells one by one (cells > 1)
+
     def __init__(self, feat_dim: int, vocab_size: int, *, cell: str = "lstm", hidden: int = 512,
                  layers: int = 1, embed: int = 256, dropout: float = 0.3, cells: int = 1,
                  encoder: nn.Module | None = None):
         super().__init__()
+        if cells > 1 and not self.reads_cells:
+            raise ValueError("model.caption.per_cell needs model.caption.kind=attention "
+                             f"({type(self).__name__} reads whole frames)")
         self.config = dict(feat_dim=feat_dim, vocab_size=vocab_size, cell=cell, hidden=hidden, layers=layers,
                            embed=embed, dropout=dropout, cells=cells)
         self.cell, self.hidden, self.layers = cell, hidden, layers
@@ -68,8 +73,6 @@ class S2VT(Captioner):
 
     def __init__(self, feat_dim: int, vocab_size: int, **kw):
         super().__init__(feat_dim, vocab_size, **kw)
-        if self.config["cells"] > 1:
-            raise ValueError("model.caption.per_cell needs model.caption.kind=attention (S2VT reads whole frames)")
         embed = self.config["embed"]
         self.rnn = make_rnn(self.cell, self.hidden + embed, self.hidden, self.layers, dropout=self.config["dropout"])
         self.out = nn.Linear(self.hidden, vocab_size)
@@ -102,6 +105,8 @@ class AttentionCaptioner(Captioner):
     tagged with a learned embedding of where it is, and read in time by the same encoder; attention then
     picks (cell, frame) pairs, as Show, Attend and Tell attends to image regions: what is in a cell is
     recognised the same way wherever it is."""
+
+    reads_cells = True
 
     def __init__(self, feat_dim: int, vocab_size: int, **kw):
         super().__init__(feat_dim, vocab_size, **kw)
@@ -143,7 +148,11 @@ class AttentionCaptioner(Captioner):
 CAPTIONERS = {"s2vt": S2VT, "attention": AttentionCaptioner}
 
 
-def build_captioner(kind: str, feat_dim: int, vocab_size: int, **kw) -> Captioner:
+def captioner_class(kind: str) -> type[Captioner]:
     if kind not in CAPTIONERS:
         raise ValueError(f"model.kind must be one of {sorted(CAPTIONERS)} for captioning, not {kind!r}")
-    return CAPTIONERS[kind](feat_dim, vocab_size, **kw)
+    return CAPTIONERS[kind]
+
+
+def build_captioner(kind: str, feat_dim: int, vocab_size: int, **kw) -> Captioner:
+    return captioner_class(kind)(feat_dim, vocab_size, **kw)

@@ -19,7 +19,7 @@ from ..features.cache import cached_features, decoded_frames
 from ..features.store import atomic_write
 from ..files import list_videos
 from ..metrics import mean_predictor_errors
-from ..models.captioner import build_captioner
+from ..models.captioner import build_captioner, captioner_class
 from ..models.counter import RecurrentCounter
 from ..models.encoder import FrameEncoder
 from ..tasks.captioning import CaptionSamples, CaptionTask
@@ -105,6 +105,19 @@ def _inputs(data: DataConfig, extract: ExtractConfig, videos: list[str], device:
     return feats, {v: np.asarray(e["frame_indices"]) for v, e in summary.entries.items()}, summary.failed
 
 
+def _cells(task: str, model_cfg: ModelConfig, extract: ExtractConfig) -> int:
+    """Spatial cells the model reads one by one (``model.<task>.per_cell``); a setting that cannot work
+    stops here, before any video is read."""
+    if not model_cfg.kwargs.get("per_cell"):
+        return 1
+    if extract.encoder.get("pooling") != "grid":
+        raise ValueError(f"model.{task}.per_cell needs encoder.pooling=grid (cells to read), "
+                         f"not {extract.encoder.get('pooling')!r}")
+    if task == "caption" and not captioner_class(model_cfg.kind).reads_cells:
+        raise ValueError(f"model.caption.per_cell needs model.caption.kind=attention, not {model_cfg.kind!r}")
+    return extract.encoder["grid"] ** 2
+
+
 @in_process_group
 def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: ModelConfig, trainer: TrainConfig,
                 *, out_dir: str, batch_size: int = 32, label_smoothing: float = 0.1, scheduled_sampling: float = 0.0,
@@ -116,6 +129,7 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
     split evenly over the processes) and rank 0 writes the run into its ``out_dir``."""
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, not {task!r}")
+    cells = _cells(task, model_cfg, extract)
     out_dir, batch_size = from_main(lambda: out_dir), per_rank_batch(batch_size)
     labels = load_captions(data.annotations) if task == "caption" else load_count_labels(data.annotations)
     if task == "count" and data.frame_annotations:
@@ -138,9 +152,7 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
              "sampling": extract.sampling.as_dict(), "size": extract.size}
     encoder = FrameEncoder(**extract.encoder, trainable=True) if extract.trainable else None
     feat_dim = encoder.out_dim if encoder else next(iter(inputs.values())).shape[-1]
-    model_kw = {**model_cfg.kwargs, "encoder": encoder}
-    per_cell = model_kw.pop("per_cell", False) and extract.encoder.get("pooling") == "grid"
-    cells = extract.encoder["grid"] ** 2 if per_cell else 1  # spatial cells the model reads one by one
+    model_kw = {k: v for k, v in model_cfg.kwargs.items() if k != "per_cell"} | {"encoder": encoder}
     if task == "caption":
         def samples(split):
             ids = splits[split]

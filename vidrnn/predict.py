@@ -54,7 +54,10 @@ def video_ids(files: list[str]) -> dict[str, str]:
 
 
 def window_times(sampling: Sampling, meta) -> list[tuple[float, float]]:
-    """(start_s, end_s) of each window of a video read with window ``sampling``."""
+    """(start_s, end_s) of each window of a video read with window ``sampling``: timed by the decoder's
+    timestamps (``meta.window_bounds``), or, for records written before they were kept, by index / fps."""
+    if meta.window_bounds is not None:
+        return [(start, end) for start, end in meta.window_bounds]
     return [(a / meta.fps, b / meta.fps) for a, b in sampling.windows(meta.frame_count, meta.fps)]
 
 

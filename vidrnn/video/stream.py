@@ -39,6 +39,8 @@ class VideoMeta:
     frame_count_source: str  # "header" (verified by decoding to the end) or "counted"
     frame_indices: list
     timestamps: list
+    duration_s: float | None = None  # from the decoder's timestamps where usable, else frames / fps
+    window_bounds: list | None = None  # window sampling: (start_s, end_s) of each window, timed the same way
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -81,12 +83,25 @@ def stream_video(path: str, sampling: Sampling, *, size: int | None, backend: st
     finally:
         reader.close()
     fps = info.fps if info.fps > 0 else 0.0
-    if times is not None and len(times) == total:  # the decoder's own timestamps: right for variable rates
-        stamps = (np.asarray(times) - times[0])[plan]
-    else:
-        stamps = plan / fps if fps else np.zeros(plan.shape)
+    edges = frame_edges(times if times is not None and len(times) == total else None, total, fps)
+    stamps = edges[plan] if edges is not None else np.zeros(plan.shape)
+    bounds = None
+    if sampling.mode == "window":  # plan() has checked fps > 0
+        bounds = [(round(float(edges[a]), 4), round(float(edges[b]), 4)) for a, b in sampling.windows(total, fps)]
+    duration = round(float(edges[-1]), 4) if edges is not None else None
     yield VideoMeta(info.backend, ACCESS, info.width, info.height, fps, total, info.header_frames, source,
-                    plan.tolist(), stamps.round(4).tolist())
+                    plan.tolist(), stamps.round(4).tolist(), duration, bounds)
+
+
+def frame_edges(times: list[float] | None, total: int, fps: float) -> np.ndarray | None:
+    """When each of ``total`` frames starts being shown, and when the last one ends, (total + 1,) seconds
+    from the first frame: the decoder's own timestamps where it has them (right for variable frame
+    rates: index / fps is not), else index / fps; None with neither."""
+    if times is not None:
+        t = np.asarray(times, float) - times[0]
+        step = 1.0 / fps if fps else float(np.median(np.diff(t)))
+        return np.append(t, t[-1] + step)
+    return np.arange(total + 1) / fps if fps else None
 
 
 def read_sampled(path: str, sampling: Sampling, *, size: int | None, backend: str = "auto"

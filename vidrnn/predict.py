@@ -31,7 +31,9 @@ from .video import (
     VideoMeta,
     arrange,
     failure_reason,
+    frame_edges,
     stream_video,
+    window_bounds,
 )
 
 log = logging.getLogger("vidrnn.predict")
@@ -58,7 +60,7 @@ def window_times(sampling: Sampling, meta) -> list[tuple[float, float]]:
     timestamps (``meta.window_bounds``), or, for records written before they were kept, by index / fps."""
     if meta.window_bounds is not None:
         return [(start, end) for start, end in meta.window_bounds]
-    return [(a / meta.fps, b / meta.fps) for a, b in sampling.windows(meta.frame_count, meta.fps)]
+    return window_bounds(sampling, frame_edges(None, meta.frame_count, meta.fps), meta.fps)
 
 
 def _frame_encoder(ckpt: dict, model) -> FrameEncoder:

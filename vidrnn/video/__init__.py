@@ -2,7 +2,8 @@
 from .reader import (BACKENDS, VideoError, VideoInfo, VideoReader, count_remaining, failure_reason, open_video,
                      read_frames)
 from .sampling import MODES, Sampling
-from .stream import Chunk, Restart, VideoMeta, arrange, read_sampled, stream_video
+from .stream import Chunk, Restart, VideoMeta, arrange, frame_edges, read_sampled, stream_video, window_bounds
 
 __all__ = ["BACKENDS", "MODES", "Chunk", "Restart", "Sampling", "VideoError", "VideoInfo", "VideoMeta",
-           "VideoReader", "arrange", "failure_reason", "count_remaining", "open_video", "read_frames", "read_sampled", "stream_video"]
+           "VideoReader", "arrange", "failure_reason", "count_remaining", "frame_edges", "open_video", "read_frames",
+           "read_sampled", "stream_video", "window_bounds"]

@@ -85,12 +85,15 @@ def stream_video(path: str, sampling: Sampling, *, size: int | None, backend: st
     fps = info.fps if info.fps > 0 else 0.0
     edges = frame_edges(times if times is not None and len(times) == total else None, total, fps)
     stamps = edges[plan] if edges is not None else np.zeros(plan.shape)
-    bounds = None
-    if sampling.mode == "window":  # plan() has checked fps > 0
-        bounds = [(round(float(edges[a]), 4), round(float(edges[b]), 4)) for a, b in sampling.windows(total, fps)]
+    bounds = window_bounds(sampling, edges, fps) if sampling.mode == "window" else None  # plan() checked fps
     duration = round(float(edges[-1]), 4) if edges is not None else None
     yield VideoMeta(info.backend, ACCESS, info.width, info.height, fps, total, info.header_frames, source,
                     plan.tolist(), stamps.round(4).tolist(), duration, bounds)
+
+
+def window_bounds(sampling: Sampling, edges: np.ndarray, fps: float) -> list[tuple[float, float]]:
+    """(start_s, end_s) of each window of window ``sampling``, given the frames' ``frame_edges``."""
+    return [(round(float(edges[a]), 4), round(float(edges[b]), 4)) for a, b in sampling.windows(len(edges) - 1, fps)]
 
 
 def frame_edges(times: list[float] | None, total: int, fps: float) -> np.ndarray | None:

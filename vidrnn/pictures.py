@@ -183,8 +183,10 @@ def _sheet_lines(notes: dict, meta, width: int, size: int) -> list[tuple[str, in
             out.append((label if k == 0 and label else "", x, line, color, bold))
 
     add(None, notes["video_id"], bold=True)
-    duration = f", {meta.fps:.3g} fps, {clock(meta.frame_count / meta.fps)}" if meta.fps else ""
-    add(None, f"{Path(notes['path']).name}   {meta.width}x{meta.height}, {meta.frame_count} frames{duration}", DIM)
+    rate = f", {meta.fps:.3g} fps" if meta.fps else ""
+    duration = f", {clock(meta.duration_s)}" if meta.duration_s is not None else ""  # the decoder's clock
+    add(None, f"{Path(notes['path']).name}   {meta.width}x{meta.height}, {meta.frame_count} frames{rate}{duration}",
+        DIM)
     if notes.get("caption"):
         add("caption", notes["caption"], ACCENT)
     segments = notes.get("segments") or []

@@ -155,3 +155,17 @@ def test_caption_and_count_runs_into_one_folder_merge(tmp_path):
     Pictures(out).add_captions(str(videos), ids, {"a": {"caption": "one"}, "sub/b": {"caption": "two"}}, done=["a"])
     after = {p.name: p.stat().st_mtime_ns for p in (out / SHEETS).iterdir()}
     assert after["sub__b.png"] == sheets["sub__b.png"]  # done by an earlier run, pictured already: not redrawn
+
+
+def test_a_rerun_with_the_same_results_adds_nothing_to_the_notes(clip, tmp_path):
+    out, videos = tmp_path / "out", str(clip.parent)
+    track = counts_of(clip, [0.5, 1.0, float("nan"), 2.0, 2.5, 3.0])
+    for _ in range(3):  # a run and two reruns that find the same
+        Pictures(out).add("clip", clip, caption="a square", count=1.5, track=track, fresh=False)
+        Pictures(out).add_captions(videos, {"clip.avi": "clip"}, {"clip": {"caption": "a square"}}, done=[])
+    lines = (out / "videos.jsonl").read_text().splitlines()
+    assert len(lines) == 1
+    Pictures(out).add_captions(videos, {"clip.avi": "clip"}, {"clip": {"caption": "a circle"}}, done=["clip"])
+    assert len((out / "videos.jsonl").read_text().splitlines()) == 2
+    notes = load_notes(out)["clip"]
+    assert notes["caption"] == "a circle" and notes["count"] == 1.5 and len(notes["track"]) == 6

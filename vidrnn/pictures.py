@@ -2,12 +2,13 @@
 caption and count, the references when known) and an annotated copy of the video (the caption and the
 live count burned in).
 
-Caption and count runs record what each video got in their output folder's ``videos.jsonl`` (one JSON
-line per video and run; later lines add to or replace earlier fields), so a folder that both write into
-gets pictures, and a report, with both."""
+Caption and count runs record what each video got in their output folder's ``videos.jsonl`` (a JSON line
+per video where a run found something new; later lines add to or replace earlier fields), so a folder
+that both write into gets pictures, and a report, with both."""
 from __future__ import annotations
 
 import bisect
+import json
 import logging
 import math
 import os
@@ -354,6 +355,12 @@ class Pictures:
         return None
 
     def _record(self, entries: list[dict]) -> None:
+        """Append the entries that tell ``videos.jsonl`` something new (a rerun adds no lines)."""
+        def new(entry: dict) -> bool:  # compared as JSON, as they read back (tuples become lists, NaN is NaN)
+            known = self.notes.get(entry["video_id"], {})
+            return any(json.dumps(known.get(k)) != json.dumps(v) for k, v in entry.items())
+
+        entries = [json.loads(json.dumps(e)) for e in entries if new(e)]
         if not entries:
             return
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -18,14 +18,14 @@ from vidrnn.device import resolve_device
 from vidrnn.files import shard_from_env
 from vidrnn.models import FrameEncoder
 from vidrnn.schemas import validate  # (importing it registers the apps' schemas)
-from vidrnn.sweeps import clear_error, one_line, record_error
+from vidrnn.sweeps import ERROR, clear_error, one_line, record_error
 from vidrnn.video import Sampling
 
 EXIT_OK, EXIT_ERROR, EXIT_SOME_FAILED = 0, 1, 2
 _FILE_SYSTEM = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
                 errno.EFBIG: "file too large (the file size limit was reached)", errno.EROFS: "read-only file system",
                 errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
-                errno.ENOTDIR: "not a folder (part of the path is a file)"}
+                errno.ENOTDIR: "not a folder (part of the path is a file)", errno.ENOENT: "no such file or folder"}
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 # The configs, by absolute path: Hydra would take "../conf" as a module path and find it only from the
 # repository root, and `vidrnn ...` runs from wherever the user is.
@@ -77,6 +77,17 @@ class RunDirCheck(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         _make_dir(config.hydra.sweep.dir)
 
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        """A sweep with failed runs ends with one line naming them and status 2 (their errors are in their
+        run dirs' error.txt and the summary table)."""
+        sweep = Path(config.hydra.sweep.dir)
+        failed = [str(p.parent.relative_to(sweep)) for p in sweep.glob(f"**/{ERROR}")]
+        if failed:
+            failed.sort(key=lambda name: (len(name), name))  # 2 before 10
+            print(f"error: failed runs of the sweep: {', '.join(failed)} (each run dir under {sweep} has its "
+                  f"error in {ERROR})", file=sys.stderr)
+            sys.exit(EXIT_SOME_FAILED)
+
 
 def _make_dir(path: str) -> None:
     try:
@@ -91,8 +102,8 @@ def _make_dir(path: str) -> None:
 def run_app(job: Callable[[DictConfig], int], cfg: DictConfig) -> None:
     """Run ``job(cfg)`` and exit with its status; any error becomes one line on stderr and status 1
     (set VIDRNN_DEBUG=1 for the traceback). In a Hydra multirun it never exits (that would end the
-    sweep): a failed job's error goes to its run dir's error.txt and is raised, so Hydra records the
-    failure and runs the other jobs."""
+    sweep): a failed job's error goes to its run dir's error.txt, the other jobs run, and the sweep
+    ends with status 2 (``RunDirCheck``); an interrupt ends the sweep."""
     logging.getLogger("vidrnn").setLevel(logging.INFO)
     logging.raiseExceptions = False  # a log file on a full disk must not print tracebacks
     run_dir = HydraConfig.get().runtime.output_dir if HydraConfig.get().mode == RunMode.MULTIRUN else None
@@ -107,7 +118,7 @@ def run_app(job: Callable[[DictConfig], int], cfg: DictConfig) -> None:
               else f"error: {error_line(e)}", file=sys.stderr)
         if run_dir:
             record_error(run_dir, e)
-        if run_dir or os.environ.get("VIDRNN_DEBUG"):
+        if (run_dir and interrupted) or os.environ.get("VIDRNN_DEBUG"):
             raise
         code = 130 if interrupted else EXIT_ERROR
     if run_dir is None:

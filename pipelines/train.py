@@ -46,6 +46,8 @@ def main(cfg: DictConfig) -> float:
     metric, CIDEr-D or MAE: what the Optuna sweeper of conf/hparams_search/ optimises."""
     run_app(train, cfg)
     metrics = finished_result(HydraConfig.get().runtime.output_dir, cfg.trainer.max_epochs)
+    if metrics is None:  # the run failed (a multirun goes on): Optuna records None as a failed trial
+        return None
     return (metrics["best"] or {}).get(metrics["monitor"])  # None without validation data
 
 

@@ -173,3 +173,34 @@ def test_optuna_search_runs_trials_and_writes_the_summary(tiny):
     res = run_pipeline("train", *args)  # the seeded sampler asks for the same trials: both are skipped
     assert res.returncode == 0, res.stderr
     assert res.stdout.count("already finished") == 2
+
+
+@pytest.mark.slow
+def test_optuna_search_goes_on_past_a_failed_trial(tiny):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    root, data = tiny
+    sweep = root / "optuna_failing"
+    res = run_pipeline("train", "-m", "hparams_search=count_optuna", "experiment=count_synthetic",
+                       *tiny_args(data, root / "cache"), "hydra.sweeper.n_trials=3", "model.cell=choice(gru,bogus)",
+                       f"hydra.sweep.dir={sweep}")
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr  # 2: some runs failed
+    with open(sweep / "summary.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["model.cell"], r["status"]) for r in rows] == [("bogus", "failed"), ("gru", "done"), ("gru", "done")]
+    assert "model.cell must be one of lstm | gru | rnn, not 'bogus'" in rows[0]["error"]
+    assert res.stderr.strip().splitlines()[-1] == (
+        f"error: failed runs of the sweep: 0 (each run dir under {sweep} has its error in error.txt)")
+    best = OmegaConf.load(sweep / "optimization_results.yaml")  # from the trials that finished
+    assert best.best_params["model.cell"] == "gru"
+    assert best.best_value == min(float(r["best.MAE"]) for r in rows[1:])
+
+
+def test_a_sweep_over_missing_data_stops_before_any_run(tiny, tmp_path):
+    data = tiny[1]
+    sweep = tmp_path / "sweep"
+    args = [a for a in tiny_args(data, tmp_path / "cache") if not a.startswith("data.video_dir=")]
+    res = run_pipeline("train", "-m", "task=count", *args, f"data.video_dir={tmp_path / 'nowhere'}",
+                       "model.hidden=8,16", f"hydra.sweep.dir={sweep}")
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.stderr.strip() == f"error: data.video_dir={tmp_path / 'nowhere'}: no such folder"
+    assert not list(sweep.glob("*/.hydra"))  # no run started

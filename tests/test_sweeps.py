@@ -121,3 +121,18 @@ def test_launcher_configs_compose(launcher, target):
     assert cfg.hydra.callbacks.summarize._target_ == "vidrnn.sweeps.SummarizeCallback"
     if launcher == "slurm":
         assert cfg.hydra.launcher.gpus_per_node == 1
+
+
+def test_a_failed_run_is_one_line_and_the_sweep_goes_on_to_status_2(tmp_path):
+    data = make_dataset(tmp_path / "data", num_videos=12, width=64, height=48, num_frames=8, fps=8.0)
+    sweep, missing = tmp_path / "sweep", tmp_path / "no_videos"
+    res = run_pipeline("train", "-m", "task=count", f"data.video_dir={missing},{data['videos_dir']}",
+                       f"data.annotations={data['counts']}", "video.size=32", "video.num_frames=3",
+                       "encoder.layer=layer1", "trainer.max_epochs=1", "video.workers=0", "quiet=true",
+                       f"hydra.sweep.dir={sweep}", f"data.cache_dir={tmp_path / 'cache'}")
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert f"error: {missing}: input folder does not exist" in res.stderr.splitlines()
+    with open(sweep / "summary.csv", newline="") as f:
+        assert [r["status"] for r in csv.DictReader(f)] == ["failed", "done"]
+    assert "| failed |" in res.stdout and "| done |" in res.stdout  # the table is printed at the end
+    assert res.stderr.strip().splitlines()[-1].startswith("error: failed runs of the sweep: 0 (")

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -148,14 +149,24 @@ def plot_runs(rows: list[dict], path: Path) -> None:
                   if monitor else "no finished epochs yet")
     ax.margins(x=0.15)  # room for the values beside the bars
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=90))
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=90, bbox_inches="tight"))  # room for long labels
     plt.close(fig)
 
 
 class SummarizeCallback(Callback):
     """Writes the sweep dir's summary after every job of a multirun (so it exists even when a failed run
     makes Hydra stop before ``on_multirun_end``) and at the end, where it also prints the table."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """The data every run of the sweep reads (where it is not swept) must be there: a missing folder or
+        file is one line and status 1 before any run starts, not the same error from every run (and an
+        Optuna search none of whose trials finished ends in Optuna's traceback)."""
+        for key, exists, what in (("data.video_dir", os.path.isdir, "folder"),
+                                  ("data.annotations", os.path.isfile, "file")):
+            value = OmegaConf.select(config, key, default=None, throw_on_missing=False)
+            if isinstance(value, str) and value != "???" and not exists(value):
+                print(f"error: {key}={value}: no such {what}", file=sys.stderr)
+                sys.exit(1)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         if config.hydra.mode == RunMode.MULTIRUN:

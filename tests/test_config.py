@@ -204,3 +204,22 @@ def test_a_sweep_over_missing_data_stops_before_any_run(tiny, tmp_path):
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert res.stderr.strip() == f"error: data.video_dir={tmp_path / 'nowhere'}: no such folder"
     assert not list(sweep.glob("*/.hydra"))  # no run started
+
+
+@pytest.mark.parametrize("name, text, says", [
+    ("other.csv", "video_id,caption\nclip_a,a cat sits\nclip_b,a dog runs\n",
+     "none of the 2 annotated videos ('clip_a', 'clip_b') has a file under {videos}: a video_id names a file by "
+     "its stem or its relative path without extension"),
+    ("empty.json", '{"videos": [], "sentences": []}', "{annotations}: no annotated videos"),
+])
+def test_annotations_that_name_no_video_file_are_one_line(tiny, tmp_path, name, text, says):
+    data = tiny[1]
+    annotations = tmp_path / name
+    annotations.write_text(text)
+    res = run_pipeline("train", "task=caption", f"data.video_dir={data['videos_dir']}",
+                       f"data.annotations={annotations}", f"data.cache_dir={tmp_path / 'cache'}",
+                       f"hydra.run.dir={tmp_path / 'run'}", "quiet=true")
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines()[-1] == "error: " + says.format(videos=data["videos_dir"],
+                                                                          annotations=annotations)
+    assert not (tmp_path / "cache").exists()

@@ -138,6 +138,11 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
     report = match_videos(ids, list_videos(data.video_dir), getattr(labels, "paths", None))
     for vid, why in report.missing.items():
         log.warning("annotated video %s skipped: %s", vid, why)
+    if not report.matched:
+        named = ", ".join(map(repr, ids[:3])) + (", ..." if len(ids) > 3 else "")
+        raise ValueError(f"none of the {len(ids)} annotated videos ({named}) has a file under {data.video_dir}: a "
+                         "video_id names a file by its stem or its relative path without extension"
+                         if ids else f"{data.annotations}: no annotated videos")
     if report.unlabelled:
         log.info("%d video files have no labels and are not used", len(report.unlabelled))
     inputs, indices, failed = _inputs(data, extract, sorted(report.matched.values()), device)

@@ -25,7 +25,8 @@ EXIT_OK, EXIT_ERROR, EXIT_SOME_FAILED = 0, 1, 2
 _FILE_SYSTEM = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
                 errno.EFBIG: "file too large (the file size limit was reached)", errno.EROFS: "read-only file system",
                 errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
-                errno.ENOTDIR: "not a folder (part of the path is a file)", errno.ENOENT: "no such file or folder"}
+                errno.ENOTDIR: "not a folder (part of the path is a file)", errno.ENOENT: "no such file or folder",
+                errno.EEXIST: "exists and is not a folder"}
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 # The configs, by absolute path: Hydra would take "../conf" as a module path and find it only from the
 # repository root, and `vidrnn ...` runs from wherever the user is.

@@ -60,6 +60,7 @@ def test_every_experiment_composes_and_its_settings_win(name):
         for group, option in entry.items():
             assert cfg.hydra.runtime.choices[group.split()[-1].lstrip("/")] == option
     assert cfg.task in ("caption", "count") and cfg.hydra.runtime.choices.experiment == name
+    validate(compose_app("train", f"experiment={name}", "data.video_dir=v", "data.annotations=a"))  # in range
 
 
 def test_experiments_exist_for_both_tasks():
@@ -102,11 +103,29 @@ def test_every_app_config_matches_its_schema(app):
      "trainer.scheduler must be one of cosine | plateau | none, not 'step'"),
     (["data.video_dir=v", "data.annotations=a", "device=gpu"],
      "device must be one of auto | cpu | cuda | cuda:N | mps, not 'gpu'"),
+    (["data.video_dir=v", "data.annotations=a", "trainer.lr=0"], "trainer.lr must be > 0, not 0.0"),
+    (["data.video_dir=v", "data.annotations=a", "model.dropout=1"], "model.dropout must be in [0, 1), not 1.0"),
+    (["data.video_dir=v", "data.annotations=a", "video.num_frames=0"], "video.num_frames must be >= 1, not 0"),
+    (["data.video_dir=v", "data.annotations=a", "data.time_split=1"], "data.time_split must be in (0, 1), not 1.0"),
 ])
 def test_validate_names_the_bad_key(overrides, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         validate(compose_app("train", *overrides))
-    validate(compose_app("train", "data.video_dir=v", "data.annotations=a", "device=cuda:1", "task=count"))
+    validate(compose_app("train", "data.video_dir=v", "data.annotations=a", "device=cuda:1", "task=count",
+                         "trainer.clip_grad_norm=null", "data.time_split=0.5", "model.dropout=0"))
+
+
+@pytest.mark.parametrize("app, overrides, message", [
+    ("caption", ["decode.beam=0"], "decode.beam must be >= 1, not 0"),
+    ("caption", ["window.stride_s=-2"], "window.stride_s must be > 0, not -2.0"),
+    ("count", ["window_s=0"], "window_s must be > 0, not 0.0"),
+    ("extract", ["batch_size=0"], "batch_size must be >= 1, not 0"),
+])
+def test_numbers_out_of_range_are_named(app, overrides, message):
+    required = {"caption": ["checkpoint=c"], "count": [], "extract": ["output_dir=o"]}[app]
+    with pytest.raises(ValueError, match=re.escape(message)):
+        validate(compose_app(app, "input_dir=i", *required, *overrides))
+    validate(compose_app(app, "input_dir=i", *required))  # the shipped defaults are in range
 
 
 @pytest.fixture(scope="module")

@@ -106,6 +106,8 @@ def faults(setup) -> dict:
         "output_under_file": lambda: run_pipeline("count", f"input_dir={videos}", f"output={root}/file.txt/c.csv", *count),
         "output_dir_under_file": lambda: run_pipeline("extract", f"input_dir={videos}", f"output_dir={root}/file.txt/e",
                                              *QUICK),
+        "output_dir_is_file": lambda: run_pipeline("extract", f"input_dir={videos}", f"output_dir={root}/file.txt",
+                                                   f"hydra.run.dir={root}/logs_x", *QUICK),
         "unknown_backbone": lambda: run_pipeline("train", "task=count", f"data.video_dir={videos}",
                                         f"data.annotations={Path(videos).parent / 'counts.csv'}",
                                         "encoder.name=nosuchnet", f"hydra.run.dir={root}/t", *QUICK),
@@ -133,6 +135,7 @@ def test_output_under_a_regular_file(faults, setup):
     file = setup["root"] / "file.txt"
     assert_one_line_error(faults["output_under_file"], f"{file}/c_records: not a folder (part of the path is a file)")
     assert_one_line_error(faults["output_dir_under_file"], f"{file}/e/logs/", "not a folder")
+    assert_one_line_error(faults["output_dir_is_file"], f"{file}: exists and is not a folder")
     assert file.read_text() == "a regular file\n"
 
 

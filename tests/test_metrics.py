@@ -1,6 +1,7 @@
 """Caption metrics against pycocoevalcap's scorers, METEOR backends, tokenisation, and count errors."""
 from __future__ import annotations
 
+import re
 import shutil
 
 import nltk.corpus
@@ -185,3 +186,29 @@ def test_mean_predictor_errors():
     assert result["MAE"] == pytest.approx((0 + 2 + 2) / 3)
     assert result["RMSE"] == pytest.approx(np.sqrt((0 + 4 + 4) / 3))
     assert mean_predictor_errors([1.0, 3.0], {"a": 1})["per_video"]["a"]["MAE"] == pytest.approx(1.0)
+
+
+def test_a_file_that_is_no_prediction_file_is_named_with_the_layout(tmp_path):
+    from vidrnn.evaluate import evaluate_captions, evaluate_counts
+
+    refs, counts = tmp_path / "refs.csv", tmp_path / "counts.csv"
+    refs.write_text("video_id,caption\nv1,a cat sits\n")
+    counts.write_text("video_id,count\nv1,2\n")
+    captions_json = tmp_path / "caps.json"
+    captions_json.write_text('[{"video_id": "v1", "caption": "a cat"}]')
+    binary = tmp_path / "bin.json"
+    binary.write_bytes(bytes(range(128, 256)))
+    dict_json = tmp_path / "dict.json"
+    dict_json.write_text('{"v1": "a cat"}')
+    layout = 'a JSON list of {"video_id", "caption"}, or a CSV with columns video_id,caption'
+    for bad, says in ((counts, f"not a caption prediction file ({layout})"),
+                      (dict_json, f"not a caption prediction file ({layout})"),
+                      (binary, f"not UTF-8 text, so not a caption prediction file ({layout})")):
+        with pytest.raises(ValueError, match=re.escape(f"{bad}: {says}")):
+            evaluate_captions(str(bad), str(refs), meteor=False)
+    for bad in (captions_json, refs):
+        with pytest.raises(ValueError, match=re.escape(f"{bad}: not a count prediction file (a CSV with columns "
+                                                       "video_id,count)")):
+            evaluate_counts(str(bad), str(counts))
+    assert evaluate_counts(str(counts), str(counts))["videos"] == 1
+    assert evaluate_captions(str(captions_json), str(refs), meteor=False)["videos"] == 1

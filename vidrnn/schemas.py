@@ -24,6 +24,25 @@ def one_of(*choices: str, pattern: Optional[str] = None) -> Any:
                                             "pattern": pattern or "|".join(map(re.escape, choices))})
 
 
+def number(low: Optional[float] = None, high: Optional[float] = None, *, above: bool = False,
+           below: bool = False) -> Any:
+    """A number field whose value (where it is set) must lie in [low, high]; ``above`` / ``below`` leave
+    out the bound itself."""
+    return field(default=MISSING, metadata={"range": (low, high, above, below)})
+
+
+def _out_of_range(value: Any, low, high, above: bool, below: bool) -> Optional[str]:
+    """What the range asks for, where ``value`` is outside it; None where it is inside (or unset)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if (low is None or (value > low if above else value >= low)) and (
+            high is None or (value < high if below else value <= high)):
+        return None
+    if high is None:
+        return f"{'>' if above else '>='} {low:g}"
+    return f"in {'(' if above else '['}{low:g}, {high:g}{')' if below else ']'}"
+
+
 def device_field() -> Any:
     return one_of("auto", "cpu", "cuda", "cuda:N", "mps", pattern=r"auto|cpu|cuda(:\d+)?|mps")
 
@@ -34,7 +53,7 @@ class EncoderSchema:
     weights: Optional[str] = MISSING  # null | DEFAULT | a torchvision weights name | a state_dict file
     layer: Optional[str] = MISSING
     pooling: str = one_of("avg", "grid")
-    grid: int = MISSING
+    grid: int = number(1)
     trainable: bool = MISSING
 
 
@@ -42,13 +61,13 @@ class EncoderSchema:
 class VideoSchema:
     backend: str = one_of("auto", "opencv", "decord")
     sampling: str = one_of("uniform", "fps", "window")
-    num_frames: int = MISSING
-    fps: float = MISSING
-    max_frames: Optional[int] = MISSING
-    window_s: float = MISSING
-    stride_s: float = MISSING
-    size: int = MISSING
-    workers: int = MISSING
+    num_frames: int = number(1)
+    fps: float = number(0, above=True)
+    max_frames: Optional[int] = number(1)
+    window_s: float = number(0, above=True)
+    stride_s: float = number(0, above=True)
+    size: int = number(16)
+    workers: int = number(0)
 
 
 @dataclass
@@ -62,17 +81,17 @@ class DataSchema:
     video_dir: str = MISSING
     annotations: str = MISSING
     frame_annotations: Optional[str] = MISSING
-    time_split: Optional[float] = MISSING
+    time_split: Optional[float] = number(0, 1, above=True, below=True)
     cache_dir: str = MISSING
-    val_fraction: float = MISSING
-    min_count: int = MISSING
-    max_len: int = MISSING
+    val_fraction: float = number(0, 1, below=True)
+    min_count: int = number(1)
+    max_len: int = number(3)  # <bos>, a word, <eos>
 
 
 @dataclass
 class CaptionModelSchema:
     kind: str = one_of("attention", "s2vt")
-    embed: int = MISSING
+    embed: int = number(1)
     per_cell: bool = MISSING
 
 
@@ -86,24 +105,24 @@ class CountModelSchema:
 @dataclass
 class ModelSchema:
     cell: str = one_of("lstm", "gru", "rnn")
-    hidden: int = MISSING
-    layers: int = MISSING
-    dropout: float = MISSING
+    hidden: int = number(1)
+    layers: int = number(1)
+    dropout: float = number(0, 1, below=True)
     caption: CaptionModelSchema = field(default_factory=CaptionModelSchema)
     count: CountModelSchema = field(default_factory=CountModelSchema)
 
 
 @dataclass
 class TrainerSchema:
-    max_epochs: int = MISSING
-    batch_size: int = MISSING
-    lr: float = MISSING
-    weight_decay: float = MISSING
-    clip_grad_norm: Optional[float] = MISSING
+    max_epochs: int = number(1)
+    batch_size: int = number(1)
+    lr: float = number(0, above=True)
+    weight_decay: float = number(0)
+    clip_grad_norm: Optional[float] = number(0, above=True)
     scheduler: str = one_of("cosine", "plateau", "none")
-    patience: int = MISSING
-    label_smoothing: float = MISSING
-    scheduled_sampling: float = MISSING
+    patience: int = number(0)
+    label_smoothing: float = number(0, 1, below=True)
+    scheduled_sampling: float = number(0, 1)
     amp: bool = MISSING
     resume: bool = MISSING
 
@@ -127,7 +146,7 @@ class FolderSchema:
     input_dir: str = MISSING
     extensions: List[str] = MISSING
     device: str = device_field()
-    batch_size: int = MISSING
+    batch_size: int = number(1)
     quiet: bool = MISSING
     video: VideoSchema = field(default_factory=VideoSchema)
     shard: ShardSchema = field(default_factory=ShardSchema)
@@ -151,17 +170,17 @@ class PredictSchema(FolderSchema):
 
 @dataclass
 class DecodeSchema:
-    beam: int = MISSING
-    max_len: Optional[int] = MISSING
+    beam: int = number(1)
+    max_len: Optional[int] = number(1)
     length_penalty: float = MISSING
-    n_best: int = MISSING
-    batch: int = MISSING
+    n_best: int = number(1)
+    batch: int = number(1)
 
 
 @dataclass
 class WindowSchema:
-    window_s: float = MISSING
-    stride_s: float = MISSING
+    window_s: float = number(0, above=True)
+    stride_s: float = number(0, above=True)
 
 
 @dataclass
@@ -186,8 +205,8 @@ class CountSchema(PredictSchema):
     checkpoint: Optional[str] = MISSING
     counter: str = one_of("rnn", "hog")
     labels: Optional[str] = MISSING
-    window_s: Optional[float] = MISSING
-    stride_s: float = MISSING
+    window_s: Optional[float] = number(0, above=True)
+    stride_s: float = number(0, above=True)
     plots: bool = MISSING
     hog: HogSchema = field(default_factory=HogSchema)
 
@@ -266,7 +285,7 @@ SCHEMAS = {"extract": ExtractSchema, "train": TrainSchema, "caption": CaptionSch
 
 def validate(cfg: DictConfig, prefix: str = "") -> None:
     """Raise ValueError naming the first key that is unset (``???``), that its schema lacks (added with
-    ``+key=...``), or whose value is not one its schema allows."""
+    ``+key=...``), or whose value is not one its schema allows (a choice, or a number out of its range)."""
     schema = OmegaConf.get_type(cfg)
     fields = {f.name: f for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
     for key in cfg:
@@ -280,6 +299,8 @@ def validate(cfg: DictConfig, prefix: str = "") -> None:
             validate(value, f"{name}.")
         elif "pattern" in meta and not (isinstance(value, str) and re.fullmatch(meta["pattern"], value)):
             raise ValueError(f"{name} must be one of {' | '.join(meta['choices'])}, not {value!r}")
+        elif "range" in meta and _out_of_range(value, *meta["range"]):
+            raise ValueError(f"{name} must be {_out_of_range(value, *meta['range'])}, not {value!r}")
 
 
 for _app, _schema in SCHEMAS.items():

@@ -121,6 +121,9 @@ def test_caption_pipeline_formats_parse_back(trained, tmp_path):
     rows = json.loads((tmp_path / "c.json").read_text())
     assert len(rows) == 40 and all(len(r["n_best"]) == 3 and r["caption"] == r["n_best"][0]["caption"] for r in rows)
     assert all(r["n_best"][0]["score"] >= r["n_best"][1]["score"] for r in rows)
+    res = run_pipeline("caption", *common, f"output={tmp_path}/more.json", "decode.n_best=3", "decode.beam=2")
+    assert res.returncode == 1 and not (tmp_path / "more.json").exists()  # 2 captions where 3 were asked for: no
+    assert res.stderr.strip() == "error: decode.n_best=3 needs decode.beam >= 3 (a beam of 2 keeps 2 captions)"
     res = run_pipeline("caption", *common, f"output={tmp_path}/c.csv", "decode.beam=1")
     assert res.returncode == 0 and len(read_captions(tmp_path / "c.csv")) == 40
     one = tmp_path / "one"

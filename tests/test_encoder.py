@@ -2,6 +2,7 @@
 import pickle
 import subprocess
 import sys
+import urllib.error
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,20 @@ def test_bad_names_and_weights(tmp_path):
     torch.save(torchvision.models.mobilenet_v3_small(weights=None).state_dict(), wrong)
     with pytest.raises(EncoderError, match="do not fit this encoder"):
         FrameEncoder("resnet18", weights=str(wrong))
+
+
+def test_pretrained_weights_without_a_network_say_where_to_put_them(tmp_path, monkeypatch):
+    """An air-gapped machine: the download fails; the error names the file and the cache folder."""
+    def offline(url, *args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline)  # what WeightsEnum calls
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    with pytest.raises(EncoderError) as info:
+        FrameEncoder("resnet18", weights="DEFAULT")
+    assert str(info.value) == (f"encoder weights 'DEFAULT' of resnet18 could not be downloaded (<urlopen error no "
+                               f"network>): put resnet18-f37072fd.pth into {tmp_path / 'hub' / 'checkpoints'}, or "
+                               "give encoder.weights=<a local state_dict file>")
 
 
 class _Boom:

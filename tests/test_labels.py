@@ -91,6 +91,8 @@ def test_count_labels_dispatch(tmp_path):
     ("m1.txt", "1,1,1,1,1,1,1,1,1\n\n2,1,1,1,x,1,1,1,1\n", r"m1\.txt:3: bb_width 'x' is not a number"),
     ("m2.txt", "1,1,1,1,1,1,1,1,1\n1,2,1,1,1\n", r"m2\.txt:2: 5 columns; expected MOT rows"),
     ("m3.txt", "0,1,1,1,1,1,1,1,1\n", r"m3\.txt:1: frame '0' is not an integer >= 1"),
+    ("caps.json", '{"videos": [{"video_id": "v1"}],\n "sentences": []}\n',
+     r"caps\.json:1: JSON, not count labels; expected a video_id,count\[,split\] CSV"),
 ])
 def test_malformed_count_files(tmp_path, name, text, where):
     with pytest.raises(AnnotationError, match=where):

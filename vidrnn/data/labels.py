@@ -144,6 +144,9 @@ def load_count_labels(path: str | os.PathLike, *, video_id: str | None = None, *
     given; ``mot_options`` go to ``load_mot``), a ``video_id,frame,count`` CSV, or a
     ``video_id,count[,split]`` CSV."""
     first = next((ln for ln in read_text(path).splitlines() if ln.strip()), "")
+    if first.lstrip().startswith(("{", "[")):
+        raise AnnotationError.at(path, 1, "JSON, not count labels; expected a video_id,count[,split] CSV, a "
+                                          "video_id,frame,count CSV or a MOT-Challenge gt.txt")
     if _is_numeric_row(first):
         video_id = video_id or _mot_sequence(Path(path))
         return CountLabels(frames={video_id: load_mot(path, **mot_options)}, splits={video_id: None})

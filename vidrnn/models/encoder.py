@@ -40,6 +40,11 @@ def build_backbone(name: str, weights: str | None = None) -> tuple[nn.Module, tu
         except (KeyError, ValueError) as e:
             names = [w.name for w in torchvision.models.get_model_weights(name)]
             raise EncoderError(f"encoder weights {weights!r} are neither a file nor one of {names}") from e
+        except OSError as e:  # no network (an air-gapped machine) or a download cut off
+            file = os.path.basename(torchvision.models.get_model_weights(name).verify(weights).url)
+            cache = os.path.join(torch.hub.get_dir(), "checkpoints")
+            raise EncoderError(f"encoder weights {weights!r} of {name} could not be downloaded ({e}): put {file} into "
+                               f"{cache}, or give encoder.weights=<a local state_dict file>") from e
     if local:
         _load_state_dict(model, os.path.expanduser(str(weights)))
     mean, std = _IMAGENET_MEAN, _IMAGENET_STD

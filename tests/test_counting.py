@@ -84,7 +84,14 @@ def test_hog_baseline_runs_through_the_pipeline(trained, tmp_path):
     assert res.returncode == 0, res.stderr
     rows = read_csv_rows(tmp_path / "h.csv")
     assert len(rows) == 24 and all(float(r["count"]).is_integer() and float(r["count"]) >= 0 for r in rows)
-    assert "clip MAE" in res.stdout
+    assert "clip MAE" in res.stdout and "warning" not in res.stdout
+    other = tmp_path / "other.csv"
+    other.write_text("video_id,count\nsomeone_else,3\n")
+    res = run_pipeline("count", f"input_dir={data['videos_dir']}/part0", "counter=hog", f"output={tmp_path}/h.csv",
+                       f"labels={other}", "video.num_frames=3", "plots=false", "quiet=true")  # a rerun: all done
+    assert res.returncode == 0, res.stderr
+    assert f"count: warning: {other} labels none of these videos" in res.stdout and "MAE" not in res.stdout.replace(
+        "no MAE", "")
 
 
 def test_count_checkpoint_refused_by_caption_pipeline(trained, tmp_path):

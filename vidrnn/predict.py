@@ -154,7 +154,8 @@ def caption_folder(input_dir: str, checkpoint: str, output: str, *, beam: int = 
     as they are decoded, a rerun with the same checkpoint and settings skips them, and ``output`` is
     written at the end from the records."""
     if n_best > beam:
-        raise ValueError(f"decode.n_best={n_best} needs decode.beam >= {n_best} (a beam of {beam} keeps {beam} captions)")
+        raise ValueError(f"decode.n_best={n_best} needs decode.beam >= {n_best} "
+                         f"(a beam of {beam} keeps {beam} captions)")
     ckpt = load_checkpoint(checkpoint, task="caption")
     model, vocab = build_model(ckpt).to(device), Vocab.from_dict(ckpt["vocab"])
     sampling = Sampling(**ckpt["sampling"])

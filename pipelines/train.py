@@ -30,12 +30,13 @@ def train(cfg: DictConfig) -> int:
         result = train_model(cfg.task, data, extract, ModelConfig(model.pop("kind", None), model), trainer,
                              out_dir=out_dir, batch_size=t.batch_size, label_smoothing=t.label_smoothing,
                              scheduled_sampling=t.scheduled_sampling, device=resolve_device(cfg.device),
-                             seed=cfg.seed, resume=t.resume)
+                             seed=cfg.seed, resume=t.resume, test_beam=t.test_beam)
     best = result["best"] or {}
     print(f"train: best epoch {result['best_epoch']} of {result['epochs_run']}: "
           + "  ".join(f"{k} {v:.4f}" for k, v in best.items() if k not in ("epoch", "lr", "seconds")))
     if "test" in result:
-        print("train: test " + "  ".join(f"{k} {v:.4f}" for k, v in result["test"].items()))
+        decoding = f" (beam {result['test_beam']})" if "test_beam" in result else ""
+        print(f"train: test{decoding} " + "  ".join(f"{k} {v:.4f}" for k, v in result["test"].items()))
     print(f"train: run written to {out_dir} (checkpoints/best.pt, metrics.json, curves.png)")
     return EXIT_OK
 

@@ -4,14 +4,20 @@ import os
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import run_pipeline
 
-from vidrnn.checkpoint import CheckpointError, load_checkpoint
+from vidrnn.checkpoint import CheckpointError, build_model, load_checkpoint
+from vidrnn.data import load_captions
+from vidrnn.features.cache import cached_features
+from vidrnn.models import FrameEncoder
 from vidrnn.models.captioner import Captioner, build_captioner
 from vidrnn.models.decode import beam_search, greedy_decode
 from vidrnn.outputs import read_captions, read_timed_captions
+from vidrnn.tasks.captioning import CaptionSamples, CaptionTask
+from vidrnn.text import Vocab
 from vidrnn.synth import make_dataset
 from vidrnn.train.loop import TrainConfig
 from vidrnn.train.run import DataConfig, ExtractConfig, ModelConfig, train_model
@@ -86,7 +92,7 @@ def trained(tmp_path_factory):
     trainer = TrainConfig(max_epochs=12, lr=3e-3, patience=0)
     model = ModelConfig("attention", {"cell": "gru", "hidden": 64, "embed": 32, "dropout": 0.1})
     result = train_model("caption", DataConfig(data["videos_dir"], data["captions"], cache_dir=str(root / "cache")),
-                         extract, model, trainer, out_dir=str(root / "run"), batch_size=16)
+                         extract, model, trainer, out_dir=str(root / "run"), batch_size=16, test_beam=5)
     return root, data, result
 
 
@@ -99,6 +105,21 @@ def test_tiny_captioner_learns(trained):
     assert "test" in result and set(result["test"]) == {"BLEU-4", "CIDEr-D"}
     metrics = json.loads((root / "run/metrics.json").read_text())
     assert metrics["best_epoch"] == result["best_epoch"] and (root / "run/curves.png").stat().st_size > 1000
+    assert metrics["test_beam"] == 5 and metrics["test"] == result["test"]
+
+
+def test_the_test_score_decodes_with_the_beam_the_caption_app_uses(trained):
+    """The held-out score in metrics.json is the best checkpoint's, decoded with beam search (width 5)."""
+    root, data, result = trained
+    ckpt = load_checkpoint(root / "run/checkpoints/best.pt", task="caption")
+    model, vocab = build_model(ckpt), Vocab.from_dict(ckpt["vocab"])
+    refs = load_captions(data["captions"]).subset("test")
+    ids = sorted(refs.captions)
+    feats, _ = cached_features(data["videos_dir"], [f"{refs.paths[v]}" for v in ids], cache_root=str(root / "cache"),
+                               encoder_spec=ckpt["encoder"], sampling=Sampling(**ckpt["sampling"]), size=ckpt["size"],
+                               encoder=FrameEncoder(**ckpt["encoder"]), workers=0, progress=False)
+    test = CaptionSamples(ids, torch.from_numpy(np.stack([feats[refs.paths[v]] for v in ids])), refs.captions)
+    assert result["test"] == CaptionTask(vocab, test, test, beam=5).evaluate(model)
 
 
 def test_training_resumes_from_last_checkpoint(trained, tmp_path):

@@ -54,7 +54,8 @@ def run_demo(out_dir: str, *, size: str = "small", seed: int = 0, encoder: dict,
              ModelConfig(None, {"hidden": 128, "dropout": 0.1}))):
         log.info("training the %s model", task)
         runs[task] = train_model(task, data_cfg, extract, model, TrainConfig(**trainer),
-                                 out_dir=str(out / f"{task}_run"), device=device, seed=seed, resume=False)
+                                 out_dir=str(out / f"{task}_run"), device=device, seed=seed, resume=False,
+                                 test_beam=5)  # as the captions below
     refs = load_captions(data["captions"])
     held_out = sorted(v for v, split in refs.splits.items() if split == "test")
     notes = Pictures(out, sheets=False, references=data["captions"], labels=[data["counts"], data["frame_counts"]])

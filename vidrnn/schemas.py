@@ -125,6 +125,7 @@ class TrainerSchema:
     scheduled_sampling: float = number(0, 1)
     amp: bool = MISSING
     resume: bool = MISSING
+    test_beam: int = number(1)
 
 
 @dataclass

@@ -24,14 +24,15 @@ class CaptionSamples:
 
 class CaptionTask:
     """Teacher-forced cross-entropy (label smoothing, scheduled sampling) over every (video, caption)
-    pair each epoch; validation by greedy decoding, scored with BLEU-4 and CIDEr-D."""
+    pair each epoch; evaluation by greedy decoding (``beam`` > 1: beam search), scored with BLEU-4 and
+    CIDEr-D."""
 
     monitor, mode = "CIDEr-D", "max"
 
     def __init__(self, vocab: Vocab, train: CaptionSamples, val: CaptionSamples, *, batch_size: int = 32,
                  max_len: int = 20, label_smoothing: float = 0.1, scheduled_sampling: float = 0.0,
-                 max_epochs: int = 30, device: torch.device = torch.device("cpu"), seed: int = 0):
-        self.vocab, self.train, self.val = vocab, train, val
+                 max_epochs: int = 30, device: torch.device = torch.device("cpu"), seed: int = 0, beam: int = 1):
+        self.vocab, self.train, self.val, self.beam = vocab, train, val, beam
         self.batch_size, self.max_len, self.device = batch_size, max_len, device
         self.label_smoothing, self.scheduled_sampling, self.max_epochs = label_smoothing, scheduled_sampling, max_epochs
         pairs = [(k, vocab.encode(c, max_len)) for k, vid in enumerate(train.ids) for c in train.refs[vid]]
@@ -62,7 +63,7 @@ class CaptionTask:
     def evaluate(self, model: Captioner) -> dict:
         if not self.val.ids:
             return {}
-        hyps = describe(model, self.vocab, self.val.feats, ids=self.val.ids, max_len=self.max_len,
+        hyps = describe(model, self.vocab, self.val.feats, ids=self.val.ids, beam=self.beam, max_len=self.max_len,
                         device=self.device)
         scores = score_captions(self.val.refs, {v: h[0][0] for v, h in hyps.items()}, meteor=False)["corpus"]
         return {"BLEU-4": scores["BLEU-4"], "CIDEr-D": scores["CIDEr-D"]}

@@ -121,9 +121,11 @@ def _cells(task: str, model_cfg: ModelConfig, extract: ExtractConfig) -> int:
 @in_process_group
 def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: ModelConfig, trainer: TrainConfig,
                 *, out_dir: str, batch_size: int = 32, label_smoothing: float = 0.1, scheduled_sampling: float = 0.0,
-                device: torch.device = torch.device("cpu"), seed: int = 0, resume: bool = True) -> dict:
+                device: torch.device = torch.device("cpu"), seed: int = 0, resume: bool = True,
+                test_beam: int = 1) -> dict:
     """Train a ``caption`` or ``count`` model on ``data`` and write the run into ``out_dir``; returns
-    metrics.json's content with the best checkpoint's scores on the test split under ``test``.
+    metrics.json's content with the best checkpoint's scores on the test split under ``test`` (captions
+    decoded with a beam of ``test_beam``, as the caption app does; validation decodes greedily).
 
     Under torchrun every process calls this: they train together (``batch_size`` is the global batch,
     split evenly over the processes) and rank 0 writes the run into its ``out_dir``."""
@@ -196,9 +198,11 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
     if splits["test"]:
         def test_scores() -> dict:
             best = build_model(load_checkpoint(Path(out_dir, "checkpoints", "best.pt"), task=task)).to(device)
-            return make_task(samples("test")).evaluate(best)
+            return make_task(samples("test"), **({"beam": test_beam} if task == "caption" else {})).evaluate(best)
 
         result["test"] = from_main(test_scores)
+        if task == "caption":
+            result["test_beam"] = test_beam
     if task == "count":  # the baseline a counter must beat: always the mean training count
         train_truth = train.truth()[0]
         result["mean_predictor"] = {s: mean_predictor_errors(train_truth, samples(s).truth()[0])

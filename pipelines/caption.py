@@ -20,6 +20,9 @@ def caption(cfg: DictConfig) -> int:
         cfg.input_dir, cfg.checkpoint, cfg.output, beam=d.beam, max_len=d.max_len, length_penalty=d.length_penalty,
         n_best=d.n_best, decode_batch=d.batch, window_s=cfg.window.window_s, stride_s=cfg.window.stride_s,
         pictures=pictures, **folder_options(cfg))
+    if cfg.references and not set(pictures.references) & set(pictures.notes):
+        print(f"caption: warning: {cfg.references} has references for none of these videos (ids are file stems, "
+              "or relative paths where stems repeat)")
     if cfg.report:
         print(f"caption: report {write_report(pictures.dir, title=f'captions of {cfg.input_dir}')}")
     return report("caption", summary, cfg.output)

@@ -145,7 +145,10 @@ def test_caption_pipeline_formats_parse_back(trained, tmp_path):
     res = run_pipeline("caption", *common, f"output={tmp_path}/more.json", "decode.n_best=3", "decode.beam=2")
     assert res.returncode == 1 and not (tmp_path / "more.json").exists()  # 2 captions where 3 were asked for: no
     assert res.stderr.strip() == "error: decode.n_best=3 needs decode.beam >= 3 (a beam of 2 keeps 2 captions)"
-    res = run_pipeline("caption", *common, f"output={tmp_path}/c.csv", "decode.beam=1")
+    other = tmp_path / "other_refs.csv"
+    other.write_text("video_id,caption\nsomeone_else,a cat sits\n")
+    res = run_pipeline("caption", *common, f"output={tmp_path}/c.csv", "decode.beam=1", f"references={other}")
+    assert f"caption: warning: {other} has references for none of these videos" in res.stdout
     assert res.returncode == 0 and len(read_captions(tmp_path / "c.csv")) == 40
     one = tmp_path / "one"
     one.mkdir()

@@ -214,3 +214,35 @@ def test_the_vidrnn_command_works_from_any_folder(folder, tmp_path):
     res = subprocess.run(cmd, cwd=work, env=pipeline_env(), capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and "4 extracted" in res.stdout, res.stderr  # 2: the folder's two bad files
     assert len(manifest(work / "feats")) == 4
+
+
+def test_train_on_an_extract_output_with_its_settings(tmp_path):
+    """data.features_dir: the model trains on an extract folder's features, with that folder's encoder,
+    sampling and size (not the train settings'), and videos missing from it are extracted into it alike."""
+    from vidrnn.checkpoint import load_checkpoint
+    from vidrnn.synth import make_dataset
+    from vidrnn.train.loop import TrainConfig
+    from vidrnn.train.run import DataConfig, ExtractConfig, ModelConfig, train_model
+
+    data = make_dataset(tmp_path / "data", num_videos=12, width=64, height=48, num_frames=8, fps=8.0)
+    spec = {"name": "resnet18", "weights": None, "layer": "layer1", "pooling": "grid", "grid": 2}
+    feats = tmp_path / "feats"
+    first = extract_folder(data["videos_dir"], str(feats), encoder=FrameEncoder(**spec), encoder_spec=spec,
+                           sampling=Sampling(num_frames=3), size=32, workers=0, shard=(0, 2), progress=False)
+    assert len(first.done) == 6
+    asked = ExtractConfig(encoder={"name": "resnet18", "weights": None, "layer": None, "pooling": "avg", "grid": 2},
+                          sampling=Sampling(num_frames=5), size=64, workers=0, progress=False)
+    result = train_model("count", DataConfig(data["videos_dir"], data["counts"], cache_dir=str(tmp_path / "cache"),
+                                             features_dir=str(feats)),
+                         asked, ModelConfig(None, {"hidden": 8}), TrainConfig(max_epochs=1),
+                         out_dir=str(tmp_path / "run"))
+    assert result["epochs_run"] == 1 and not (tmp_path / "cache").exists()
+    ckpt = load_checkpoint(tmp_path / "run/checkpoints/best.pt", task="count")
+    assert ckpt["encoder"] == spec and ckpt["sampling"]["num_frames"] == 3 and ckpt["size"] == 32
+    entries = [json.loads(line) for line in (feats / "manifest.jsonl").read_text().splitlines()]
+    assert len(entries) == 12 and len({json.dumps(e["settings"], sort_keys=True) for e in entries}) == 1
+    assert {e["dtype"] for e in entries} == {"float16"}  # the rest stored as extract stored the first half
+    with pytest.raises(FileNotFoundError, match="nowhere: no such folder"):
+        train_model("count", DataConfig(data["videos_dir"], data["counts"], features_dir=str(tmp_path / "nowhere")),
+                    asked, ModelConfig(None, {"hidden": 8}), TrainConfig(max_epochs=1), out_dir=str(tmp_path / "run2"))
+    assert not (tmp_path / "nowhere").exists()

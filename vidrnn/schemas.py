@@ -83,6 +83,7 @@ class DataSchema:
     frame_annotations: Optional[str] = MISSING
     time_split: Optional[float] = number(0, 1, above=True, below=True)
     cache_dir: str = MISSING
+    features_dir: Optional[str] = MISSING
     val_fraction: float = number(0, 1, below=True)
     min_count: int = number(1)
     max_len: int = number(3)  # <bos>, a word, <eos>

@@ -11,8 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..video import VideoError, read_sampled
 from .extract import ExtractSummary, extract_folder
-from .store import load_features
-
+from .store import MANIFEST, _read_jsonl, load_features
 
 CACHE_DTYPE = "float32"
 
@@ -27,15 +26,30 @@ def cache_dir_for(cache_root: str | os.PathLike, video_dir: str | os.PathLike, *
 
 
 def cached_features(video_dir: str, videos: list[str], *, cache_root: str, encoder_spec: dict, sampling,
-                    size: int, **extract_kw) -> tuple[dict[str, np.ndarray], ExtractSummary]:
-    """Features (float32) of ``videos`` under ``video_dir``, extracted into the cache where missing;
-    videos that cannot be read are in the summary's ``failed``."""
-    out = cache_dir_for(cache_root, video_dir, encoder_spec=encoder_spec, sampling=sampling, size=size)
+                    size: int, folder: str | None = None, dtype: str = CACHE_DTYPE,
+                    **extract_kw) -> tuple[dict[str, np.ndarray], ExtractSummary]:
+    """Features (as float32) of ``videos`` under ``video_dir``, extracted into the cache where missing, or
+    into ``folder`` (an ``extract`` output, its files stored as ``dtype``) where given; videos that
+    cannot be read are in the summary's ``failed``."""
+    out = Path(folder) if folder else cache_dir_for(cache_root, video_dir, encoder_spec=encoder_spec,
+                                                     sampling=sampling, size=size)
     summary = extract_folder(video_dir, str(out), encoder_spec=encoder_spec, sampling=sampling, size=size,
-                             videos=videos, dtype=CACHE_DTYPE, **extract_kw)
+                             videos=videos, dtype=dtype, **extract_kw)
     feats = {v: load_features(out / e["feature_file"])["features"].astype(np.float32)
              for v, e in summary.entries.items()}
     return feats, summary
+
+
+def extract_settings(folder: str | os.PathLike) -> dict:
+    """The settings (encoder, sampling, size, dtype) of the features in an ``extract`` output folder: those
+    of most of its videos, where runs with other settings wrote into it too."""
+    if not Path(folder).is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder")
+    settings = [e["settings"] for e in _read_jsonl(Path(folder, MANIFEST)) if isinstance(e.get("settings"), dict)]
+    if not settings:
+        raise FileNotFoundError(f"{folder}: no extracted features (not an extract output_dir?)")
+    keys = [json.dumps(s, sort_keys=True) for s in settings]
+    return json.loads(max(set(keys), key=keys.count))
 
 
 class _Decode(Dataset):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -15,7 +15,12 @@ import torch
 from ..checkpoint import build_model, load_checkpoint
 from ..data import load_captions, load_count_labels, match_videos
 from ..distributed import barrier, current, from_main, in_process_group, per_rank_batch
-from ..features.cache import cached_features, decoded_frames
+from ..features.cache import (
+    CACHE_DTYPE,
+    cached_features,
+    decoded_frames,
+    extract_settings,
+)
 from ..features.store import atomic_write
 from ..files import list_videos
 from ..metrics import mean_predictor_errors
@@ -25,6 +30,7 @@ from ..models.encoder import FrameEncoder
 from ..tasks.captioning import CaptionSamples, CaptionTask
 from ..tasks.counting import CountTask, build_samples, split_in_time
 from ..text import Vocab
+from ..video import Sampling
 from .loop import TrainConfig, fit
 
 TASKS = ("caption", "count")
@@ -39,6 +45,7 @@ class DataConfig:
     frame_annotations: str | None = None  # count: per-frame counts (CSV or MOT) beside clip counts
     time_split: float | None = None  # count: train on windows before this fraction of each video, test after
     cache_dir: str = ".vidrnn_cache"
+    features_dir: str | None = None  # an extract output folder to train on (with its settings), not the cache
     val_fraction: float = 0.15  # of the training videos, where the annotations name no validation split
     # (0: none, the last epoch is kept)
     min_count: int = 1  # vocabulary: words seen fewer times become <unk>
@@ -55,6 +62,17 @@ class ExtractConfig:
     batch_size: int = 32
     progress: bool = True
     trainable: bool = False  # train the encoder end to end on decoded frames instead of cached features
+    dtype: str = CACHE_DTYPE  # how features are stored
+
+
+def _settings_of(features_dir: str, extract: ExtractConfig) -> ExtractConfig:
+    """``extract`` with the encoder, sampling, size and storage of the features in an ``extract`` output
+    folder, so a model trained on them is applied to new videos the same way."""
+    if extract.trainable:
+        raise ValueError("data.features_dir holds features, but encoder.trainable=true trains the encoder on frames")
+    s = extract_settings(features_dir)
+    log.info("features from %s: encoder %s, sampling %s, size %d", features_dir, s["encoder"], s["sampling"], s["size"])
+    return replace(extract, encoder=s["encoder"], sampling=Sampling(**s["sampling"]), size=s["size"], dtype=s["dtype"])
 
 
 @dataclass
@@ -93,10 +111,10 @@ def _inputs(data: DataConfig, extract: ExtractConfig, videos: list[str], device:
         frames, metas, failed = decoded_frames(data.video_dir, videos, sampling=extract.sampling, size=extract.size,
                                                backend=extract.backend, workers=extract.workers)
         return frames, {v: np.asarray(m["frame_indices"]) for v, m in metas.items()}, failed
-    cached = partial(cached_features, data.video_dir, videos, cache_root=data.cache_dir, encoder_spec=extract.encoder,
-                     sampling=extract.sampling, size=extract.size, encoder=FrameEncoder(**extract.encoder),
-                     backend=extract.backend, batch_size=extract.batch_size, workers=extract.workers, device=device,
-                     progress=extract.progress)
+    cached = partial(cached_features, data.video_dir, videos, cache_root=data.cache_dir, folder=data.features_dir,
+                     dtype=extract.dtype, encoder_spec=extract.encoder, sampling=extract.sampling, size=extract.size,
+                     encoder=FrameEncoder(**extract.encoder), backend=extract.backend, batch_size=extract.batch_size,
+                     workers=extract.workers, device=device, progress=extract.progress)
     r = current()
     if r.world > 1:  # under torchrun each process first extracts its share of the videos missing from the cache
         cached(shard=(r.rank, r.world))
@@ -131,6 +149,8 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
     split evenly over the processes) and rank 0 writes the run into its ``out_dir``."""
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, not {task!r}")
+    if data.features_dir:
+        extract = _settings_of(data.features_dir, extract)
     cells = _cells(task, model_cfg, extract)
     out_dir, batch_size = from_main(lambda: out_dir), per_rank_batch(batch_size)
     labels = load_captions(data.annotations) if task == "caption" else load_count_labels(data.annotations)

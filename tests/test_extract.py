@@ -216,7 +216,7 @@ def test_the_vidrnn_command_works_from_any_folder(folder, tmp_path):
     assert len(manifest(work / "feats")) == 4
 
 
-def test_train_on_an_extract_output_with_its_settings(tmp_path):
+def test_train_on_an_extract_output_with_its_settings(tmp_path, monkeypatch):
     """data.features_dir: the model trains on an extract folder's features, with that folder's encoder,
     sampling and size (not the train settings'), and videos missing from it are extracted into it alike."""
     from vidrnn.checkpoint import load_checkpoint
@@ -242,6 +242,14 @@ def test_train_on_an_extract_output_with_its_settings(tmp_path):
     entries = [json.loads(line) for line in (feats / "manifest.jsonl").read_text().splitlines()]
     assert len(entries) == 12 and len({json.dumps(e["settings"], sort_keys=True) for e in entries}) == 1
     assert {e["dtype"] for e in entries} == {"float16"}  # the rest stored as extract stored the first half
+    def no_weights(*args, **kwargs):
+        raise RuntimeError("pretrained weights are not on this machine")
+
+    for where in ("vidrnn.features.extract", "vidrnn.train.run"):  # every feature is there: no encoder needed
+        monkeypatch.setattr(f"{where}.FrameEncoder", no_weights)
+    again = train_model("count", DataConfig(data["videos_dir"], data["counts"], features_dir=str(feats)), asked,
+                        ModelConfig(None, {"hidden": 8}), TrainConfig(max_epochs=1), out_dir=str(tmp_path / "again"))
+    assert again["epochs_run"] == 1
     with pytest.raises(FileNotFoundError, match="nowhere: no such folder"):
         train_model("count", DataConfig(data["videos_dir"], data["counts"], features_dir=str(tmp_path / "nowhere")),
                     asked, ModelConfig(None, {"hidden": 8}), TrainConfig(max_epochs=1), out_dir=str(tmp_path / "run2"))

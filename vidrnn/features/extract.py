@@ -43,7 +43,7 @@ def storage_dtype(features: np.ndarray | SpooledFeatures, dtype: str) -> np.dtyp
     return np.dtype(np.float16 if ok else np.float32)
 
 
-def extract_folder(input_dir: str, output_dir: str, *, encoder: FrameEncoder, encoder_spec: dict,
+def extract_folder(input_dir: str, output_dir: str, *, encoder: FrameEncoder | None = None, encoder_spec: dict,
                    sampling: Sampling, size: int = 224, backend: str = "auto", batch_size: int = 32,
                    workers: int = 2, dtype: str = "float16", device: torch.device = torch.device("cpu"),
                    shard: tuple[int, int] = (0, 1), extensions=VIDEO_EXTENSIONS, videos: list[str] | None = None,
@@ -52,7 +52,8 @@ def extract_folder(input_dir: str, output_dir: str, *, encoder: FrameEncoder, en
     settings has not finished. Each video's features land atomically in
     ``output_dir/features/<relative path>.npz`` and its line in ``manifest.jsonl``; a video that cannot
     be read gets a one-line reason in ``failures.jsonl`` and the run goes on. ``videos`` (relative
-    paths) restricts the job to those files instead of listing the folder."""
+    paths) restricts the job to those files instead of listing the folder. Without an ``encoder`` one is
+    built from ``encoder_spec`` where a video is left to extract (so finished features need no weights)."""
     videos = select_shard(sorted(videos) if videos is not None else require_videos(input_dir, extensions), *shard)
     records = RunRecords(output_dir)
     settings = {"encoder": encoder_spec, "sampling": sampling.as_dict(), "size": size, "dtype": dtype}
@@ -63,6 +64,8 @@ def extract_folder(input_dir: str, output_dir: str, *, encoder: FrameEncoder, en
                              entries={v: finished[v] for v in videos if v in finished})
     log.info("%d videos in shard %d/%d: %d already done, %d to extract", len(videos), shard[0], shard[1],
              summary.skipped, len(todo))
+    if todo and encoder is None:
+        encoder = FrameEncoder(**encoder_spec)
     bar = tqdm(total=len(todo), unit="video", disable=not progress, dynamic_ncols=True)
     results = encode_videos([(v, str(Path(input_dir, v))) for v in todo], encoder, sampling, size=size,
                             backend=backend, batch_size=batch_size, workers=workers, device=device)

@@ -113,8 +113,8 @@ def _inputs(data: DataConfig, extract: ExtractConfig, videos: list[str], device:
         return frames, {v: np.asarray(m["frame_indices"]) for v, m in metas.items()}, failed
     cached = partial(cached_features, data.video_dir, videos, cache_root=data.cache_dir, folder=data.features_dir,
                      dtype=extract.dtype, encoder_spec=extract.encoder, sampling=extract.sampling, size=extract.size,
-                     encoder=FrameEncoder(**extract.encoder), backend=extract.backend, batch_size=extract.batch_size,
-                     workers=extract.workers, device=device, progress=extract.progress)
+                     backend=extract.backend, batch_size=extract.batch_size, workers=extract.workers, device=device,
+                     progress=extract.progress)  # the frame encoder is built only where a video is not cached
     r = current()
     if r.world > 1:  # under torchrun each process first extracts its share of the videos missing from the cache
         cached(shard=(r.rank, r.world))

@@ -301,8 +301,8 @@ def validate(cfg: DictConfig, prefix: str = "") -> None:
             validate(value, f"{name}.")
         elif "pattern" in meta and not (isinstance(value, str) and re.fullmatch(meta["pattern"], value)):
             raise ValueError(f"{name} must be one of {' | '.join(meta['choices'])}, not {value!r}")
-        elif "range" in meta and _out_of_range(value, *meta["range"]):
-            raise ValueError(f"{name} must be {_out_of_range(value, *meta['range'])}, not {value!r}")
+        elif "range" in meta and (wanted := _out_of_range(value, *meta["range"])):
+            raise ValueError(f"{name} must be {wanted}, not {value!r}")
 
 
 for _app, _schema in SCHEMAS.items():

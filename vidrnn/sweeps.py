@@ -164,7 +164,7 @@ class SummarizeCallback(Callback):
         for key, exists, what in (("data.video_dir", os.path.isdir, "folder"),
                                   ("data.annotations", os.path.isfile, "file")):
             value = OmegaConf.select(config, key, default=None, throw_on_missing=False)
-            if isinstance(value, str) and value != "???" and not exists(value):
+            if isinstance(value, str) and not exists(value):  # None where it is swept or unset
                 print(f"error: {key}={value}: no such {what}", file=sys.stderr)
                 sys.exit(1)
 

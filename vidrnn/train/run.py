@@ -15,12 +15,7 @@ import torch
 from ..checkpoint import build_model, load_checkpoint
 from ..data import load_captions, load_count_labels, match_videos
 from ..distributed import barrier, current, from_main, in_process_group, per_rank_batch
-from ..features.cache import (
-    CACHE_DTYPE,
-    cached_features,
-    decoded_frames,
-    extract_settings,
-)
+from ..features.cache import CACHE_DTYPE, cached_features, decoded_frames, extract_settings
 from ..features.store import atomic_write
 from ..files import list_videos
 from ..metrics import mean_predictor_errors

@@ -14,6 +14,7 @@ import fractions
 import json
 import os
 import re
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,7 +139,11 @@ def make_corpus(root: Path, *, large: bool = True) -> dict[str, Case]:
     (root / "x.mp4").mkdir()
     add("x.mp4", False, r"folder|directory", "a directory named x.mp4")
     os.symlink("loop.mp4", root / "loop.mp4")
-    add("loop.mp4", False, r"link", "symlink loop loop.mp4 -> loop.mp4")
+    add("loop.mp4", False, r"broken or looping symbolic link", "symlink loop loop.mp4 -> loop.mp4")
+    os.mkfifo(root / "fifo.mp4")  # opening it to read would wait for a writer forever
+    add("fifo.mp4", False, r"^not a regular file$", "a named pipe called fifo.mp4")
+    os.symlink("/dev/zero", root / "zeros.avi")  # endless bytes
+    add("zeros.avi", False, r"not a regular file \(a link to /dev/zero\)", "symlink zeros.avi -> /dev/zero")
 
     # -- odd but readable
     _cv_write(root / "one_frame.avi", _frames(1, 64, 48), "MJPG")
@@ -308,9 +313,10 @@ def _context(run: Run) -> str:
 def test_corpus_is_what_it_claims(corpus):
     """The generator itself: every entry exists as the kind of thing it claims to be."""
     root, cases = corpus
-    assert sorted(list_videos(root)) == sorted(cases) and len(cases) == 19  # 2 good, 7 unreadable, 10 odd
+    assert sorted(list_videos(root)) == sorted(cases) and len(cases) == 21  # 2 good, 9 unreadable, 10 odd
     assert (root / "empty.mp4").stat().st_size == 0 and (root / "x.mp4").is_dir()
     assert (root / "loop.mp4").is_symlink() and not (root / "loop.mp4").exists()
+    assert stat.S_ISFIFO((root / "fifo.mp4").stat().st_mode) and (root / "zeros.avi").is_char_device()
     assert (root / ODD_NAME).is_file()
     with av.open(str(root / "audio_only.mp4")) as c:
         assert len(c.streams.video) == 0 and len(c.streams.audio) == 1

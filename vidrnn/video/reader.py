@@ -213,10 +213,12 @@ def open_video(path: str | os.PathLike, backend: str = "auto") -> VideoReader:
     if backend not in BACKENDS:
         raise ValueError(f"video backend must be one of {BACKENDS}, not {backend!r}")
     if not os.path.isfile(path):
-        if os.path.islink(path):
-            raise VideoError("broken or looping symbolic link")
-        raise VideoError("a folder, not a video file" if os.path.isdir(path) else "not a regular file"
-                         if os.path.exists(path) else "no such file")
+        if os.path.isdir(path):
+            raise VideoError("a folder, not a video file")
+        if os.path.exists(path):  # a device, pipe or socket (or a link to one): reading may never end
+            raise VideoError("not a regular file" + (f" (a link to {os.path.realpath(path)})"
+                                                     if os.path.islink(path) else ""))
+        raise VideoError("broken or looping symbolic link" if os.path.islink(path) else "no such file")
     if not os.access(path, os.R_OK):
         raise VideoError("permission denied")
     if os.path.getsize(path) == 0:

@@ -45,3 +45,16 @@ def test_bad_settings_are_rejected():
         Sampling(mode="fps").plan(10, 0.0)
     with pytest.raises(ValueError, match="no frames"):
         Sampling().plan(0, 25.0)
+
+
+def test_frame_edges_from_timestamps_or_the_frame_rate():
+    """Edges come from the decoder's timestamps (VFR), else index / fps; one frame without a rate has no
+    length, not NaN."""
+    from vidrnn.video.stream import frame_edges
+
+    np.testing.assert_allclose(frame_edges([1.0, 1.1, 1.5, 1.9], 4, 0.0), [0.0, 0.1, 0.5, 0.9, 1.3])  # median step
+    np.testing.assert_allclose(frame_edges([2.0, 2.5], 2, 10.0), [0.0, 0.5, 0.6])
+    np.testing.assert_allclose(frame_edges(None, 3, 10.0), [0.0, 0.1, 0.2, 0.3])
+    assert frame_edges(None, 3, 0.0) is None
+    with np.errstate(all="raise"):
+        np.testing.assert_array_equal(frame_edges([3.0], 1, 0.0), [0.0, 0.0])

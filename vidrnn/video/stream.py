@@ -102,7 +102,7 @@ def frame_edges(times: list[float] | None, total: int, fps: float) -> np.ndarray
     rates: index / fps is not), else index / fps; None with neither."""
     if times is not None:
         t = np.asarray(times, float) - times[0]
-        step = 1.0 / fps if fps else float(np.median(np.diff(t)))
+        step = 1.0 / fps if fps else float(np.median(np.diff(t))) if len(t) > 1 else 0.0  # one frame: no length
         return np.append(t, t[-1] + step)
     return np.arange(total + 1) / fps if fps else None
 

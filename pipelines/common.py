@@ -14,7 +14,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from vidrnn.device import resolve_device
+from vidrnn.device import decode_workers, resolve_device
 from vidrnn.files import shard_from_env
 from vidrnn.models import FrameEncoder
 from vidrnn.schemas import validate  # (importing it registers the apps' schemas)
@@ -42,7 +42,7 @@ def sampling_from(video: DictConfig) -> Sampling:
 def folder_options(cfg: DictConfig) -> dict:
     """The keyword arguments every folder job (extract, caption, count) takes alike: decoding, batching,
     device, which files and which shard, progress bars."""
-    return {"backend": cfg.video.backend, "workers": cfg.video.workers, "batch_size": cfg.batch_size,
+    return {"backend": cfg.video.backend, "workers": decode_workers(cfg.video.workers), "batch_size": cfg.batch_size,
             "device": resolve_device(cfg.device), "extensions": list(cfg.extensions),
             "shard": shard_from_env(cfg.shard.index, cfg.shard.count), "progress": not cfg.quiet}
 

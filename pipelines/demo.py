@@ -7,12 +7,12 @@ from omegaconf import DictConfig
 
 from pipelines.common import CONF_DIR, EXIT_OK, encoder_spec, run_app, sampling_from
 from vidrnn.demo import run_demo
-from vidrnn.device import resolve_device
+from vidrnn.device import decode_workers, resolve_device
 
 
 def demo(cfg: DictConfig) -> int:
     s = run_demo(cfg.output_dir, size=cfg.demo.size, seed=cfg.seed, encoder=encoder_spec(cfg.encoder),
-                 sampling=sampling_from(cfg.video), frame_size=cfg.video.size, workers=cfg.video.workers,
+                 sampling=sampling_from(cfg.video), frame_size=cfg.video.size, workers=decode_workers(cfg.video.workers),
                  device=resolve_device(cfg.device), progress=not cfg.quiet)
     out = s["out_dir"]
     print(f"""

@@ -6,7 +6,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from pipelines.common import CONF_DIR, EXIT_OK, encoder_spec, run_app, sampling_from
-from vidrnn.device import resolve_device
+from vidrnn.device import decode_workers, resolve_device
 from vidrnn.sweeps import finished_result
 from vidrnn.train.loop import TrainConfig
 from vidrnn.train.run import DataConfig, ExtractConfig, ModelConfig, train_model
@@ -19,7 +19,7 @@ def train(cfg: DictConfig) -> int:
                           clip_grad_norm=t.clip_grad_norm, scheduler=t.scheduler, patience=t.patience, amp=t.amp)
     data = DataConfig(**OmegaConf.to_container(cfg.data))
     extract = ExtractConfig(encoder=encoder_spec(cfg.encoder), sampling=sampling_from(cfg.video), size=cfg.video.size,
-                            backend=cfg.video.backend, workers=cfg.video.workers, progress=not cfg.quiet,
+                            backend=cfg.video.backend, workers=decode_workers(cfg.video.workers), progress=not cfg.quiet,
                             trainable=cfg.encoder.trainable)
     model = OmegaConf.to_container(cfg.model[cfg.task])
     model.update({k: cfg.model[k] for k in ("cell", "hidden", "layers", "dropout")})

@@ -107,12 +107,29 @@ def test_every_app_config_matches_its_schema(app):
     (["data.video_dir=v", "data.annotations=a", "model.dropout=1"], "model.dropout must be in [0, 1), not 1.0"),
     (["data.video_dir=v", "data.annotations=a", "video.num_frames=0"], "video.num_frames must be >= 1, not 0"),
     (["data.video_dir=v", "data.annotations=a", "data.time_split=1"], "data.time_split must be in (0, 1), not 1.0"),
+    (["data.video_dir=v", "data.annotations=a", "video.workers=-1"], "video.workers must be one of auto | N, not '-1'"),
+    (["data.video_dir=v", "data.annotations=a", "video.workers=many"],
+     "video.workers must be one of auto | N, not 'many'"),
 ])
 def test_validate_names_the_bad_key(overrides, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         validate(compose_app("train", *overrides))
     validate(compose_app("train", "data.video_dir=v", "data.annotations=a", "device=cuda:1", "task=count",
                          "trainer.clip_grad_norm=null", "data.time_split=0.5", "model.dropout=0"))
+
+
+def test_decode_workers_auto_is_one_per_usable_cpu(monkeypatch):
+    """``video.workers=auto`` (the default) takes one decode process per CPU this process may use, at most
+    16; a number is taken as given."""
+    from vidrnn import device
+
+    assert compose_app("extract", "input_dir=i", "output_dir=o").video.workers == "auto"
+    for cpus, expected in [(1, 1), (2, 2), (12, 12), (64, 16)]:
+        monkeypatch.setattr(device.os, "sched_getaffinity", lambda pid, n=cpus: set(range(n)), raising=False)
+        assert device.decode_workers("auto") == expected
+    assert device.decode_workers(compose_app("extract", "input_dir=i", "output_dir=o", "video.workers=0")
+                                 .video.workers) == 0
+    assert device.decode_workers(3) == 3
 
 
 @pytest.mark.parametrize("app, overrides, message", [

@@ -1,7 +1,11 @@
-"""Choosing the torch device from a config string."""
+"""Choosing the hardware from config strings: the torch device and the number of decode processes."""
 from __future__ import annotations
 
+import os
+
 import torch
+
+MAX_AUTO_WORKERS = 16
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -12,3 +16,12 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device=cuda was asked for, but no CUDA GPU is available (use device=auto or cpu)")
     return device
+
+
+def decode_workers(setting: str | int = "auto") -> int:
+    """Decode processes for ``video.workers``: a number as given; ``auto`` one per CPU this process may run
+    on, at most 16 (decoding every frame of a video to sample a few is the heavy part of a folder job)."""
+    if str(setting) != "auto":
+        return int(setting)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(cpus, MAX_AUTO_WORKERS)

@@ -67,7 +67,7 @@ class VideoSchema:
     window_s: float = number(0, above=True)
     stride_s: float = number(0, above=True)
     size: int = number(16)
-    workers: int = number(0)
+    workers: str = one_of("auto", "N", pattern=r"auto|\d+")  # auto | a number of decode processes
 
 
 @dataclass

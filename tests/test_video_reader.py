@@ -121,14 +121,17 @@ def test_timestamps_come_from_the_decoder(tmp_path, known_videos):
         meta = list(stream_video(str(path), Sampling(mode="fps", fps=100.0), size=16, backend=backend))[-1]
         assert meta.frame_indices == list(range(8))
         assert meta.timestamps == pytest.approx(written, abs=1e-3)
-        # windows (captions per window, .srt times, count windows) are timed the same way
+        # windows (captions per window, .srt times, count windows) are planned and timed by the frames'
+        # times: 1 s windows hold the frames shown in that second, not 1 s x the mean rate of frames
         fps = meta.fps
-        windows = Sampling(mode="window", num_frames=2, window_s=4 / fps, stride_s=4 / fps)
-        meta = list(stream_video(str(path), windows, size=16, backend=backend))[-1]
-        ends = [*written[1:], written[-1] + 1 / fps]  # a frame is shown until the next one starts
-        expected = [t for a, b in windows.windows(8, fps) for t in (written[a], ends[b - 1])]
-        timed = [t for bounds in window_times(windows, meta) for t in bounds]
-        assert len(expected) == 4 and timed == pytest.approx(expected, abs=1e-3)
+        windows = Sampling(mode="window", num_frames=2, window_s=1.0, stride_s=1.0)
+        items = list(stream_video(str(path), windows, size=16, backend=backend))
+        meta = items[-1]
+        assert [type(i) for i in items].count(Restart) == 1  # planned by index / fps first, then by time
         assert meta.duration_s == pytest.approx(written[-1] + 1 / fps, abs=1e-3)  # not 8 / fps
+        assert meta.frame_indices == [[1, 3], [4, 6], [6, 7]]  # from frames 0-3, 3-6 and 6-7: those shown
+        end = meta.duration_s
+        timed = [t for bounds in window_times(windows, meta) for t in bounds]
+        assert timed == pytest.approx([0, 1, 1, 2, end - 1, end], abs=1e-3)
     meta = list(stream_video(str(known_videos["bframes"][0]), Sampling(mode="fps", fps=25.0), size=16))[-1]
     assert meta.timestamps == pytest.approx([i / 25 for i in range(29)], abs=1e-3)

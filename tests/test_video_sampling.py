@@ -58,3 +58,30 @@ def test_frame_edges_from_timestamps_or_the_frame_rate():
     assert frame_edges(None, 3, 0.0) is None
     with np.errstate(all="raise"):
         np.testing.assert_array_equal(frame_edges([3.0], 1, 0.0), [0.0, 0.0])
+
+
+def test_sampling_by_the_frames_times():
+    """A variable-frame-rate video (10 frames 0.1 s apart, then 10 frames 1 s apart: 11 s): fps and window
+    sampling follow the frames' times, not their indices."""
+    edges = np.array([0.1 * i for i in range(10)] + [1.0 + i for i in range(11)])  # (21,): 20 frames, 11 s
+    np.testing.assert_array_equal(Sampling(mode="fps", fps=1.0).plan_in_time(edges), [0, *range(10, 20)])
+    np.testing.assert_array_equal(Sampling(mode="fps", fps=1.0, max_frames=3).plan_in_time(edges), [0, 10, 11])
+    windows = Sampling(mode="window", num_frames=2, window_s=2.0, stride_s=4.0)
+    assert windows.windows_in_time(edges) == [(0, 11), (13, 15), (17, 19), (18, 20)]  # [0, 2), [4, 6), ... [9, 11)
+    np.testing.assert_array_equal(windows.plan_in_time(edges), [[2, 8], [13, 14], [17, 18], [18, 19]])
+    # a window shorter than the gap between two frames holds the frame on screen; the last one ends at 11 s
+    assert Sampling(mode="window", num_frames=1, window_s=0.5, stride_s=5.0).windows_in_time(edges) == \
+        [(0, 5), (14, 15), (19, 20), (19, 20)]
+
+
+def test_regular_frame_times_keep_the_index_plan(tmp_path):
+    """A constant-rate file is sampled by index / fps in one pass: no second decode."""
+    from conftest import write_opencv
+
+    from vidrnn.video import Restart, stream_video
+
+    path = write_opencv(tmp_path / "cfr.avi", 30, "MJPG")
+    for sampling in (Sampling(mode="window", num_frames=3, window_s=1.0, stride_s=0.5), Sampling(mode="fps", fps=3.0)):
+        items = list(stream_video(str(path), sampling, size=16))
+        assert not any(isinstance(i, Restart) for i in items)
+        assert np.array_equal(items[-1].frame_indices, sampling.plan(30, items[-1].fps))

@@ -56,6 +56,39 @@ class Sampling:
             starts.append(total - length)
         return [(a, a + length) for a in starts]
 
+    def plan_in_time(self, edges: np.ndarray) -> np.ndarray:
+        """fps and window sampling by the frames' own times, for a video whose frames are not index / fps
+        apart (variable frame rate, or a header rate that is wrong): ``edges`` (total + 1,) are when each
+        frame starts being shown and when the last one ends, in seconds."""
+        starts = edges[:-1]
+        if self.mode == "fps":
+            idx = np.unique(_shown_at(starts, np.arange(0, max(float(edges[-1]), 1e-9), 1 / self.fps)))
+            return idx[: self.max_frames] if self.max_frames else idx
+        return np.stack([_spread(a, b - a, self.num_frames) for a, b in self.windows_in_time(edges)])  # (W, N)
+
+    def spans(self, duration: float) -> list[tuple[float, float]]:
+        """Window mode by time: (start_s, end_s) of each clip of ``window_s`` seconds, one every
+        ``stride_s`` seconds, the last one ending with a video of ``duration`` seconds."""
+        length = min(self.window_s, duration)
+        begins = [float(t) for t in np.arange(0, duration - length + 1e-9, self.stride_s)]
+        if begins[-1] < duration - length - 1e-9:
+            begins.append(duration - length)
+        return [(t, t + length) for t in begins]
+
+    def windows_in_time(self, edges: np.ndarray) -> list[tuple[int, int]]:
+        """Window mode by the frames' times: the [start, end) frame range shown in each of ``spans``."""
+        starts = edges[:-1]
+        ranges = []
+        for begin, end in self.spans(float(edges[-1])):
+            a = int(_shown_at(starts, begin))
+            ranges.append((a, max(int(np.searchsorted(starts, end - 1e-9)), a + 1)))
+        return ranges
+
+
+def _shown_at(starts: np.ndarray, t) -> np.ndarray:
+    """Index of the frame on screen at time(s) ``t``, given when each frame starts being shown."""
+    return np.maximum(np.searchsorted(starts, np.asarray(t) + 1e-9, "right") - 1, 0)
+
 
 def _spread(start: int, length: int, n: int) -> np.ndarray:
     """``n`` indices at the centres of ``n`` equal parts of ``[start, start + length)``."""

@@ -50,10 +50,11 @@ def stream_video(path: str, sampling: Sampling, *, size: int | None, backend: st
                  chunk: int = 32) -> Iterator[Chunk | Restart | VideoMeta]:
     """Yield the sampled frames of ``path`` as ``Chunk``s, then its ``VideoMeta``.
 
-    Frame indices are planned from the header's frame count and the stream is decoded to its end; if
-    the true count gives another plan (the header lied, or decoding stopped early on a broken file), a
-    ``Restart`` is yielded and the video is streamed again with the counted number. Memory holds at most
-    one chunk, whatever the video's length.
+    Frame indices are planned from the header's frame count and frame rate, and the stream is decoded to
+    its end; if the true count gives another plan (the header lied, or decoding stopped early on a broken
+    file), or fps or window sampling finds the frames far from index / fps apart (a variable frame rate:
+    they are then sampled by their own times), a ``Restart`` is yielded and the video is streamed again
+    with the new plan. Memory holds at most one chunk, whatever the video's length.
     """
     reader = open_video(path, backend)
     try:
@@ -68,32 +69,50 @@ def stream_video(path: str, sampling: Sampling, *, size: int | None, backend: st
         plan = _plan(sampling, total, info.fps)
         yield from _chunks(reader, plan, size, chunk)
         counted = count_remaining(reader)
+        if counted < 1:
+            raise VideoError("no frame could be decoded")
+        fps = info.fps if info.fps > 0 else 0.0
+        edges = _edges(reader, counted, fps)
+        timed = sampling.mode != "uniform" and edges is not None and _irregular(edges, fps)
+        new_plan = sampling.plan_in_time(edges) if timed else _plan(sampling, counted, fps)
+        if not np.array_equal(new_plan, plan):
+            yield Restart(f"header said {total} frames, decoding gave {counted}" if counted != total else
+                          "the frames are not 1 / fps apart (variable frame rate): sampled again by their times")
+            reader.close()
+            reader = open_video(path, info.backend)
+            yield from _chunks(reader, new_plan, size, chunk)
+            count_remaining(reader)
         if counted != total:
-            if counted < 1:
-                raise VideoError("no frame could be decoded")
-            new_plan = _plan(sampling, counted, info.fps)
-            if not np.array_equal(new_plan, plan):
-                yield Restart(f"header said {total} frames, decoding gave {counted}")
-                reader.close()
-                reader = open_video(path, info.backend)
-                yield from _chunks(reader, new_plan, size, chunk)
-                count_remaining(reader)
-            total, source, plan = counted, "counted", new_plan
-        times = reader.presentation_times()
+            source = "counted"
+        total, plan = counted, new_plan
     finally:
         reader.close()
-    fps = info.fps if info.fps > 0 else 0.0
-    edges = frame_edges(times if times is not None and len(times) == total else None, total, fps)
     stamps = edges[plan] if edges is not None else np.zeros(plan.shape)
-    bounds = window_bounds(sampling, edges, fps) if sampling.mode == "window" else None  # plan() checked fps
+    bounds = None
+    if sampling.mode == "window" and timed:  # the spans the frames were picked for
+        bounds = [(round(a, 4), round(b, 4)) for a, b in sampling.spans(float(edges[-1]))]
+    elif sampling.mode == "window":  # plan() checked fps
+        bounds = window_bounds(sampling.windows(total, fps), edges)
     duration = round(float(edges[-1]), 4) if edges is not None else None
     yield VideoMeta(info.backend, ACCESS, info.width, info.height, fps, total, info.header_frames, source,
                     plan.tolist(), stamps.round(4).tolist(), duration, bounds)
 
 
-def window_bounds(sampling: Sampling, edges: np.ndarray, fps: float) -> list[tuple[float, float]]:
-    """(start_s, end_s) of each window of window ``sampling``, given the frames' ``frame_edges``."""
-    return [(round(float(edges[a]), 4), round(float(edges[b]), 4)) for a, b in sampling.windows(len(edges) - 1, fps)]
+def window_bounds(ranges: list[tuple[int, int]], edges: np.ndarray) -> list[tuple[float, float]]:
+    """(start_s, end_s) of each window's [start, end) frame range, given the frames' ``frame_edges``."""
+    return [(round(float(edges[a]), 4), round(float(edges[b]), 4)) for a, b in ranges]
+
+
+def _edges(reader, total: int, fps: float) -> np.ndarray | None:
+    """``frame_edges`` of the ``total`` frames ``reader`` has just decoded."""
+    times = reader.presentation_times()
+    return frame_edges(times if times is not None and len(times) == total else None, total, fps)
+
+
+def _irregular(edges: np.ndarray, fps: float) -> bool:
+    """Whether some frame is shown more than one frame period away from index / fps (a variable frame
+    rate, or a wrong header rate): time-based sampling then needs the frames' own times."""
+    return fps > 0 and float(np.abs(edges[:-1] - np.arange(len(edges) - 1) / fps).max()) > 1 / fps
 
 
 def frame_edges(times: list[float] | None, total: int, fps: float) -> np.ndarray | None:

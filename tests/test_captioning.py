@@ -122,6 +122,24 @@ def test_the_test_score_decodes_with_the_beam_the_caption_app_uses(trained):
     assert result["test"] == CaptionTask(vocab, test, test, beam=5).evaluate(model)
 
 
+def test_a_vocabulary_that_keeps_no_word_is_an_error(trained, tmp_path, caplog):
+    """data.min_count above every word's count would train a model that writes only <unk>: one line instead
+    (and a warning where most words are lost)."""
+    root, data, _ = trained
+    extract = ExtractConfig(encoder=ENCODER, sampling=Sampling(num_frames=6), size=64, workers=0, progress=False)
+    model = ModelConfig("s2vt", {"cell": "gru", "hidden": 8, "embed": 8})
+    with pytest.raises(ValueError, match=r"no word occurs data.min_count=100000 times in the \d+ training captions"):
+        train_model("caption", DataConfig(data["videos_dir"], data["captions"], cache_dir=str(root / "cache"),
+                                          min_count=100000), extract, model, TrainConfig(max_epochs=1),
+                    out_dir=str(tmp_path / "none"))
+    assert not (tmp_path / "none" / "checkpoints").exists()
+    # only the most frequent words ("a", "moves", ...) occur 40 times: most words become <unk>
+    train_model("caption", DataConfig(data["videos_dir"], data["captions"], cache_dir=str(root / "cache"),
+                                      min_count=40), extract, model, TrainConfig(max_epochs=1),
+                out_dir=str(tmp_path / "rare"))
+    assert any("become <unk>" in r.getMessage() for r in caplog.records)
+
+
 def test_training_resumes_from_last_checkpoint(trained, tmp_path):
     root, data, _ = trained
     extract = ExtractConfig(encoder=ENCODER, sampling=Sampling(num_frames=6), size=64, workers=0, progress=False)

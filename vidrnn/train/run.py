@@ -24,7 +24,7 @@ from ..models.counter import RecurrentCounter
 from ..models.encoder import FrameEncoder
 from ..tasks.captioning import CaptionSamples, CaptionTask
 from ..tasks.counting import CountTask, build_samples, split_in_time
-from ..text import Vocab
+from ..text import SPECIALS, Vocab, tokenize
 from ..video import Sampling
 from .loop import TrainConfig, fit
 
@@ -59,6 +59,20 @@ class ExtractConfig:
     trainable: bool = False  # train the encoder end to end on decoded frames instead of cached features
     dtype: str = CACHE_DTYPE  # how features are stored
 
+
+
+def _vocabulary(captions: list[str], min_count: int) -> Vocab:
+    """The training captions' vocabulary; none of their words kept is an error, most of them lost a warning."""
+    vocab = Vocab.build(captions, min_count)
+    tokens = [t for c in captions for t in tokenize(c)]
+    unknown = sum(t not in vocab.ids for t in tokens) / max(len(tokens), 1)
+    if len(vocab) == len(SPECIALS):
+        raise ValueError(f"no word occurs data.min_count={min_count} times in the {len(captions)} training "
+                         "captions: every word would be <unk>; lower data.min_count")
+    if unknown > 0.3:
+        log.warning("%.0f%% of the training captions' words occur fewer than data.min_count=%d times and "
+                    "become <unk>", 100 * unknown, min_count)
+    return vocab
 
 def _settings_of(features_dir: str, extract: ExtractConfig) -> ExtractConfig:
     """``extract`` with the encoder, sampling, size and storage of the features in an ``extract`` output
@@ -182,7 +196,7 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
                                   {v: labels.captions[v] for v in ids})
 
         train = samples("train")
-        vocab = Vocab.build((c for v in train.ids for c in train.refs[v]), data.min_count)
+        vocab = _vocabulary([c for v in train.ids for c in train.refs[v]], data.min_count)
         model = build_captioner(model_cfg.kind, feat_dim, len(vocab), cells=cells, **model_kw)
         make_task = partial(CaptionTask, vocab, train, batch_size=batch_size, max_len=data.max_len,
                             label_smoothing=label_smoothing, scheduled_sampling=scheduled_sampling,

@@ -37,6 +37,25 @@ def test_grid_pooling_keeps_where_things_are():
     assert avg.out_dim * 4 == enc.out_dim
 
 
+def test_vision_transformers():
+    """vit_* and maxvit_t take any frame size (resized to the one they are built for); a ViT's ``avg``
+    feature is its class token and ``grid`` pools its patch tokens in their places."""
+    vit = FrameEncoder("vit_b_32", pooling="grid", grid=2)
+    tokens_in = FrameEncoder("vit_b_32", pooling="grid", grid=2, layer="encoder.dropout")  # before attention
+    blank = torch.full((1, 96, 96, 3), 100, dtype=torch.uint8)
+    top_left = blank.clone()
+    top_left[:, :40, :40] = 255
+    with torch.inference_mode():
+        assert vit(FRAMES).shape == (2, 768 * 4) and vit.out_dim == 768 * 4
+        change = (tokens_in(top_left) - tokens_in(blank)).view(768, 4).norm(dim=0)  # per cell: TL, TR, BL, BR
+        assert change[0] > 0 and change[1:].max() < 1e-4 * change[0]  # patches laid out in rows, in place
+        avg = FrameEncoder("vit_b_32")
+        x = (FRAMES.permute(0, 3, 1, 2).float() - avg.mean) / avg.std
+        tokens = avg.body(torch.nn.functional.interpolate(x, size=224, mode="bilinear", antialias=True))["feat"]
+        assert torch.allclose(avg(FRAMES), tokens[:, 0], atol=1e-5) and avg.out_dim == 768
+        assert FrameEncoder("maxvit_t")(FRAMES).shape == (2, 512)
+
+
 def test_layer_choice():
     enc = FrameEncoder("resnet18", layer="layer3")
     assert enc.out_dim == 256

@@ -1,6 +1,7 @@
 """Frame encoder: any torchvision classification backbone, cut before its global pooling."""
 from __future__ import annotations
 
+import math
 import os
 import warnings
 
@@ -8,6 +9,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
+from torchvision.models import MaxVit, VisionTransformer
 from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
 POOLINGS = ("avg", "grid")
@@ -68,9 +70,12 @@ def _load_state_dict(model: nn.Module, path: str) -> None:
 
 
 def feature_node(model: nn.Module, layer: str | None = None) -> str:
-    """The graph node whose (B, C, h, w) output is used: the last one named ``layer`` or starting
-    with ``layer.``, or by default the input of the model's global pooling."""
+    """The graph node whose (B, C, h, w) output (a vision transformer's: (B, 1 + h * w, C) tokens) is used:
+    the last one named ``layer`` or starting with ``layer.``, or by default the input of the model's global
+    pooling (a vision transformer's last layer norm)."""
     nodes = get_graph_node_names(model)[1]
+    if not layer and isinstance(model, VisionTransformer):
+        return "encoder.ln"
     if layer:
         hits = [n for n in nodes if n == layer or n.startswith(layer + ".")]
         if not hits:
@@ -78,10 +83,26 @@ def feature_node(model: nn.Module, layer: str | None = None) -> str:
                                f"{sorted(dict.fromkeys(n.split('.')[0] for n in nodes))}")
         return hits[-1]
     for k, n in enumerate(nodes):
-        if k and n.split(".")[-1] in _GLOBAL_POOL_NODES:
+        if k and (n.split(".")[-1] in _GLOBAL_POOL_NODES or isinstance(_module(model, n), nn.AdaptiveAvgPool2d)):
             return nodes[k - 1]
     raise EncoderError("encoder has no global pooling to cut at (not a convolutional backbone); "
                        "name a layer with encoder.layer")
+
+
+def _module(model: nn.Module, node: str) -> nn.Module | None:
+    """The submodule a graph node calls, if it calls one."""
+    try:
+        return model.get_submodule(node)
+    except AttributeError:
+        return None
+
+
+def _fixed_input_size(model: nn.Module) -> int | None:
+    """The one input size a transformer works at (its position embedding or attention windows are built for
+    it); None for a network that takes any size."""
+    if isinstance(model, VisionTransformer):
+        return model.image_size
+    return 224 if isinstance(model, MaxVit) else None  # torchvision's maxvit_t is built for 224 x 224
 
 
 class FrameEncoder(nn.Module):
@@ -89,7 +110,9 @@ class FrameEncoder(nn.Module):
 
     pooling ``avg`` gives D = C; ``grid`` keeps a grid x grid map of spatial cells, D = C * grid**2, so
     where things are (and so how they move) survives pooling. ``trainable=False`` freezes the weights
-    and keeps BatchNorm in eval mode.
+    and keeps BatchNorm in eval mode. A transformer built for one input size (``vit_b_16``, ``maxvit_t``)
+    sees frames resized to it; a vision transformer's ``avg`` is its class token, and ``grid`` pools its
+    patch tokens laid out in rows.
     """
 
     def __init__(self, name: str = "resnet18", *, weights: str | None = None, layer: str | None = None,
@@ -105,8 +128,9 @@ class FrameEncoder(nn.Module):
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1) * 255, persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1) * 255, persistent=False)
         self.pooling, self.grid, self.trainable = pooling, grid, trainable
+        self.image_size = _fixed_input_size(model)
         with torch.no_grad():
-            channels = self.body(torch.zeros(1, 3, 224, 224))["feat"].shape[1]
+            channels = self._feature_map(torch.zeros(1, 3, 224, 224))[0].shape[1]
         self.out_dim = channels * (grid * grid if pooling == "grid" else 1)
         self.requires_grad_(trainable)
         self.train(trainable)
@@ -114,10 +138,23 @@ class FrameEncoder(nn.Module):
     def train(self, mode: bool = True) -> FrameEncoder:
         return super().train(mode and self.trainable)
 
+    def _feature_map(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Normalised images (B, 3, H, W) -> a feature map (B, C, h, w), and a transformer's class token
+        (B, C) (None for a convolutional network)."""
+        if self.image_size is not None and x.shape[-2:] != (self.image_size, self.image_size):
+            # a transformer built for one input size: position embedding, attention windows
+            x = F.interpolate(x, size=(self.image_size,) * 2, mode="bilinear", antialias=True, align_corners=False)
+        out = self.body(x)["feat"]
+        if out.dim() == 4:
+            return out, None
+        patches = out[:, 1:]  # (B, 1 + h * w, C) tokens: the class token, then the patches row by row
+        side = math.isqrt(patches.shape[1])
+        return patches.transpose(1, 2).reshape(len(x), -1, side, side), out[:, 0]
+
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         x = frames.permute(0, 3, 1, 2).float()  # (B, 3, H, W), channels_last strides
         x = (x - self.mean) / self.std
-        fmap = self.body(x)["feat"]  # (B, C, h, w)
+        fmap, class_token = self._feature_map(x)  # (B, C, h, w), (B, C) or None
         if self.pooling == "avg":
-            return fmap.mean(dim=(2, 3))  # (B, C)
+            return fmap.mean(dim=(2, 3)) if class_token is None else class_token  # (B, C)
         return F.adaptive_avg_pool2d(fmap, self.grid).flatten(1)  # (B, C * grid * grid)

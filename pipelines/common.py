@@ -12,7 +12,7 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from vidrnn.device import decode_workers, resolve_device
 from vidrnn.files import shard_from_env
@@ -77,6 +77,15 @@ class RunDirCheck(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         _make_dir(config.hydra.sweep.dir)
+
+    def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
+        """An Optuna search whose last trial failed like every one before it ends here as any sweep with
+        failed runs does (Optuna itself would end in a "No trials are completed yet" traceback)."""
+        trials = OmegaConf.select(config, "hydra.sweeper.n_trials", default=None)
+        if config.hydra.mode == RunMode.MULTIRUN and trials and config.hydra.job.num >= trials - 1:
+            sweep = Path(config.hydra.sweep.dir)
+            if all((run.parent.parent / ERROR).exists() for run in sweep.glob("**/.hydra/overrides.yaml")):
+                self.on_multirun_end(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         """A sweep with failed runs ends with one line naming them and status 2 (their errors are in their

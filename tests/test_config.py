@@ -231,14 +231,34 @@ def test_optuna_search_goes_on_past_a_failed_trial(tiny):
     assert best.best_value == min(float(r["best.MAE"]) for r in rows[1:])
 
 
-def test_a_sweep_over_missing_data_stops_before_any_run(tiny, tmp_path):
+def test_an_optuna_search_whose_every_trial_fails_ends_in_one_line(tiny, tmp_path):
+    """Optuna ends a search without a finished trial in "No trials are completed yet" (a traceback): the
+    sweep ends as any sweep with failed runs does, after its last trial."""
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    data = tiny[1]
+    sweep, labels = tmp_path / "sweep", tmp_path / "negative.csv"
+    labels.write_text("video_id,count\nvid0000,-1\n")  # read by every trial, refused by every trial
+    args = [a for a in tiny_args(data, tmp_path / "cache") if not a.startswith("data.annotations=")]
+    res = run_pipeline("train", "-m", "hparams_search=count_optuna", "task=count", *args,
+                       f"data.annotations={labels}", "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={sweep}")
+    assert res.returncode == 2 and "Traceback" not in res.stderr and "No trials" not in res.stderr, res.stderr
+    assert res.stderr.strip().splitlines()[-1] == (
+        f"error: failed runs of the sweep: 0, 1 (each run dir under {sweep} has its error in error.txt)")
+    assert (sweep / "1" / "error.txt").read_text() == f"{labels}:2: count -1 is negative\n"
+
+
+@pytest.mark.parametrize("bad, says", [
+    ("data.video_dir={nowhere}", "data.video_dir={nowhere}: no such folder"),
+    ("encoder.grid=0", "encoder.grid must be >= 1, not 0"),  # the same error from every run
+])
+def test_a_sweep_over_missing_data_or_bad_shared_settings_stops_before_any_run(tiny, tmp_path, bad, says):
     data = tiny[1]
     sweep = tmp_path / "sweep"
-    args = [a for a in tiny_args(data, tmp_path / "cache") if not a.startswith("data.video_dir=")]
-    res = run_pipeline("train", "-m", "task=count", *args, f"data.video_dir={tmp_path / 'nowhere'}",
-                       "model.hidden=8,16", f"hydra.sweep.dir={sweep}")
+    bad, says = (text.format(nowhere=tmp_path / "nowhere") for text in (bad, says))
+    args = [a for a in tiny_args(data, tmp_path / "cache") if a.split("=")[0] != bad.split("=")[0]]
+    res = run_pipeline("train", "-m", "task=count", *args, bad, "model.hidden=8,16", f"hydra.sweep.dir={sweep}")
     assert res.returncode == 1 and "Traceback" not in res.stderr
-    assert res.stderr.strip() == f"error: data.video_dir={tmp_path / 'nowhere'}: no such folder"
+    assert res.stderr.strip() == f"error: {says}"
     assert not list(sweep.glob("*/.hydra"))  # no run started
 
 

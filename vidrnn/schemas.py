@@ -285,20 +285,23 @@ SCHEMAS = {"extract": ExtractSchema, "train": TrainSchema, "caption": CaptionSch
            "gradient_flow": GradientFlowSchema}
 
 
-def validate(cfg: DictConfig, prefix: str = "") -> None:
-    """Raise ValueError naming the first key that is unset (``???``), that its schema lacks (added with
-    ``+key=...``), or whose value is not one its schema allows (a choice, or a number out of its range)."""
+def validate(cfg: DictConfig, prefix: str = "", *, unset_ok: bool = False) -> None:
+    """Raise ValueError naming the first key that is unset (``???``; allowed with ``unset_ok``), that its
+    schema lacks (added with ``+key=...``), or whose value is not one its schema allows (a choice, or a
+    number out of its range)."""
     schema = OmegaConf.get_type(cfg)
     fields = {f.name: f for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
     for key in cfg:
         name = f"{prefix}{key}"
         if OmegaConf.is_missing(cfg, key):
+            if unset_ok:
+                continue
             raise ValueError(f"{name} is not set: add {name}=...")
         if fields is not None and key not in fields:
             raise ValueError(f"{name} is not a config key (misspelt?); --cfg job lists them")
         value, meta = cfg[key], fields[key].metadata if fields else {}
         if isinstance(value, DictConfig):
-            validate(value, f"{name}.")
+            validate(value, f"{name}.", unset_ok=unset_ok)
         elif "pattern" in meta and not (isinstance(value, str) and re.fullmatch(meta["pattern"], value)):
             raise ValueError(f"{name} must be one of {' | '.join(meta['choices'])}, not {value!r}")
         elif "range" in meta and (wanted := _out_of_range(value, *meta["range"])):

@@ -12,9 +12,10 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from .features.store import atomic_write
+from .schemas import validate
 
 METRICS, ERROR = "metrics.json", "error.txt"
 SKIP = ("epoch", "lr", "seconds")  # history columns that are not results
@@ -158,9 +159,18 @@ class SummarizeCallback(Callback):
     makes Hydra stop before ``on_multirun_end``) and at the end, where it also prints the table."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """The data every run of the sweep reads (where it is not swept) must be there: a missing folder or
-        file is one line and status 1 before any run starts, not the same error from every run (and an
-        Optuna search none of whose trials finished ends in Optuna's traceback)."""
+        """The settings and data every run of the sweep shares (the keys not swept) must be right: a value
+        out of its choices or range, or a missing folder or file, is one line and status 1 before any run
+        starts, not the same error from every run (and an Optuna search none of whose trials finished ends
+        in Optuna's traceback)."""
+        shared = config.copy()
+        with open_dict(shared):
+            del shared["hydra"]
+        try:
+            validate(shared, unset_ok=True)  # swept keys are unset here
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(1)
         for key, exists, what in (("data.video_dir", os.path.isdir, "folder"),
                                   ("data.annotations", os.path.isfile, "file")):
             value = OmegaConf.select(config, key, default=None, throw_on_missing=False)

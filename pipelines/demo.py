@@ -12,8 +12,8 @@ from vidrnn.device import decode_workers, resolve_device
 
 def demo(cfg: DictConfig) -> int:
     s = run_demo(cfg.output_dir, size=cfg.demo.size, seed=cfg.seed, encoder=encoder_spec(cfg.encoder),
-                 sampling=sampling_from(cfg.video), frame_size=cfg.video.size, workers=decode_workers(cfg.video.workers),
-                 device=resolve_device(cfg.device), progress=not cfg.quiet)
+                 sampling=sampling_from(cfg.video), frame_size=cfg.video.size,
+                 workers=decode_workers(cfg.video.workers), device=resolve_device(cfg.device), progress=not cfg.quiet)
     out = s["out_dir"]
     print(f"""
 demo ({cfg.demo.size}): {s['videos']} synthetic videos {s['splits']}, finished in {s['minutes']:.1f} min

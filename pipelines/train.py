@@ -19,8 +19,8 @@ def train(cfg: DictConfig) -> int:
                           clip_grad_norm=t.clip_grad_norm, scheduler=t.scheduler, patience=t.patience, amp=t.amp)
     data = DataConfig(**OmegaConf.to_container(cfg.data))
     extract = ExtractConfig(encoder=encoder_spec(cfg.encoder), sampling=sampling_from(cfg.video), size=cfg.video.size,
-                            backend=cfg.video.backend, workers=decode_workers(cfg.video.workers), progress=not cfg.quiet,
-                            trainable=cfg.encoder.trainable)
+                            backend=cfg.video.backend, workers=decode_workers(cfg.video.workers),
+                            progress=not cfg.quiet, trainable=cfg.encoder.trainable)
     model = OmegaConf.to_container(cfg.model[cfg.task])
     model.update({k: cfg.model[k] for k in ("cell", "hidden", "layers", "dropout")})
     result = finished_result(out_dir, t.max_epochs) if t.resume else None

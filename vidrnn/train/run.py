@@ -60,7 +60,6 @@ class ExtractConfig:
     dtype: str = CACHE_DTYPE  # how features are stored
 
 
-
 def _vocabulary(captions: list[str], min_count: int) -> Vocab:
     """The training captions' vocabulary; none of their words kept is an error, most of them lost a warning."""
     vocab = Vocab.build(captions, min_count)
@@ -73,6 +72,7 @@ def _vocabulary(captions: list[str], min_count: int) -> Vocab:
         log.warning("%.0f%% of the training captions' words occur fewer than data.min_count=%d times and "
                     "become <unk>", 100 * unknown, min_count)
     return vocab
+
 
 def _settings_of(features_dir: str, extract: ExtractConfig) -> ExtractConfig:
     """``extract`` with the encoder, sampling, size and storage of the features in an ``extract`` output

@@ -12,12 +12,15 @@ module fixture, and each test checks one fault.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 from conftest import ROOT, pipeline_env, run_pipeline
@@ -25,6 +28,7 @@ from omegaconf import OmegaConf
 
 from pipelines.common import MIN_FREE_BYTES, RunDirCheck
 from vidrnn.features import load_features
+from vidrnn.files import require_videos
 from vidrnn.predict import records_dir
 from vidrnn.synth import make_dataset
 from vidrnn.train.loop import TrainConfig
@@ -128,6 +132,19 @@ def test_missing_input_dir(faults, setup):
 def test_empty_input_dir(faults, setup):
     assert_one_line_error(faults["empty_input"], f"{setup['root']}/empty: no video files (.mp4")
     assert not (setup["root"] / "e1" / "manifest.jsonl").exists()
+
+
+def test_a_folder_of_frames_says_how_to_make_a_video(tmp_path):
+    """MOT-Challenge and other recordings come as image files: the error says so, and how to make a video."""
+    frames = tmp_path / "MOT17-09" / "img1"
+    frames.mkdir(parents=True)
+    for i in range(1, 4):
+        cv2.imwrite(str(frames / f"{i:06d}.jpg"), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(FileNotFoundError, match=re.escape(
+            f"{tmp_path}: no video files (.mp4, .avi, .mov, .mkv, .webm, .m4v, .mpg, .mpeg, .wmv, .flv, .3gp, .ts); "
+            "it holds 3 images, e.g. MOT17-09/img1/000001.jpg: a sequence of frames is read as a video once made "
+            "into one, e.g. ffmpeg -framerate 25 -i img1/%06d.jpg seq.mp4")):
+        require_videos(tmp_path)
 
 
 def test_output_under_a_regular_file(faults, setup):

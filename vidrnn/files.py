@@ -24,11 +24,18 @@ def list_videos(root: str | os.PathLike, extensions=VIDEO_EXTENSIONS) -> list[st
     return sorted(found)
 
 
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+
 def require_videos(root: str | os.PathLike, extensions=VIDEO_EXTENSIONS) -> list[str]:
-    """``list_videos``, where a folder without a single video file is an error."""
+    """``list_videos``, where a folder without a single video file is an error (one that holds images says
+    how to make them a video)."""
     found = list_videos(root, extensions)
     if not found:
-        raise FileNotFoundError(f"{root}: no video files ({', '.join(extensions)})")
+        frames = list_videos(root, IMAGE_EXTENSIONS)
+        hint = (f"; it holds {len(frames)} images, e.g. {frames[0]}: a sequence of frames is read as a video "
+                "once made into one, e.g. ffmpeg -framerate 25 -i img1/%06d.jpg seq.mp4") if frames else ""
+        raise FileNotFoundError(f"{root}: no video files ({', '.join(extensions)}){hint}")
     return found
 
 

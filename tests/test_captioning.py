@@ -200,3 +200,6 @@ def test_checkpoints_are_checked(trained, tmp_path):
         load_checkpoint(evil)
     res = run_pipeline("caption", f"input_dir={root}/data/videos", f"checkpoint={evil}", f"output={tmp_path}/x.json")
     assert res.returncode == 1 and "refused" in res.stderr and "Traceback" not in res.stderr
+    video = next((root / "data/videos").rglob("*.mp4"))  # a video given as the checkpoint: not "refused"
+    with pytest.raises(CheckpointError, match=f"^{video}: not a checkpoint file "):
+        load_checkpoint(video)

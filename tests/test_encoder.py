@@ -121,6 +121,10 @@ def test_pickled_code_in_a_weights_file_is_refused(tmp_path):
     path.write_bytes(pickle.dumps({"state_dict": _Boom()}))
     with pytest.raises(EncoderError, match="not a plain state_dict"):
         FrameEncoder("resnet18", weights=str(path))
+    text = tmp_path / "notes.txt"  # not a file torch.save writes: said so, not "weights only load failed"
+    text.write_text("resnet18 weights\n")
+    with pytest.raises(EncoderError, match=f"^{text}: not a state_dict file"):
+        FrameEncoder("resnet18", weights=str(text))
 
 
 def test_random_weights_are_the_same_in_every_process(tmp_path):

@@ -9,7 +9,7 @@ from torch import nn
 
 from .models.captioner import build_captioner
 from .models.counter import RecurrentCounter
-from .models.encoder import FrameEncoder
+from .models.encoder import FrameEncoder, saved_by_torch
 
 
 class CheckpointError(ValueError):
@@ -21,6 +21,8 @@ def load_checkpoint(path: str | os.PathLike, *, task: str | None = None) -> dict
     other than tensors and plain data is refused); ``task`` checks it was trained for that task."""
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: no such checkpoint file")
+    if not saved_by_torch(path):
+        raise CheckpointError(f"{path}: not a checkpoint file (use checkpoints/best.pt of a train run)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:

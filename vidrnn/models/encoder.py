@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import warnings
+import zipfile
 
 import torch
 import torch.nn.functional as F
@@ -56,7 +58,20 @@ def build_backbone(name: str, weights: str | None = None) -> tuple[nn.Module, tu
     return model, mean, std
 
 
+def saved_by_torch(path: str | os.PathLike) -> bool:
+    """Whether a file is laid out as ``torch.save`` writes it: a zip archive, or (before PyTorch 1.6) a
+    pickle stream. Anything else is refused before ``torch.load`` (whose message would suggest loading it
+    with ``weights_only=False``)."""
+    with open(path, "rb") as f:
+        if zipfile.is_zipfile(f):
+            return True
+        f.seek(0)
+        return f.read(1) == pickle.PROTO
+
+
 def _load_state_dict(model: nn.Module, path: str) -> None:
+    if not saved_by_torch(path):
+        raise EncoderError(f"{path}: not a state_dict file (torch.save writes a zip archive)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:

@@ -198,11 +198,12 @@ def test_a_file_that_is_no_prediction_file_is_named_with_the_layout(tmp_path):
     captions_json.write_text('[{"video_id": "v1", "caption": "a cat"}]')
     binary = tmp_path / "bin.json"
     binary.write_bytes(bytes(range(128, 256)))
-    dict_json = tmp_path / "dict.json"
-    dict_json.write_text('{"v1": "a cat"}')
-    layout = 'a JSON list of {"video_id", "caption"}, or a CSV with columns video_id,caption'
+    numbers_json = tmp_path / "numbers.json"
+    numbers_json.write_text('{"v1": 3}')
+    layout = ('a JSON list of {"video_id" or "image_id", "caption"}, a JSON object of id -> caption, or a CSV with '
+              'columns video_id,caption')
     for bad, says in ((counts, f"not a caption prediction file ({layout})"),
-                      (dict_json, f"not a caption prediction file ({layout})"),
+                      (numbers_json, f"not a caption prediction file ({layout})"),
                       (binary, f"not UTF-8 text, so not a caption prediction file ({layout})")):
         with pytest.raises(ValueError, match=re.escape(f"{bad}: {says}")):
             evaluate_captions(str(bad), str(refs), meteor=False)
@@ -212,3 +213,22 @@ def test_a_file_that_is_no_prediction_file_is_named_with_the_layout(tmp_path):
             evaluate_counts(str(bad), str(counts))
     assert evaluate_counts(str(counts), str(counts))["videos"] == 1
     assert evaluate_captions(str(captions_json), str(refs), meteor=False)["videos"] == 1
+
+
+@pytest.mark.parametrize("text", [
+    '[{"image_id": "v1", "caption": "a cat sits"}, {"image_id": "v2", "caption": "a dog"}]',  # COCO results
+    '{"v1": "a cat sits", "v2": "a dog"}',
+    '{"predictions": {"v1": [{"image_id": "v1", "caption": "a cat sits"}, {"caption": "a cat"}], '
+    '"v2": [{"caption": "a dog"}]}}',  # best first, as beam-search result files list them
+    '{"results": {"v1": [{"sentence": "x", "caption": "a cat sits"}], "v2": [{"caption": "a dog"}]}}',
+])
+def test_caption_results_of_other_code_score_like_ours(tmp_path, text):
+    """evaluate scores the result files other captioning code writes the same as the same captions in ours."""
+    from vidrnn.evaluate import evaluate_captions
+
+    refs, ours, theirs = tmp_path / "refs.csv", tmp_path / "ours.json", tmp_path / "theirs.json"
+    refs.write_text("video_id,caption\nv1,a cat sits on a mat\nv2,a dog runs\n")
+    ours.write_text('[{"video_id": "v1", "caption": "a cat sits"}, {"video_id": "v2", "caption": "a dog"}]')
+    theirs.write_text(text)
+    expected = evaluate_captions(str(ours), str(refs), meteor=False)
+    assert evaluate_captions(str(theirs), str(refs), meteor=False) == expected and expected["videos"] == 2

@@ -43,8 +43,9 @@ def evaluate_captions(predictions: str, annotations: str, *, split: str | None =
     refs = load_captions(annotations)
     if split:
         refs = refs.subset(split)
-    hyps = _align(_predictions(predictions, read_captions, "caption", 'a JSON list of {"video_id", "caption"}, '
-                               "or a CSV with columns video_id,caption"), refs.captions, "caption")
+    hyps = _align(_predictions(predictions, read_captions, "caption", 'a JSON list of {"video_id" or "image_id", '
+                               '"caption"}, a JSON object of id -> caption, or a CSV with columns video_id,caption'),
+                  refs.captions, "caption")
     scores = score_captions({v: refs.captions[v] for v in hyps}, hyps, meteor=meteor)
     return {**scores, "videos": len(hyps), "missing": sorted(set(refs.captions) - set(hyps))}
 

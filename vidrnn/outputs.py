@@ -37,12 +37,19 @@ def write_captions(path: str | os.PathLike, rows: list[dict]) -> None:
 
 
 def read_captions(path: str | os.PathLike) -> dict[str, str]:
-    """video_id -> best caption, from a file written by ``write_captions``."""
+    """video_id -> best caption, from a file written by ``write_captions`` or laid out as other captioning
+    code writes its results: a COCO results list (``image_id`` for ``video_id``), or a JSON object of
+    id -> caption or id -> [{"caption"}, ...] (best first), alone or under ``predictions`` / ``results``."""
     path = Path(path)
-    if path.suffix == ".json":
-        return {r["video_id"]: r["caption"] for r in json.loads(path.read_text(encoding="utf-8"))}
-    with open(path, newline="", encoding="utf-8") as f:
-        return {r["video_id"]: r["caption"] for r in csv.DictReader(f) if r.get("rank", "1") == "1"}
+    if path.suffix != ".json":
+        with open(path, newline="", encoding="utf-8") as f:
+            return {r["video_id"]: r["caption"] for r in csv.DictReader(f) if r.get("rank", "1") == "1"}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(data, list):
+        return {str(r["video_id"] if "video_id" in r else r["image_id"]): r["caption"] for r in data}
+    found = data.get("predictions", data.get("results", data))
+    return {str(vid): c if isinstance(c, str) else (c[0] if isinstance(c, list) else c)["caption"]
+            for vid, c in found.items()}
 
 
 def _timestamp(seconds: float, sep: str) -> str:

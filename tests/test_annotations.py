@@ -54,6 +54,17 @@ def test_msrvtt_json(tmp_path):
     assert list(cs.subset("train").captions) == ["video0"]
 
 
+def test_coco_captions_json(tmp_path):
+    """COCO's caption layout, as video captioning code writes its ground truth for pycocoevalcap."""
+    coco = {"images": [{"id": "video0", "split": "train"}, {"id": 7, "file_name": "clips/seven.mp4"}],
+            "annotations": [{"image_id": "video0", "id": 1, "caption": "a car is shown"},
+                            {"image_id": 7, "id": 2, "caption": "a woman is singing"},
+                            {"image_id": 7, "id": 3, "caption": "someone sings"}]}
+    cs = load_captions(write(tmp_path, "coco.json", json.dumps(coco)))
+    assert cs.captions == {"video0": ["a car is shown"], "7": ["a woman is singing", "someone sings"]}
+    assert cs.splits == {"video0": "train", "7": None} and cs.paths == {"7": "clips/seven.mp4"}
+
+
 def test_msrvtt_sentences_only(tmp_path):
     cs = load_captions(write(tmp_path, "test.json", json.dumps({"sentences": MSRVTT["sentences"][:3]})))
     assert cs.splits == {"video0": None, "video1": None}
@@ -95,7 +106,9 @@ def test_normalize_split():
     ("clash.csv", "video_id,caption,split\nv1,a cat,train\n\nv1,a dog,test\n", r"clash\.csv:4: video 'v1'"),
     ("short.csv", "video_id,caption\nv1,a cat\nv2\n", r"short\.csv:3: 1 columns"),
     ("other.csv", "id,text\nv1,a cat\n", r"other\.csv:1: unknown caption layout.*MSR-VTT.*MSVD.*video_id,caption"),
-    ("other.json", json.dumps({"annotations": []}), r"other\.json:1: unknown caption layout"),
+    ("other.json", json.dumps({"items": []}), r"other\.json:1: unknown caption layout"),
+    ("coco.json", json.dumps({"annotations": [{"image_id": 3, "caption": "x"}, {"caption": "y"}]}),
+     r"coco\.json:annotations\[1\]: missing key 'image_id'"),
 ])
 def test_malformed_caption_files(tmp_path, name, text, where):
     with pytest.raises(AnnotationError, match=where):

@@ -15,6 +15,7 @@ SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "validate"
                  "valid": "val", "dev": "val", "test": "test", "testing": "test"}
 MSVD_COLUMNS = ("videoid", "start", "end", "language", "description")
 CAPTION_LAYOUTS = ('MSR-VTT JSON ({"videos": [...], "sentences": [{"video_id", "caption"}]})',
+                   'COCO captions JSON ({"images": [...], "annotations": [{"image_id", "caption"}]})',
                    "MSVD corpus CSV (VideoID,Start,End,...,Language,Description)",
                    "CSV with header video_id,caption[,split]")
 
@@ -111,11 +112,16 @@ class CaptionSet:
                           paths={v: self.paths[v] for v in ids if v in self.paths})
 
 
+# JSON layouts: (list of captions, its video-id key, list of videos, their id key, their file-path key)
+JSON_LAYOUTS = (("sentences", "video_id", "videos", "video_id", "path"),  # MSR-VTT
+                ("annotations", "image_id", "images", "id", "file_name"))  # COCO captions
+
+
 def load_captions(path: str | os.PathLike) -> CaptionSet:
-    """Captions of an MSR-VTT JSON, MSVD corpus CSV or ``video_id,caption[,split]`` CSV file."""
+    """Captions of an MSR-VTT or COCO captions JSON, MSVD corpus CSV or ``video_id,caption[,split]`` CSV file."""
     text = read_text(path)
     if text.lstrip().startswith("{"):
-        return _load_msrvtt(path, text)
+        return _load_json(path, text)
     header, rows = read_csv(path, text)
     if all(c in header for c in MSVD_COLUMNS):
         return _load_msvd(rows)
@@ -136,24 +142,27 @@ def _json_field(path, where: str, record, key: str) -> str:
     return str(record[key])
 
 
-def _load_msrvtt(path, text: str) -> CaptionSet:
-    """MSR-VTT layout: ``videos`` (video_id, split, optional path) and ``sentences`` (video_id, caption)."""
+def _load_json(path, text: str) -> CaptionSet:
+    """MSR-VTT layout: ``videos`` (video_id, split, optional path) and ``sentences`` (video_id, caption);
+    or COCO's: ``images`` (id, optional split and file_name) and ``annotations`` (image_id, caption)."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise AnnotationError.at(path, e.lineno, f"invalid JSON: {e.msg} (column {e.colno})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("sentences"), list):
+    layout = next((k for k in JSON_LAYOUTS if isinstance(data, dict) and isinstance(data.get(k[0]), list)), None)
+    if layout is None:
         raise _unknown_layout(path)
+    captions, caption_id, videos, video_id_key, path_key = layout
     splits, paths = {}, {}
-    for i, video in enumerate(data.get("videos", [])):
-        video_id = _json_field(path, f"videos[{i}]", video, "video_id")
-        splits[video_id] = split_at(path, f"videos[{i}]", video.get("split"))
-        if video.get("path"):
-            paths[video_id] = str(video["path"])
+    for i, video in enumerate(data.get(videos, [])):
+        video_id = _json_field(path, f"{videos}[{i}]", video, video_id_key)
+        splits[video_id] = split_at(path, f"{videos}[{i}]", video.get("split"))
+        if video.get(path_key):
+            paths[video_id] = str(video[path_key])
     out = CaptionSet()
-    for i, sentence in enumerate(data["sentences"]):
-        video_id = _json_field(path, f"sentences[{i}]", sentence, "video_id")
-        out.add(video_id, _json_field(path, f"sentences[{i}]", sentence, "caption"), splits.get(video_id))
+    for i, sentence in enumerate(data[captions]):
+        video_id = _json_field(path, f"{captions}[{i}]", sentence, caption_id)
+        out.add(video_id, _json_field(path, f"{captions}[{i}]", sentence, "caption"), splits.get(video_id))
     out.paths = {v: p for v, p in paths.items() if v in out.captions}
     return out
 

@@ -65,6 +65,18 @@ def test_coco_captions_json(tmp_path):
     assert cs.splits == {"video0": "train", "7": None} and cs.paths == {"7": "clips/seven.mp4"}
 
 
+def test_vatex_json(tmp_path):
+    vatex = [{"videoID": "Ptf_2VRj-V0_000122_000132", "enCap": ["A man plays a drum.", "someone drums"],
+              "chCap": ["一个男人在打鼓。"]},
+             {"videoID": "-2dVJxq-X8o_000007_000017", "enCap": ["A girl dances."]}]
+    cs = load_captions(write(tmp_path, "vatex_training_v1.0.json", json.dumps(vatex, ensure_ascii=False)))
+    assert cs.captions == {"Ptf_2VRj-V0_000122_000132": ["A man plays a drum.", "someone drums"],
+                           "-2dVJxq-X8o_000007_000017": ["A girl dances."]}
+    assert set(cs.splits.values()) == {None}
+    with pytest.raises(AnnotationError, match=r"v\.json:\[0\]: missing list 'enCap'"):
+        load_captions(write(tmp_path, "v.json", json.dumps([{"videoID": "a", "chCap": ["x"]}])))
+
+
 def test_msrvtt_sentences_only(tmp_path):
     cs = load_captions(write(tmp_path, "test.json", json.dumps({"sentences": MSRVTT["sentences"][:3]})))
     assert cs.splits == {"video0": None, "video1": None}
@@ -107,6 +119,7 @@ def test_normalize_split():
     ("short.csv", "video_id,caption\nv1,a cat\nv2\n", r"short\.csv:3: 1 columns"),
     ("other.csv", "id,text\nv1,a cat\n", r"other\.csv:1: unknown caption layout.*MSR-VTT.*MSVD.*video_id,caption"),
     ("other.json", json.dumps({"items": []}), r"other\.json:1: unknown caption layout"),
+    ("results.json", json.dumps([{"video_id": "v", "caption": "x"}]), r"results\.json:1: unknown caption layout"),
     ("coco.json", json.dumps({"annotations": [{"image_id": 3, "caption": "x"}, {"caption": "y"}]}),
      r"coco\.json:annotations\[1\]: missing key 'image_id'"),
 ])

@@ -16,6 +16,7 @@ SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "validate"
 MSVD_COLUMNS = ("videoid", "start", "end", "language", "description")
 CAPTION_LAYOUTS = ('MSR-VTT JSON ({"videos": [...], "sentences": [{"video_id", "caption"}]})',
                    'COCO captions JSON ({"images": [...], "annotations": [{"image_id", "caption"}]})',
+                   'VATEX JSON ([{"videoID", "enCap": [...]}])',
                    "MSVD corpus CSV (VideoID,Start,End,...,Language,Description)",
                    "CSV with header video_id,caption[,split]")
 
@@ -118,9 +119,10 @@ JSON_LAYOUTS = (("sentences", "video_id", "videos", "video_id", "path"),  # MSR-
 
 
 def load_captions(path: str | os.PathLike) -> CaptionSet:
-    """Captions of an MSR-VTT or COCO captions JSON, MSVD corpus CSV or ``video_id,caption[,split]`` CSV file."""
+    """Captions of an MSR-VTT, COCO captions or VATEX JSON, MSVD corpus CSV or ``video_id,caption[,split]``
+    CSV file."""
     text = read_text(path)
-    if text.lstrip().startswith("{"):
+    if text.lstrip().startswith(("{", "[")):
         return _load_json(path, text)
     header, rows = read_csv(path, text)
     if all(c in header for c in MSVD_COLUMNS):
@@ -149,6 +151,8 @@ def _load_json(path, text: str) -> CaptionSet:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise AnnotationError.at(path, e.lineno, f"invalid JSON: {e.msg} (column {e.colno})") from None
+    if isinstance(data, list) and data and isinstance(data[0], dict) and "videoID" in data[0]:
+        return _load_vatex(path, data)
     layout = next((k for k in JSON_LAYOUTS if isinstance(data, dict) and isinstance(data.get(k[0]), list)), None)
     if layout is None:
         raise _unknown_layout(path)
@@ -164,6 +168,20 @@ def _load_json(path, text: str) -> CaptionSet:
         video_id = _json_field(path, f"{captions}[{i}]", sentence, caption_id)
         out.add(video_id, _json_field(path, f"{captions}[{i}]", sentence, "caption"), splits.get(video_id))
     out.paths = {v: p for v, p in paths.items() if v in out.captions}
+    return out
+
+
+def _load_vatex(path, videos: list) -> CaptionSet:
+    """VATEX layout: a list of ``{"videoID", "enCap": [English captions]}`` (Chinese ``chCap`` left out);
+    no splits (VATEX ships one file per split)."""
+    out = CaptionSet()
+    for i, video in enumerate(videos):
+        video_id = _json_field(path, f"[{i}]", video, "videoID")
+        captions = video.get("enCap")
+        if not isinstance(captions, list):
+            raise AnnotationError.at(path, f"[{i}]", "missing list 'enCap' (English captions)")
+        for caption in captions:
+            out.add(video_id, str(caption))
     return out
 
 

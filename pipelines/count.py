@@ -22,9 +22,6 @@ def count(cfg: DictConfig) -> int:
         plots=cfg.plots, pictures=pictures, **folder_options(cfg))
     for level, errors in (metrics or {}).items():
         print(f"count: {level} MAE {errors['MAE']:.4f}  RMSE {errors['RMSE']:.4f}")
-    if cfg.labels and metrics == {} and (summary.done or summary.skipped):
-        print(f"count: warning: {cfg.labels} labels none of these videos (ids are file stems, or relative paths "
-              "where stems repeat): no MAE")
     if cfg.report:
         print(f"count: report {write_report(pictures.dir, title=f'people counts of {cfg.input_dir}')}")
     return report("count", summary, cfg.output)

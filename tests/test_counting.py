@@ -90,8 +90,8 @@ def test_hog_baseline_runs_through_the_pipeline(trained, tmp_path):
     res = run_pipeline("count", f"input_dir={data['videos_dir']}/part0", "counter=hog", f"output={tmp_path}/h.csv",
                        f"labels={other}", "video.num_frames=3", "plots=false", "quiet=true")  # a rerun: all done
     assert res.returncode == 0, res.stderr
-    assert f"count: warning: {other} labels none of these videos" in res.stdout and "MAE" not in res.stdout.replace(
-        "no MAE", "")
+    said = res.stdout + res.stderr
+    assert f"{other} labels none of these videos" in said and "MAE" not in said.replace("no MAE", "")
 
 
 def test_count_checkpoint_refused_by_caption_pipeline(trained, tmp_path):
@@ -214,3 +214,35 @@ def test_fixed_camera_setting_trains_on_every_labelled_window_and_counts_per_cel
                  window_s=1.0, stride_s=0.5, workers=0, plots=False, progress=False)
     rows = read_csv_rows(tmp_path / "c_windows.csv")
     assert len({r["video_id"] for r in rows}) == 48 and all(float(r["count"]) >= 0 for r in rows)
+
+
+def test_sparse_frame_labels_score_each_window(trained, tmp_path):
+    """Hand labels on every n-th frame: each window's count is scored against the mean of the labelled
+    frames inside it; where no sampled frame is labelled and there are no windows, a warning says so."""
+    _, data, _ = trained
+    every = read_csv_rows(data["frame_counts"])
+    sparse = tmp_path / "every5th.csv"
+    sparse.write_text("video_id,frame,count\n" + "".join(f"{r['video_id']},{r['frame']},{r['count']}\n"
+                                                         for r in every if int(r["frame"]) % 5 == 2))
+    args = [f"input_dir={data['videos_dir']}/part0", "counter=hog", f"labels={sparse}", "video.num_frames=2",
+            "plots=false", "sheets=false", "report=false", "quiet=true"]
+    res = run_pipeline("count", f"output={tmp_path}/w.csv", "window_s=1.0", "stride_s=0.5", *args)
+    assert res.returncode == 0, res.stderr
+    labels = {}
+    for r in every:
+        if int(r["frame"]) % 5 == 2:
+            labels.setdefault(r["video_id"], {})[int(r["frame"])] = float(r["count"])
+    errors = []  # 16 frames at 8 fps: windows of frames [0, 8), [4, 12), [8, 16), each with a labelled frame
+    for r in read_csv_rows(tmp_path / "w_windows.csv"):
+        start = round(float(r["start_s"]) * 8)
+        truth = [c for f, c in labels[r["video_id"]].items() if start <= f < start + 8]
+        errors.append(float(r["count"]) - np.mean(truth))
+    metrics = json.loads((tmp_path / "w_metrics.json").read_text())
+    assert len(errors) == 24 * 3 and metrics["windows"]["MAE"] == pytest.approx(np.abs(errors).mean(), abs=1e-5)
+    other = tmp_path / "every5th_from_0.csv"
+    other.write_text("video_id,frame,count\n" + "".join(f"{r['video_id']},{r['frame']},{r['count']}\n"
+                                                        for r in every if int(r["frame"]) % 5 == 0))
+    res = run_pipeline("count", f"output={tmp_path}/u.csv", *args, f"labels={other}")  # frames 4, 12 sampled
+    said = res.stdout + res.stderr
+    assert res.returncode == 0 and "MAE" not in said.replace("no MAE", "")
+    assert f"{other} labels 24 of these videos but none of the frames sampled from them: no MAE" in said

@@ -317,17 +317,35 @@ def _write_counts(output: str, results: dict, sampling: Sampling, *, labels: str
     clip_truth = {v: truth.clip[v] for v in results if v in truth.clip}
     if clip_truth:
         metrics["clip"] = count_errors(clip_truth, {vid: count for vid, count in rows if vid in clip_truth})
-    frame_truth, frame_pred = {}, {}
+    frame_truth, frame_pred, window_truth, window_pred = {}, {}, {}, {}
     for vid, (_, frames, meta) in results.items():
         if vid in truth.frames:
             idx, labelled = np.asarray(meta.frame_indices).reshape(-1), truth.frames[vid]
             keep = (idx < len(labelled)) & ~np.isnan(labelled[np.minimum(idx, len(labelled) - 1)])
             if keep.any():
                 frame_truth[vid], frame_pred[vid] = labelled[idx[keep]], frames.reshape(-1)[keep]
+            if windowed:  # the mean of the labelled frames in a window against the window's count
+                ranges = _window_frames(sampling, meta)
+                pairs = [(np.nanmean(labelled[a:b]), f.mean()) for (a, b), f in zip(ranges, frames)
+                         if np.isfinite(labelled[a:b]).any()]
+                if pairs:
+                    window_truth[vid], window_pred[vid] = (np.array(p, np.float32) for p in zip(*pairs))
     if frame_truth:
         metrics["frames"] = count_errors(frame_truth, frame_pred)
+    if window_truth:
+        metrics["windows"] = count_errors(window_truth, window_pred)
+    if not metrics:
+        named = sum(v in truth.clip or v in truth.frames for v in results)
+        log.warning("%s labels %s", labels, f"{named} of these videos but none of the frames sampled from them: no "
+                    "MAE (count in windows, window_s=..., to score each window against its labelled frames)" if named
+                    else "none of these videos (ids are file stems, or relative paths where stems repeat): no MAE")
     write_json(f"{base}_metrics.json", metrics)
     return metrics
+
+
+def _window_frames(sampling: Sampling, meta) -> list[tuple[int, int]]:
+    """The [start, end) frame range of each window (recomputed from the frame count for older records)."""
+    return meta.window_frames if meta.window_frames is not None else sampling.windows(meta.frame_count, meta.fps)
 
 
 def _plot_timeline(path: Path, vid: str, meta, frames: np.ndarray, truth: np.ndarray | None) -> None:

@@ -41,6 +41,7 @@ class VideoMeta:
     timestamps: list
     duration_s: float | None = None  # from the decoder's timestamps where usable, else frames / fps
     window_bounds: list | None = None  # window sampling: (start_s, end_s) of each window, timed the same way
+    window_frames: list | None = None  # window sampling: the [start, end) frame range of each window
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -88,14 +89,17 @@ def stream_video(path: str, sampling: Sampling, *, size: int | None, backend: st
     finally:
         reader.close()
     stamps = edges[plan] if edges is not None else np.zeros(plan.shape)
-    bounds = None
+    bounds = ranges = None
     if sampling.mode == "window" and timed:  # the spans the frames were picked for
         bounds = [(round(a, 4), round(b, 4)) for a, b in sampling.spans(float(edges[-1]))]
+        ranges = sampling.windows_in_time(edges)
     elif sampling.mode == "window":  # plan() checked fps
-        bounds = window_bounds(sampling.windows(total, fps), edges)
+        ranges = sampling.windows(total, fps)
+        bounds = window_bounds(ranges, edges)
     duration = round(float(edges[-1]), 4) if edges is not None else None
     yield VideoMeta(info.backend, ACCESS, info.width, info.height, fps, total, info.header_frames, source,
-                    plan.tolist(), stamps.round(4).tolist(), duration, bounds)
+                    plan.tolist(), stamps.round(4).tolist(), duration, bounds,
+                    [list(r) for r in ranges] if ranges is not None else None)
 
 
 def window_bounds(ranges: list[tuple[int, int]], edges: np.ndarray) -> list[tuple[float, float]]:

@@ -216,6 +216,36 @@ def test_fixed_camera_setting_trains_on_every_labelled_window_and_counts_per_cel
     assert len({r["video_id"] for r in rows}) == 48 and all(float(r["count"]) >= 0 for r in rows)
 
 
+def test_sparse_frame_labels_train_a_fixed_camera_counter(trained, tmp_path):
+    """Hand labels on a few frames (2 and 10 of 16): the frames between two labels train with interpolated
+    counts (no sampled frame 1, 3, 5, 7 of the training windows is labelled itself); labels that reach no
+    training window are one clear error."""
+    root, data, _ = trained
+    every = read_csv_rows(data["frame_counts"])
+
+    def labels(name, frames):
+        path = tmp_path / name
+        path.write_text("video_id,frame,count\n" + "".join(f"{r['video_id']},{r['frame']},{r['count']}\n"
+                                                            for r in every if int(r["frame"]) in frames))
+        return DataConfig(data["videos_dir"], str(path), time_split=0.5, val_fraction=0.0,
+                          cache_dir=str(root / "cache"))
+
+    sampling = Sampling(mode="window", num_frames=4, window_s=1.0, stride_s=0.5)  # training window: frames 0-7
+    extract = ExtractConfig(encoder=ENCODER, sampling=sampling, size=96, workers=0, progress=False)
+    model, trainer = ModelConfig(None, {"hidden": 16}), TrainConfig(max_epochs=2, patience=0)
+    result = train_model("count", labels("sparse.csv", {2, 10}), extract, model, trainer, out_dir=str(tmp_path / "a"))
+    assert result["epochs_run"] == 2 and 0 < result["final"]["train_loss"] < float("inf")
+    with pytest.raises(ValueError, match="none of the 48 training clips has a count"):
+        train_model("count", labels("last.csv", {15}), extract, model, trainer, out_dir=str(tmp_path / "b"))
+
+
+def test_a_batch_without_labels_trains_nothing():
+    counter = RecurrentCounter(12, cell="gru", hidden=8)
+    loss = counter.loss(torch.randn(2, 5, 12), torch.full((2,), float("nan")), torch.full((2, 5), float("nan")))
+    loss.backward()
+    assert loss.item() == 0 and all(p.grad is None or not p.grad.any() for p in counter.parameters())
+
+
 def test_sparse_frame_labels_score_each_window(trained, tmp_path):
     """Hand labels on every n-th frame: each window's count is scored against the mean of the labelled
     frames inside it; where no sampled frame is labelled and there are no windows, a warning says so."""

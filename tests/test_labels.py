@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from vidrnn.data import AnnotationError, CountLabels, load_clip_counts, load_count_labels, load_frame_counts, load_mot
+from vidrnn.data import (AnnotationError, CountLabels, fill_gaps, load_clip_counts, load_count_labels,
+                         load_frame_counts, load_mot)
 
 # MOT16/17/20 gt.txt: frame,id,bb_left,bb_top,bb_width,bb_height,conf,class,visibility
 MOT17_GT = """\
@@ -102,3 +103,13 @@ def test_malformed_count_files(tmp_path, name, text, where):
 def test_mot_frame_past_num_frames(tmp_path):
     with pytest.raises(AnnotationError, match=r"gt\.txt:10: frame 4 is past num_frames=3"):
         load_mot(write(tmp_path, "gt.txt", MOT17_GT), num_frames=3)
+
+
+def test_fill_gaps_interpolates_between_labelled_frames_only():
+    nan = np.nan
+    counts = np.array([nan, 2, nan, nan, 5, nan, 3, nan], np.float32)
+    np.testing.assert_allclose(fill_gaps(counts), [nan, 2, 3, 4, 5, 4, 3, nan])
+    assert np.isnan(counts[2])  # the labels themselves are left as they were
+    one = np.array([nan, 1, nan], np.float32)
+    np.testing.assert_array_equal(fill_gaps(one), one)
+    assert fill_gaps(None) is None

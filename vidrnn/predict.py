@@ -356,9 +356,12 @@ def _plot_timeline(path: Path, vid: str, meta, frames: np.ndarray, truth: np.nda
     order = np.argsort(times, kind="stable")
     fig = Figure(figsize=(8, 3))
     ax = fig.add_subplot()
-    if truth is not None and meta.fps:
-        ax.plot(np.arange(len(truth)) / meta.fps, truth, color="0.6", lw=1.5, label="ground truth")
     ax.plot(times[order], counts[order], marker=".", lw=1, label="predicted")
+    if truth is not None and meta.fps:  # the labelled frames, joined (labels on every n-th frame get dots)
+        known = np.flatnonzero(np.isfinite(truth))
+        sparse = len(known) < len(truth) / 2
+        ax.plot(known / meta.fps, truth[known], color="0.3", lw=1.5, marker="o" if sparse else None, ms=3,
+                label="ground truth", zorder=3)
     ax.set(xlabel="time (s)", ylabel="people", title=vid, ylim=(-0.3, max(1.0, counts.max(initial=0) * 1.2,
                                                                          np.nanmax(truth, initial=0) * 1.2 if truth is not None else 0)))
     ax.legend(loc="upper right")

@@ -95,6 +95,20 @@ def _frame(path, line: int, text: str, *, first: int) -> int:
     return int(value) - first
 
 
+def fill_gaps(counts: np.ndarray | None) -> np.ndarray | None:
+    """Per-frame counts with each unlabelled (NaN) frame between two labelled ones linearly interpolated
+    (labels on every n-th frame); frames before the first and after the last label stay unlabelled."""
+    if counts is None:
+        return None
+    known = np.flatnonzero(~np.isnan(counts))
+    if len(known) < 2:
+        return counts
+    out = counts.copy()
+    inside = np.arange(known[0], known[-1] + 1)
+    out[inside] = np.interp(inside, known, counts[known])
+    return out
+
+
 def _frame_array(counts: dict[int, float], length: int, fill: float) -> np.ndarray:
     """float32 array of ``length`` with ``counts`` at their frame indices and ``fill`` elsewhere."""
     out = np.full(length, fill, np.float32)

@@ -66,7 +66,7 @@ class RecurrentCounter(nn.Module):
              frame_target: torch.Tensor | None = None) -> torch.Tensor:
         """The configured loss on whichever targets are given; NaN frame targets are ignored."""
         clip, frames = self.loss_inputs(feats)
-        total = clip.new_zeros(())
+        total = clip.sum() * 0  # a batch without a label: zero gradients, not a loss without a graph
         for out, target in ((clip, clip_target), (frames, frame_target)):
             if target is None:
                 continue

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import build_model, load_checkpoint
-from ..data import load_captions, load_count_labels, match_videos
+from ..data import fill_gaps, load_captions, load_count_labels, match_videos
 from ..distributed import barrier, current, from_main, in_process_group, per_rank_batch
 from ..features.cache import CACHE_DTYPE, cached_features, decoded_frames, extract_settings
 from ..features.store import atomic_write
@@ -203,9 +203,9 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
                             max_epochs=trainer.max_epochs, device=device, seed=seed)
         extra.update(model_kind=model_cfg.kind, vocab=vocab.to_dict(), max_len=data.max_len)
     else:
-        def count_samples(ids):
+        def count_samples(ids):  # sparse per-frame labels (every n-th frame) filled in between
             return build_samples(ids, [inputs[files[v]] for v in ids], [indices[files[v]] for v in ids],
-                                 [labels.clip.get(v) for v in ids], [labels.frames.get(v) for v in ids])
+                                 [labels.clip.get(v) for v in ids], [fill_gaps(labels.frames.get(v)) for v in ids])
 
         if data.time_split:  # one timeline per video: its first part trains, the rest is the test
             parts = split_in_time(count_samples(usable), data.time_split, data.val_fraction)
@@ -218,6 +218,9 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
         make_task = partial(CountTask, train, batch_size=batch_size, device=device, seed=seed)
         extra["targets"] = [name for name, known in (("clip", train.clip), ("frames", train.frames))
                             if not torch.isnan(known).all()]
+        if not extra["targets"]:
+            raise ValueError(f"none of the {len(train.ids)} training clips has a count: no clip count, and no frame "
+                             "sampled from them is labelled or lies between two labelled frames")
     model.features.set_stats(train.feats)
     task_obj = make_task(samples("val"))
     trainer.monitor, trainer.mode = task_obj.monitor, task_obj.mode

@@ -1,5 +1,6 @@
 """Counting: the recurrent counter, training a tiny model, the count pipeline and its files, HOG."""
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -276,3 +277,21 @@ def test_sparse_frame_labels_score_each_window(trained, tmp_path):
     said = res.stdout + res.stderr
     assert res.returncode == 0 and "MAE" not in said.replace("no MAE", "")
     assert f"{other} labels 24 of these videos but none of the frames sampled from them: no MAE" in said
+
+
+def test_a_mot_gt_file_beside_one_recording_labels_it(trained, tmp_path):
+    """The README's ``count input_dir=cam1 ... labels=gt.txt``: a MOT file named gt.txt labels the folder's
+    only video (its own name names no video)."""
+    _, data, _ = trained
+    video = sorted(Path(data["videos_dir"], "part0").glob("*.mp4"))[0]
+    (tmp_path / "cam1").mkdir()
+    (tmp_path / "cam1" / video.name).symlink_to(video)
+    rows = [r for r in read_csv_rows(data["frame_counts"]) if r["video_id"] == video.stem]
+    gt = tmp_path / "gt.txt"  # MOT17 rows: frame (1-based), id, box, conf 1, class 1 (pedestrian), visibility
+    gt.write_text("".join(f"{int(r['frame']) + 1},{k + 1},0,0,9,9,1,1,1\n" for r in rows
+                          for k in range(int(r["count"]))))
+    res = run_pipeline("count", f"input_dir={tmp_path / 'cam1'}", "counter=hog", f"output={tmp_path}/c.csv",
+                       f"labels={gt}", "video.num_frames=4", "plots=false", "sheets=false", "report=false", "quiet=true")
+    assert res.returncode == 0 and "frames MAE" in res.stdout
+    assert "none of these videos" not in res.stdout + res.stderr
+    assert list(json.loads((tmp_path / "c_metrics.json").read_text())["frames"]["per_video"]) == [video.stem]

@@ -113,3 +113,16 @@ def test_fill_gaps_interpolates_between_labelled_frames_only():
     one = np.array([nan, 1, nan], np.float32)
     np.testing.assert_array_equal(fill_gaps(one), one)
     assert fill_gaps(None) is None
+
+
+def test_a_mot_file_beside_the_only_video_is_its_labels(tmp_path):
+    """``labels=gt.txt`` next to one recording: the file's name is no video id, but the labels are the video's;
+    with several videos, or labels that name their video, nothing is guessed."""
+    mot = load_count_labels(write(tmp_path, "gt.txt", MOT17_GT))
+    assert list(mot.frames) == ["gt"] and list(mot.for_videos(["cam1"]).frames) == ["cam1"]
+    np.testing.assert_array_equal(mot.for_videos(["cam1"]).frames["cam1"], [2, 2, 0, 1])
+    assert mot.for_videos(["cam1", "cam2"]) is mot and mot.for_videos(["gt"]) is mot
+    csv_labels = load_count_labels(write(tmp_path, "frames.csv", "video_id,frame,count\nother,0,2\n"))
+    assert csv_labels.for_videos(["cam1"]) is csv_labels  # a CSV names its videos itself
+    named = load_count_labels(write(tmp_path, "MOT17-02/gt/gt.txt", MOT17_GT))
+    assert named.for_videos(["MOT17-02"]) is named and list(named.for_videos(["cam1"]).frames) == ["cam1"]

@@ -278,9 +278,9 @@ class Pictures:
         self.dir, self.sheets, self.render = Path(out_dir), sheets, render
         self.backend, self.progress = backend, progress
         self.references = load_captions(references).captions if references else {}
+        self.labels = [load_count_labels(path) for path in labels]
         self.clip_truth, self.frame_truth = {}, {}
-        for path in labels:
-            truth = load_count_labels(path)
+        for truth in self.labels:
             self.clip_truth.update(truth.clip)
             self.frame_truth.update(truth.frames)
         self.notes = load_notes(self.dir)
@@ -304,6 +304,8 @@ class Pictures:
         """The counts of a count run: the count per video as ``counts_csv`` holds it and the count over
         time from ``results`` (video id -> (clip counts, per-frame counts (W, N), VideoMeta))."""
         paths, done = {vid: Path(input_dir, f) for f, vid in ids.items()}, set(done)
+        for truth in self.labels:  # a MOT gt.txt beside the folder's only video is that video's
+            self.frame_truth.update(truth.for_videos(ids.values()).frames)
         counts = {row["video_id"]: float(row["count"]) for row in read_csv_rows(counts_csv)}
         self._add_all([(vid, paths[vid], vid in done,
                         {"count": counts[vid], "track": count_track(frames, meta, self.frame_truth.get(vid))})

@@ -12,7 +12,7 @@ import torch
 from tqdm import tqdm
 
 from .checkpoint import build_model, load_checkpoint
-from .data import load_count_labels
+from .data import CountLabels, load_count_labels
 from .features import Encoded, encode_videos
 from .features.store import RunRecords, atomic_write, file_sha256
 from .files import VIDEO_EXTENSIONS, printable, require_videos, select_shard
@@ -249,7 +249,8 @@ def count_folder(input_dir: str, output: str, *, checkpoint: str | None = None, 
     with job.records.lock():  # shards finishing at once: the last one writes every shard's results
         results = {vid: (np.asarray(r["clip"]), np.asarray(r["frames"], np.float32), VideoMeta(**r["meta"]))
                    for vid, r in job.results().items()}
-        metrics = _write_counts(output, results, sampling, labels=labels, plots=plots,
+        truth = load_count_labels(labels).for_videos(job.ids.values()) if labels else None
+        metrics = _write_counts(output, results, sampling, truth=truth, labels=labels, plots=plots,
                                 computed=set(job.summary.done))
     if pictures is not None:  # contact sheets, annotated videos
         pictures.add_counts(input_dir, job.ids, job.own(results), job.summary.done, output)
@@ -289,10 +290,11 @@ def _hog_counts(job: _Job, sampling: Sampling, hog_counter: HogPeopleCounter, *,
             job.fail(f, failure_reason(e))
 
 
-def _write_counts(output: str, results: dict, sampling: Sampling, *, labels: str | None, plots: bool,
-                  computed: set[str]) -> dict | None:
+def _write_counts(output: str, results: dict, sampling: Sampling, *, truth: CountLabels | None, labels: str | None,
+                  plots: bool, computed: set[str]) -> dict | None:
     """counts.csv, the per-window CSV, timeline plots (with labels all of them, else those of the videos
-    ``computed`` now and those whose plot is missing) and, with labels, metrics; returns the metrics."""
+    ``computed`` now and those whose plot is missing) and, with ``truth`` (read from the file ``labels``),
+    metrics; returns the metrics."""
     out = Path(output)
     base = out.with_suffix("")
     rows, window_rows, windowed = [], [], sampling.mode == "window"
@@ -305,7 +307,6 @@ def _write_counts(output: str, results: dict, sampling: Sampling, *, labels: str
     write_csv(out, ["video_id", "count"], rows)
     if windowed:
         write_csv(f"{base}_windows.csv", ["video_id", "start_s", "end_s", "count"], window_rows)
-    truth = load_count_labels(labels) if labels else None
     if plots:
         for vid, (_, frames, meta) in results.items():
             path = Path(f"{base}_plots") / f"{vid.replace('/', '__')}.png"

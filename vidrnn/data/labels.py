@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import os
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,16 @@ class CountLabels:
     clip: dict[str, float] = field(default_factory=dict)
     frames: dict[str, np.ndarray] = field(default_factory=dict)
     splits: dict[str, str | None] = field(default_factory=dict)
+    named_by_file: bool = False  # one MOT sequence, its video id taken from the file's folder or name
+
+    def for_videos(self, ids: Collection[str]) -> CountLabels:
+        """These labels for a folder of videos ``ids``: one MOT sequence whose folder or file name is none of
+        them belongs to the folder's only video (``labels=gt.txt`` beside one recording)."""
+        ids = list(ids)
+        if not self.named_by_file or len(ids) != 1 or set(self.frames) <= set(ids):
+            return self
+        (frames,) = self.frames.values()
+        return CountLabels(frames={ids[0]: frames}, splits={ids[0]: None})
 
 
 def _number(path, line: int, column: str, text: str) -> float:
@@ -162,8 +173,9 @@ def load_count_labels(path: str | os.PathLike, *, video_id: str | None = None, *
         raise AnnotationError.at(path, 1, "JSON, not count labels; expected a video_id,count[,split] CSV, a "
                                           "video_id,frame,count CSV or a MOT-Challenge gt.txt")
     if _is_numeric_row(first):
-        video_id = video_id or _mot_sequence(Path(path))
-        return CountLabels(frames={video_id: load_mot(path, **mot_options)}, splits={video_id: None})
+        named = video_id or _mot_sequence(Path(path))
+        return CountLabels(frames={named: load_mot(path, **mot_options)}, splits={named: None},
+                           named_by_file=video_id is None)
     if "frame" in (name.strip().lower() for name in first.split(",")):
         frames, splits = _read_frame_counts(path)
         return CountLabels(frames=frames, splits=splits)

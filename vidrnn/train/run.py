@@ -7,7 +7,7 @@ import logging
 import random
 from dataclasses import dataclass, field, replace
 from functools import partial
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
@@ -162,11 +162,16 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
         extract = _settings_of(data.features_dir, extract)
     cells = _cells(task, model_cfg, extract)
     out_dir, batch_size = from_main(lambda: out_dir), per_rank_batch(batch_size)
-    labels = load_captions(data.annotations) if task == "caption" else load_count_labels(data.annotations)
-    if task == "count" and data.frame_annotations:
-        labels.frames.update(load_count_labels(data.frame_annotations).frames)
+    videos = list_videos(data.video_dir)
+    stems = [PurePosixPath(f).stem for f in videos]  # a MOT gt.txt beside the folder's only video is that video's
+    if task == "caption":
+        labels = load_captions(data.annotations)
+    else:
+        labels = load_count_labels(data.annotations).for_videos(stems)
+        if data.frame_annotations:
+            labels.frames.update(load_count_labels(data.frame_annotations).for_videos(stems).frames)
     ids = list(labels.captions) if task == "caption" else sorted(set(labels.clip) | set(labels.frames))
-    report = match_videos(ids, list_videos(data.video_dir), getattr(labels, "paths", None))
+    report = match_videos(ids, videos, getattr(labels, "paths", None))
     for vid, why in report.missing.items():
         log.warning("annotated video %s skipped: %s", vid, why)
     if not report.matched:

@@ -25,6 +25,7 @@ import argparse
 import itertools
 import json
 import math
+import multiprocessing as mp
 import tempfile
 import time
 from pathlib import Path
@@ -63,7 +64,8 @@ class _MeasuredStreams(_VideoStreams):
 
 def decode_only(videos, sampling, size, workers, backend) -> tuple[float, int, float]:
     """Frames/s and frames of the decode workers alone, and the most any worker's memory grew (MiB)."""
-    loader = DataLoader(_MeasuredStreams(videos, sampling, size, backend, chunk=32), batch_size=None,
+    reading = mp.Array("q", [-1] * max(workers, 1), lock=False)  # as encode_videos gives its workers
+    loader = DataLoader(_MeasuredStreams(videos, sampling, size, backend, chunk=32, reading=reading), batch_size=None,
                         num_workers=workers, worker_init_fn=_init_worker, prefetch_factor=4 if workers else None)
     start, n, grown = time.perf_counter(), 0, 0.0
     for msg in loader:

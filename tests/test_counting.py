@@ -291,7 +291,8 @@ def test_a_mot_gt_file_beside_one_recording_labels_it(trained, tmp_path):
     gt.write_text("".join(f"{int(r['frame']) + 1},{k + 1},0,0,9,9,1,1,1\n" for r in rows
                           for k in range(int(r["count"]))))
     res = run_pipeline("count", f"input_dir={tmp_path / 'cam1'}", "counter=hog", f"output={tmp_path}/c.csv",
-                       f"labels={gt}", "video.num_frames=4", "plots=false", "sheets=false", "report=false", "quiet=true")
+                       f"labels={gt}", "video.num_frames=4", "plots=false", "sheets=false", "report=false",
+                       "quiet=true")
     assert res.returncode == 0 and "frames MAE" in res.stdout
     assert "none of these videos" not in res.stdout + res.stderr
     assert list(json.loads((tmp_path / "c_metrics.json").read_text())["frames"]["per_video"]) == [video.stem]

@@ -1,6 +1,7 @@
-"""Annotation files: captions (MSR-VTT, MSVD, CSV), people counts (CSV, MOT) and matching them to videos."""
+"""Annotation files: captions (MSR-VTT, COCO, VATEX, MSVD, CSV), people counts (CSV, MOT) and matching them
+to videos."""
 from .annotations import AnnotationError, CaptionSet, MatchReport, load_captions, match_videos, normalize_split
 from .labels import CountLabels, fill_gaps, load_clip_counts, load_count_labels, load_frame_counts, load_mot
 
-__all__ = ["AnnotationError", "CaptionSet", "CountLabels", "fill_gaps", "MatchReport", "load_captions", "load_clip_counts",
-           "load_count_labels", "load_frame_counts", "load_mot", "match_videos", "normalize_split"]
+__all__ = ["AnnotationError", "CaptionSet", "CountLabels", "MatchReport", "fill_gaps", "load_captions",
+           "load_clip_counts", "load_count_labels", "load_frame_counts", "load_mot", "match_videos", "normalize_split"]

@@ -14,7 +14,7 @@ from conftest import make_index_lie, pipeline_env, run_pipeline, write_opencv
 from vidrnn.features import encode as encode_module
 from vidrnn.features import extract_folder, load_features, storage_dtype
 from vidrnn.models import FrameEncoder
-from vidrnn.video import Sampling, open_video, read_frames
+from vidrnn.video import Sampling, open_video, read_frames, read_sampled
 
 SPEC = {"name": "resnet18", "weights": None, "layer": None, "pooling": "avg", "grid": 2}
 GOOD = ["a/clip.mp4", "b/clip.mp4", "b/deep/lying.avi", "c.avi"]
@@ -201,6 +201,35 @@ def test_a_decoder_crash_fails_that_video_and_the_batch_goes_on(folder, tmp_path
     for r in results:
         if r.key != "c.avi":
             np.testing.assert_allclose(np.asarray(r.features), expected[r.key], rtol=1e-5, atol=1e-6)
+
+
+def test_per_frame_functions_run_in_the_workers_and_a_crash_costs_one_video(folder, monkeypatch):
+    """map_frames (the HOG counter's path): ``fn`` of every sampled full-size frame, laid out like the
+    plan; a native crash in a worker fails the file it was reading and the rest are mapped."""
+    real = encode_module.stream_video
+
+    def crashing(path, *args, **kw):  # the decode workers are forked: they run this
+        if path.endswith("c.avi"):
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return real(path, *args, **kw)
+
+    def mean_level(frames):  # (n, H, W, 3) uint8 -> (n,): the frame's mean pixel value
+        return frames.reshape(len(frames), -1).mean(1).astype(np.float32)
+
+    videos = [(v, str(folder / v)) for v in GOOD]
+    windows = Sampling(mode="window", num_frames=3, window_s=1.0, stride_s=1.0)
+    expected = {r.key: r for r in encode_module.map_frames(videos, mean_level, windows, workers=2)}
+    for key, r in expected.items():
+        frames, meta = read_sampled(str(folder / key), windows, size=None)  # (W, N, H, W, 3)
+        assert r.values.shape == np.shape(meta.frame_indices)
+        np.testing.assert_allclose(r.values, frames.reshape(*frames.shape[:2], -1).mean(-1), rtol=1e-5)
+    monkeypatch.setattr(encode_module, "stream_video", crashing)
+    results = list(encode_module.map_frames(videos, mean_level, windows, workers=2))
+    failed = {r.key: r.reason for r in results if isinstance(r, encode_module.Failed)}
+    assert failed == {"c.avi": encode_module.CRASHED} and len(results) == len(GOOD)
+    for r in results:
+        if r.key != "c.avi":
+            np.testing.assert_array_equal(r.values, expected[r.key].values)
 
 
 def test_the_vidrnn_command_works_from_any_folder(folder, tmp_path):

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from .checkpoint import build_model, load_checkpoint
 from .data import CountLabels, load_count_labels
-from .features import Encoded, encode_videos
+from .features import Encoded, Mapped, encode_videos, map_frames
 from .features.store import RunRecords, atomic_write, file_sha256
 from .files import VIDEO_EXTENSIONS, printable, require_videos, select_shard
 from .metrics import count_errors
@@ -24,17 +24,7 @@ from .pictures import Pictures
 from .tasks.captioning import describe
 from .tasks.counting import predict_counts
 from .text import Vocab
-from .video import (
-    Chunk,
-    Restart,
-    Sampling,
-    VideoMeta,
-    arrange,
-    failure_reason,
-    frame_edges,
-    stream_video,
-    window_bounds,
-)
+from .video import Sampling, VideoMeta, frame_edges, window_bounds
 
 log = logging.getLogger("vidrnn.predict")
 
@@ -243,7 +233,7 @@ def count_folder(input_dir: str, output: str, *, checkpoint: str | None = None, 
         found = _rnn_counts(job, ckpt, model, sampling, backend=backend, workers=workers, batch_size=batch_size,
                             device=device, progress=progress)
     else:
-        found = _hog_counts(job, sampling, hog_counter, backend=backend, progress=progress)
+        found = _hog_counts(job, sampling, hog_counter, backend=backend, workers=workers, progress=progress)
     for f, clip, frames, meta in found:
         job.finish(f, {"clip": clip.tolist(), "frames": frames.tolist(), "meta": meta.as_dict()})
     with job.records.lock():  # shards finishing at once: the last one writes every shard's results
@@ -270,24 +260,21 @@ def _rnn_counts(job: _Job, ckpt: dict, model, sampling: Sampling, **encode_kw):
         yield f, clip, frames, res.meta
 
 
-def _hog_counts(job: _Job, sampling: Sampling, hog_counter: HogPeopleCounter, *, backend: str, progress: bool):
+def _hog_counts(job: _Job, sampling: Sampling, hog_counter: HogPeopleCounter, *, backend: str, workers: int,
+                progress: bool):
     """(relative path, clip counts (W,), per-frame counts (W, N), meta) of every readable video still to do,
-    from the HOG detector (clip count: the most people in one frame)."""
-    for f in tqdm(job.todo, unit="video", disable=not progress, dynamic_ncols=True):
-        indices, counts = [], []  # full-size frames are counted chunk by chunk, never all held at once
-        try:
-            for item in stream_video(str(Path(job.input_dir, f)), sampling, size=None, backend=backend):
-                if isinstance(item, Restart):
-                    indices, counts = [], []
-                elif isinstance(item, Chunk):
-                    indices.append(item.indices)
-                    counts.append(hog_counter.count_frames(item.frames))
-                else:
-                    frames = arrange(np.concatenate(indices), np.concatenate(counts), item.frame_indices)
-                    frames = frames.reshape(-1, frames.shape[-1])  # (W, N), W = 1 without windows
-                    yield f, frames.max(-1), frames, item
-        except Exception as e:  # a decoder failing in an unforeseen way must not end the batch
-            job.fail(f, failure_reason(e))
+    from the HOG detector run in the decode workers on full-size frames (clip count: the most people in one
+    frame)."""
+    bar = tqdm(total=len(job.todo), unit="video", disable=not progress, dynamic_ncols=True)
+    for res in map_frames([(f, str(Path(job.input_dir, f))) for f in job.todo], hog_counter.count_frames, sampling,
+                          backend=backend, workers=workers):
+        bar.update(1)
+        if isinstance(res, Mapped):
+            frames = res.values.reshape(-1, res.values.shape[-1])  # (W, N), W = 1 without windows
+            yield res.key, frames.max(-1), frames, res.meta
+        else:
+            job.fail(res.key, res.reason)
+    bar.close()
 
 
 def _write_counts(output: str, results: dict, sampling: Sampling, *, truth: CountLabels | None, labels: str | None,

@@ -1,10 +1,11 @@
 """Videos -> per-video CNN features: decoding in DataLoader workers overlaps the CNN, and frames are
-batched across videos."""
+batched across videos; or per-frame values of a function run in those workers (the HOG counter). A
+worker that crashes costs only the video it was reading."""
 from __future__ import annotations
 
 import multiprocessing as mp
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -13,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..models.encoder import FrameEncoder
-from ..video import Chunk, Restart, Sampling, VideoMeta, failure_reason, stream_video
+from ..video import Chunk, Restart, Sampling, VideoMeta, arrange, failure_reason, stream_video
 from .spool import FeatureSpool, SpooledFeatures
 
 
@@ -35,12 +36,13 @@ class Failed:
 class _VideoStreams(IterableDataset):
     """Yields ("chunk", key, frames, indices), ("restart", key), ("meta", key, meta) and
     ("error", key, reason) messages; each worker takes every n-th video and notes the position of the one
-    it is reading in ``reading`` (shared memory, one slot per worker), so a crash can be traced to a file."""
+    it is reading in ``reading`` (shared memory, one slot per worker), so a crash can be traced to a file.
+    With ``process``, a chunk carries ``process(frames)`` (one value per frame) instead of the frames."""
 
-    def __init__(self, videos: list[tuple[str, str]], sampling: Sampling, size: int, backend: str,
-                 chunk: int, reading):
+    def __init__(self, videos: list[tuple[str, str]], sampling: Sampling, size: int | None, backend: str,
+                 chunk: int, reading, process: Callable[[np.ndarray], np.ndarray] | None = None):
         self.videos, self.sampling, self.size, self.backend, self.chunk = videos, sampling, size, backend, chunk
-        self.reading = reading
+        self.reading, self.process = reading, process
 
     def __iter__(self):
         info = get_worker_info()
@@ -52,7 +54,8 @@ class _VideoStreams(IterableDataset):
                 for item in stream_video(path, self.sampling, size=self.size, backend=self.backend,
                                          chunk=self.chunk):
                     if isinstance(item, Chunk):
-                        yield "chunk", key, torch.from_numpy(item.frames), torch.from_numpy(item.indices)
+                        out = item.frames if self.process is None else self.process(item.frames)
+                        yield "chunk", key, torch.from_numpy(out), torch.from_numpy(item.indices)
                     elif isinstance(item, Restart):
                         yield "restart", key
                     else:
@@ -95,13 +98,37 @@ def encode_videos(videos: list[tuple[str, str]], encoder: FrameEncoder, sampling
     workers were reading are tried again one at a time, one that kills its worker again is ``Failed``,
     and the rest go on. (With ``workers=0`` decoding runs in this process, which such a crash ends.)"""
     encode = partial(_encode, encoder=encoder, sampling=sampling, size=size, backend=backend,
-                     batch_size=batch_size, workers=workers, device=device, amp=amp)
+                     batch_size=batch_size, device=device, amp=amp)
+    yield from _crash_isolated(encode, videos, workers)
+
+
+@dataclass
+class Mapped:
+    """One video's per-frame values, shaped like its frame indices: (N,) or (W, N) for windows."""
+
+    key: str
+    values: np.ndarray
+    meta: VideoMeta
+
+
+def map_frames(videos: list[tuple[str, str]], fn: Callable[[np.ndarray], np.ndarray], sampling: Sampling, *,
+               backend: str = "auto", workers: int = 2) -> Iterator[Mapped | Failed]:
+    """``fn`` (frames (n, H, W, 3) uint8 at full size -> one value per frame) over the sampled frames of
+    ``videos``, run in the decode workers: one ``Mapped`` or ``Failed`` per video, as they finish. A
+    worker that dies is handled as in ``encode_videos``."""
+    yield from _crash_isolated(partial(_map, fn=fn, sampling=sampling, backend=backend), videos, workers)
+
+
+def _crash_isolated(run: Callable, videos: list[tuple[str, str]], workers: int) -> Iterator:
+    """``run(videos, reading, workers=...)``'s results; where a decode worker dies, the videos the workers
+    were reading are run again one at a time, one that kills its worker again is ``Failed``, and the rest
+    go on."""
     todo = list(videos)
     while todo:
         reading = mp.Array("q", [-1] * max(workers, 1), lock=False)
         finished = set()
         try:
-            for result in encode(todo, reading):
+            for result in run(todo, reading, workers=workers):
                 finished.add(result.key)
                 yield result
             return
@@ -111,12 +138,35 @@ def encode_videos(videos: list[tuple[str, str]], encoder: FrameEncoder, sampling
             suspects = [todo[i] for i in dict.fromkeys(reading) if i >= 0 and todo[i][0] not in finished]
         for video in suspects:  # alone, in a fresh worker: a crash now is this file's
             try:
-                yield from encode([video], mp.Array("q", [-1], lock=False), workers=1)
+                yield from run([video], mp.Array("q", [-1], lock=False), workers=1)
             except RuntimeError as e:
                 if not _worker_died(e):
                     raise
                 yield Failed(video[0], CRASHED)
         todo = [v for v in todo if v[0] not in finished and v not in suspects]
+
+
+def _map(videos: list[tuple[str, str]], reading, *, fn, sampling: Sampling, backend: str, workers: int
+         ) -> Iterator[Mapped | Failed]:
+    """One pass of ``map_frames`` over ``videos``; a decode worker that dies raises RuntimeError."""
+    loader = DataLoader(_VideoStreams(videos, sampling, None, backend, chunk=4, reading=reading, process=fn),
+                        batch_size=None, num_workers=workers, worker_init_fn=_init_worker,
+                        prefetch_factor=4 if workers else None, persistent_workers=False)
+    state: dict[str, tuple[list, list]] = {}  # key -> (indices, values) of its chunks so far
+    for msg in loader:
+        kind, key = msg[0], msg[1]
+        if kind == "chunk":
+            indices, values = state.setdefault(key, ([], []))
+            indices.append(msg[3].numpy())
+            values.append(msg[2].numpy())
+        elif kind == "restart":
+            state.pop(key, None)
+        elif kind == "meta":
+            indices, values = state.pop(key)
+            yield Mapped(key, arrange(np.concatenate(indices), np.concatenate(values), msg[2].frame_indices), msg[2])
+        else:
+            state.pop(key, None)
+            yield Failed(key, msg[2])
 
 
 def _encode(videos: list[tuple[str, str]], reading, *, encoder: FrameEncoder, sampling: Sampling, size: int,

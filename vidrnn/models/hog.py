@@ -11,6 +11,13 @@ class HogError(RuntimeError):
     """OpenCV's HOG people detector is not available; the message says what to install."""
 
 
+def _people_detector() -> cv2.HOGDescriptor:
+    """OpenCV's HOG descriptor with its default people SVM."""
+    hog = cv2.HOGDescriptor()
+    hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+    return hog
+
+
 class HogPeopleCounter:
     """Count people in RGB uint8 frames with OpenCV's default 64x128 HOG people detector.
 
@@ -37,8 +44,14 @@ class HogPeopleCounter:
         self.win_stride, self.padding = (win_stride, win_stride), (padding, padding)
         self.hit_threshold, self.nms_threshold = float(hit_threshold), float(nms_threshold)
         self.min_confidence = float(min_confidence)
-        self._hog = cv2.HOGDescriptor()
-        self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        self._hog = _people_detector()
+
+    def __getstate__(self) -> dict:  # OpenCV's detector does not pickle (decode workers started by spawn)
+        return {k: v for k, v in vars(self).items() if k != "_hog"}
+
+    def __setstate__(self, state: dict) -> None:
+        vars(self).update(state)
+        self._hog = _people_detector()
 
     def detect(self, frame_rgb: np.ndarray) -> np.ndarray:
         """People boxes (K, 4) int32 as x, y, w, h in ``frame_rgb``'s coordinates, clipped to the frame."""

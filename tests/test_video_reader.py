@@ -88,6 +88,16 @@ def test_bad_files_raise_one_line_video_error(tmp_path, content, reason):
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.parametrize("ext, name", [(".jpg", "JPEG"), (".png", "PNG"), (".bmp", "BMP"), (".tiff", "TIFF"),
+                                       (".webp", "WebP")])
+def test_a_still_image_named_like_a_video_is_refused(tmp_path, ext, name):
+    """FFmpeg would read a renamed photo as a one-frame video; it is reported as what it is."""
+    path = tmp_path / "holiday.mp4"
+    path.write_bytes(cv2.imencode(ext, indexed_frame(3))[1].tobytes())
+    with pytest.raises(VideoError, match=rf"^a still image \({name}\), not a video$"):
+        open_video(path)
+
+
 def test_missing_file_and_directory(tmp_path):
     with pytest.raises(VideoError, match="no such file"):
         open_video(tmp_path / "nope.mp4")

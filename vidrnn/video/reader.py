@@ -203,6 +203,20 @@ def _decoder_path(path: str):
     yield path
 
 
+_IMAGE_MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"BM", "BMP"), (b"II*\x00", "TIFF"),
+                (b"MM\x00*", "TIFF"))
+
+
+def _image_format(path: str) -> str | None:
+    """The still-image format a file starts with (JPEG, PNG, BMP, TIFF, WebP), which FFmpeg would read as
+    a one-frame video; None for anything else (an animated GIF is left to the decoders)."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((name for magic, name in _IMAGE_MAGIC if head.startswith(magic)), None)
+
+
 _READERS = {"opencv": OpenCVReader, "decord": DecordReader}
 AUTO_ORDER = ("opencv", "decord")  # OpenCV's grab() decodes without colour conversion: ~2x decord's next()
 
@@ -223,6 +237,9 @@ def open_video(path: str | os.PathLike, backend: str = "auto") -> VideoReader:
         raise VideoError("permission denied")
     if os.path.getsize(path) == 0:
         raise VideoError("empty file (0 bytes)")
+    image = _image_format(path)
+    if image:
+        raise VideoError(f"a still image ({image}), not a video")
     reasons = []
     with _decoder_path(path) as source:
         for name in AUTO_ORDER if backend == "auto" else (backend,):

@@ -13,9 +13,8 @@ from vidrnn.report import write_report
 
 
 def count(cfg: DictConfig) -> int:
-    pictures = Pictures(Path(cfg.output).parent, sheets=cfg.sheets, render=cfg.render,
-                        labels=[cfg.labels] if cfg.labels else [], backend=cfg.video.backend,
-                        progress=not cfg.quiet)
+    pictures = Pictures(Path(cfg.output).parent, sheets=cfg.sheets, render=cfg.render, backend=cfg.video.backend,
+                        progress=not cfg.quiet)  # count_folder hands it the labels it reads
     summary, metrics = count_folder(
         cfg.input_dir, cfg.output, checkpoint=cfg.checkpoint, counter=cfg.counter, hog=OmegaConf.to_container(cfg.hog),
         num_frames=cfg.video.num_frames, window_s=cfg.window_s, stride_s=cfg.stride_s, labels=cfg.labels,

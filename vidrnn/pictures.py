@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
-from .data import load_captions, load_count_labels
+from .data import CountLabels, load_captions, load_count_labels
 from .features.store import _append_jsonl, _read_jsonl, atomic_write
 from .outputs import read_csv_rows
 from .video import Sampling, VideoError, failure_reason, open_video, read_sampled
@@ -278,11 +278,9 @@ class Pictures:
         self.dir, self.sheets, self.render = Path(out_dir), sheets, render
         self.backend, self.progress = backend, progress
         self.references = load_captions(references).captions if references else {}
-        self.labels = [load_count_labels(path) for path in labels]
         self.clip_truth, self.frame_truth = {}, {}
-        for truth in self.labels:
-            self.clip_truth.update(truth.clip)
-            self.frame_truth.update(truth.frames)
+        for path in labels:
+            self._add_truth(load_count_labels(path))
         self.notes = load_notes(self.dir)
         self.failed: dict[str, str] = {}
 
@@ -300,16 +298,21 @@ class Pictures:
                        for vid, result in sorted(results.items())])
 
     def add_counts(self, input_dir: str, ids: dict[str, str], results: dict[str, tuple], done,
-                   counts_csv: str | os.PathLike) -> None:
+                   counts_csv: str | os.PathLike, truth: CountLabels | None = None) -> None:
         """The counts of a count run: the count per video as ``counts_csv`` holds it and the count over
-        time from ``results`` (video id -> (clip counts, per-frame counts (W, N), VideoMeta))."""
+        time from ``results`` (video id -> (clip counts, per-frame counts (W, N), VideoMeta)), with the
+        ``truth`` the run scored them against."""
         paths, done = {vid: Path(input_dir, f) for f, vid in ids.items()}, set(done)
-        for truth in self.labels:  # a MOT gt.txt beside the folder's only video is that video's
-            self.frame_truth.update(truth.for_videos(ids.values()).frames)
+        if truth is not None:
+            self._add_truth(truth)
         counts = {row["video_id"]: float(row["count"]) for row in read_csv_rows(counts_csv)}
         self._add_all([(vid, paths[vid], vid in done,
                         {"count": counts[vid], "track": count_track(frames, meta, self.frame_truth.get(vid))})
                        for vid, (_, frames, meta) in sorted(results.items())])
+
+    def _add_truth(self, truth: CountLabels) -> None:
+        self.clip_truth.update(truth.clip)
+        self.frame_truth.update(truth.frames)
 
     def _add_all(self, found: list[tuple[str, str | os.PathLike, bool, dict]]) -> None:
         """Record (video id, path, fresh, fields) of many videos in one write, then draw them."""

@@ -228,7 +228,10 @@ def count_folder(input_dir: str, output: str, *, checkpoint: str | None = None, 
         raise ValueError(f"counter must be rnn or hog, not {counter!r}")
     if window_s:
         sampling = replace(sampling, mode="window", window_s=window_s, stride_s=stride_s)
+    truth = load_count_labels(labels) if labels else None  # a bad file stops the job before any video is read
     job = _start(input_dir, output, {**identity, "sampling": sampling.as_dict()}, extensions=extensions, shard=shard)
+    if truth is not None:
+        truth = truth.for_videos(job.ids.values())
     if counter == "rnn":
         found = _rnn_counts(job, ckpt, model, sampling, backend=backend, workers=workers, batch_size=batch_size,
                             device=device, progress=progress)
@@ -239,11 +242,10 @@ def count_folder(input_dir: str, output: str, *, checkpoint: str | None = None, 
     with job.records.lock():  # shards finishing at once: the last one writes every shard's results
         results = {vid: (np.asarray(r["clip"]), np.asarray(r["frames"], np.float32), VideoMeta(**r["meta"]))
                    for vid, r in job.results().items()}
-        truth = load_count_labels(labels).for_videos(job.ids.values()) if labels else None
         metrics = _write_counts(output, results, sampling, truth=truth, labels=labels, plots=plots,
                                 computed=set(job.summary.done))
     if pictures is not None:  # contact sheets, annotated videos
-        pictures.add_counts(input_dir, job.ids, job.own(results), job.summary.done, output)
+        pictures.add_counts(input_dir, job.ids, job.own(results), job.summary.done, output, truth=truth)
     return job.summary, metrics
 
 

@@ -1,4 +1,5 @@
 """The frame encoder: torchvision backbones by name, poolings, layers and weights files."""
+import copy
 import pickle
 import subprocess
 import sys
@@ -72,6 +73,19 @@ def test_frozen_and_trainable():
     out = trainable(FRAMES).sum()
     out.backward()
     assert trainable.training and next(trainable.parameters()).grad is not None
+
+
+@pytest.mark.parametrize("trainable", [False, True])
+def test_a_copy_keeps_the_mode(trainable):
+    """copy.deepcopy rebuilds torchvision's feature extractor in train mode; a frozen encoder's copy
+    normalised by batch statistics (cosine 0.71 to the original on noise, found on the GPU check)."""
+    enc = FrameEncoder("resnet18", layer="layer3", pooling="grid", trainable=trainable)
+    enc.train()
+    twin = copy.deepcopy(enc)
+    assert [m.training for m in twin.modules()] == [m.training for m in enc.modules()]
+    with torch.no_grad():
+        enc.eval(), twin.eval()
+        assert torch.equal(twin(FRAMES), enc(FRAMES))
 
 
 def test_local_state_dict_weights(tmp_path):

@@ -153,6 +153,12 @@ class FrameEncoder(nn.Module):
     def train(self, mode: bool = True) -> FrameEncoder:
         return super().train(mode and self.trainable)
 
+    def __setstate__(self, state: dict) -> None:
+        """A copy (``copy.deepcopy``) rebuilds torchvision's feature extractor in train mode, so a frozen
+        encoder's copy would normalise by batch statistics: give the copy this encoder's mode."""
+        super().__setstate__(state)
+        self.train(self.training)
+
     def _feature_map(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Normalised images (B, 3, H, W) -> a feature map (B, C, h, w), and a transformer's class token
         (B, C) (None for a convolutional network)."""

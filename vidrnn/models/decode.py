@@ -57,8 +57,9 @@ def beam_search(model: Captioner, feats: torch.Tensor, *, bos: int, eos: int, be
     tokens = torch.full((B * k,), bos, dtype=torch.long, device=dev)
     scores = torch.full((B, k), float("-inf"), device=dev)
     scores[:, 0] = 0.0  # all slots start identical: open one
-    history = torch.zeros(B * k, 0, dtype=torch.long, device=dev)
+    history: list[list[int]] = [[] for _ in range(B * k)]  # the words of each slot, on the host
     finished: list[list[Hypothesis]] = [[] for _ in range(B)]
+    open_slots: list[tuple[int, int, float]] = []  # (video, slot, score) of the slots still open
 
     def finish(b: int, words: list[int], logprob: float, ended: bool) -> None:
         finished[b].append(Hypothesis(words, logprob, logprob / (len(words) + ended) ** length_penalty))
@@ -68,27 +69,32 @@ def beam_search(model: Captioner, feats: torch.Tensor, *, bos: int, eos: int, be
         logp = F.log_softmax(logits.float(), -1)  # (B*k, V)
         V = logp.shape[-1]
         top, idx = (scores.view(-1, 1) + logp).view(B, k * V).topk(k, dim=1)  # (B, k)
-        new_scores = torch.full_like(scores, float("-inf"))
-        select = torch.arange(B * k, device=dev).view(B, k).clone()
-        next_words = torch.full((B, k), eos, dtype=torch.long, device=dev)
+        # the bookkeeping is Python's, on the host: one copy each way per step, not one per video
+        top, idx = top.tolist(), idx.tolist()
+        new_scores = [[float("-inf")] * k for _ in range(B)]
+        select = [list(range(b * k, (b + 1) * k)) for b in range(B)]
+        next_words = [[eos] * k for _ in range(B)]
+        open_slots = []
         for b in range(B):
             kept, width = 0, k - len(finished[b])  # each finished caption narrows the beam
-            for s, flat in zip(top[b, :width].tolist(), idx[b, :width].tolist()):
+            for s, flat in zip(top[b][:width], idx[b][:width]):
                 if s == float("-inf"):
                     break
                 slot, word = b * k + flat // V, flat % V
                 if word == eos:
-                    finish(b, history[slot].tolist(), s, True)
+                    finish(b, history[slot], s, True)
                 else:
-                    new_scores[b, kept], select[b, kept], next_words[b, kept] = s, slot, word
+                    new_scores[b][kept], select[b][kept], next_words[b][kept] = s, slot, word
+                    open_slots.append((b, kept, s))
                     kept += 1
-        if not torch.isfinite(new_scores).any():
+        if not open_slots:
             break
-        flat_select = select.view(-1)
-        state = model.reorder_state(state, flat_select)
-        history = torch.cat([history.index_select(0, flat_select), next_words.view(-1, 1)], 1)
-        tokens, scores = next_words.view(-1), new_scores
+        flat_select = [slot for row in select for slot in row]
+        history = [history[slot] + [word] for slot, word in zip(flat_select, (w for row in next_words for w in row))]
+        state = model.reorder_state(state, torch.tensor(flat_select, device=dev))
+        tokens = torch.tensor(next_words, device=dev).view(-1)
+        scores = torch.tensor(new_scores, device=dev)
     else:
-        for b, slot in torch.isfinite(scores).nonzero().tolist():
-            finish(b, history[b * k + slot].tolist(), scores[b, slot].item(), False)
+        for b, slot, s in open_slots:
+            finish(b, history[b * k + slot], s, False)
     return [sorted(f, key=lambda h: -h.score)[:n_best] for f in finished]

@@ -52,6 +52,26 @@ def write_opencv(path: Path, n: int, fourcc: str, fps: float = 10.0) -> Path:
     return path
 
 
+def write_rotated(path: Path, degrees: int) -> Path:
+    """A 64x48 mp4v video (10 frames, the top-left 16x16 corner white) whose track header asks players to
+    turn it by ``degrees`` clockwise (the 'tkhd' display matrix, as phones record portrait video)."""
+    frame = np.zeros((48, 64, 3), np.uint8)
+    frame[:16, :16] = 255
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (64, 48))
+    for _ in range(10):
+        writer.write(frame)
+    writer.release()
+    one, minus, w = 0x10000, 0x100000000 - 0x10000, 0x40000000  # 16.16 fixed point; w in 2.30
+    matrix = {90: (0, one, 0, minus, 0, 0, 0, 0, w), 180: (minus, 0, 0, 0, minus, 0, 0, 0, w),
+              270: (0, minus, 0, one, 0, 0, 0, 0, w)}[degrees]
+    data = bytearray(path.read_bytes())
+    box = data.index(b"tkhd") + 4  # version (1 byte), flags (3), then times, track id, duration, ...
+    at = box + 4 + (32 if data[box] == 1 else 20) + 8 + 8  # ... reserved, layer, group, volume: the matrix
+    data[at:at + 36] = struct.pack(">9I", *matrix)
+    path.write_bytes(bytes(data))
+    return path
+
+
 def write_bframes(path: Path, n: int, fps: int = 25) -> Path:
     """H.264 with B-frames (decode order differs from presentation order), written with PyAV."""
     av = pytest.importorskip("av")

@@ -4,7 +4,7 @@ from fractions import Fraction
 import cv2
 import numpy as np
 import pytest
-from conftest import frame_id, indexed_frame
+from conftest import frame_id, indexed_frame, write_rotated
 
 from vidrnn.predict import window_times
 from vidrnn.video import Chunk, Restart, Sampling, VideoError, VideoMeta, open_video, read_frames, stream_video
@@ -96,6 +96,30 @@ def test_a_still_image_named_like_a_video_is_refused(tmp_path, ext, name):
     path.write_bytes(cv2.imencode(ext, indexed_frame(3))[1].tobytes())
     with pytest.raises(VideoError, match=rf"^a still image \({name}\), not a video$"):
         open_video(path)
+
+
+@pytest.mark.parametrize("degrees,corner", [(90, "top right"), (180, "bottom right"), (270, "bottom left")])
+def test_a_rotated_video_is_read_upright(tmp_path, degrees, corner):
+    """A phone's portrait video is stored sideways with a display matrix: frames come out as players show
+    them. decord turns 180 degrees right but garbles 90 and 270 (four-channel frames): a clear error."""
+    path = write_rotated(tmp_path / f"rot{degrees}.mp4", degrees)
+    quarter = degrees != 180
+
+    def white_corner(frame):
+        corners = {"top left": frame[:8, :8], "top right": frame[:8, -8:], "bottom left": frame[-8:, :8],
+                   "bottom right": frame[-8:, -8:]}
+        return max(corners, key=lambda k: corners[k].mean())
+
+    for backend in ("auto", "opencv") + (() if quarter else ("decord",)):
+        with open_video(path, backend) as reader:
+            frames = [f for _, f in read_frames(reader, [0, 9])]
+            assert (reader.info.width, reader.info.height) == ((48, 64) if quarter else (64, 48))
+        assert [f.shape for f in frames] == [(64, 48, 3) if quarter else (48, 64, 3)] * 2
+        assert [white_corner(f) for f in frames] == [corner] * 2
+    if quarter:
+        with pytest.raises(VideoError, match=r"^decord garbles its frames \(4 channels, not 3: a video "
+                                             r"rotated by 90 or 270 degrees\?\)$"):
+            open_video(path, "decord").__enter__()
 
 
 def test_missing_file_and_directory(tmp_path):

@@ -146,9 +146,12 @@ class DecordReader(VideoReader):
                 raise VideoError("no video stream") from e
             reason = _DMLC_PREFIX.sub("", text).replace(self._source, "").strip(" .:")
             raise VideoError(f"decord cannot open it ({reason[:120]})") from e
-        height, width = self._vr[0].shape[:2] if len(self._vr) else (0, 0)
+        height, width, channels = self._vr[0].shape if len(self._vr) else (0, 0, 3)
         if width <= 0:
             raise VideoError("no frames")
+        if channels != 3:  # decord 0.6 turns a 90/270-degree display matrix into mangled RGBA-sized frames
+            raise VideoError(f"decord garbles its frames ({channels} channels, not 3: a video rotated by 90 "
+                             "or 270 degrees?)")
         self._vr.seek(0)
         self._frame = None
         return VideoInfo(self.path, self.backend, int(width), int(height),

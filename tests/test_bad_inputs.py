@@ -146,6 +146,8 @@ def make_corpus(root: Path, *, large: bool = True) -> dict[str, Case]:
     add("zeros.avi", False, r"not a regular file \(a link to /dev/zero\)", "symlink zeros.avi -> /dev/zero")
     (root / "photo.mp4").write_bytes(cv2.imencode(".png", next(_frames(1, 64, 48)))[1].tobytes())
     add("photo.mp4", False, r"^a still image \(PNG\), not a video$", "a PNG named photo.mp4 (FFmpeg reads 1 frame)")
+    (root / "playlist.avi").write_text(f"#EXTM3U\n#EXTINF:2,\n{root / 'good_a.mp4'}\n#EXT-X-ENDLIST\n")
+    add("playlist.avi", False, r"^an HLS playlist \(", "an HLS playlist naming good_a.mp4 (FFmpeg would play it)")
 
     # -- odd but readable
     _cv_write(root / "one_frame.avi", _frames(1, 64, 48), "MJPG")
@@ -315,11 +317,12 @@ def _context(run: Run) -> str:
 def test_corpus_is_what_it_claims(corpus):
     """The generator itself: every entry exists as the kind of thing it claims to be."""
     root, cases = corpus
-    assert sorted(list_videos(root)) == sorted(cases) and len(cases) == 22  # 2 good, 10 unreadable, 10 odd
+    assert sorted(list_videos(root)) == sorted(cases) and len(cases) == 23  # 2 good, 11 unreadable, 10 odd
     assert (root / "empty.mp4").stat().st_size == 0 and (root / "x.mp4").is_dir()
     assert (root / "loop.mp4").is_symlink() and not (root / "loop.mp4").exists()
     assert stat.S_ISFIFO((root / "fifo.mp4").stat().st_mode) and (root / "zeros.avi").is_char_device()
     assert (root / ODD_NAME).is_file()
+    assert (root / "playlist.avi").read_text().startswith("#EXTM3U")
     with av.open(str(root / "audio_only.mp4")) as c:
         assert len(c.streams.video) == 0 and len(c.streams.audio) == 1
     with av.open(str(root / "gray.mkv")) as c:

@@ -1,4 +1,5 @@
 """Decoding is frame-exact on every backend, including B-frames and an AVI whose index lies."""
+import re
 from fractions import Fraction
 
 import cv2
@@ -120,6 +121,30 @@ def test_a_rotated_video_is_read_upright(tmp_path, degrees, corner):
         with pytest.raises(VideoError, match=r"^decord garbles its frames \(4 channels, not 3: a video "
                                              r"rotated by 90 or 270 degrees\?\)$"):
             open_video(path, "decord").__enter__()
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n{video}\n#EXT-X-ENDLIST\n", "an HLS playlist"),
+    ('<?xml version="1.0"?>\n<MPD xmlns="urn:mpeg:dash:schema:mpd:2011"><BaseURL>{video}</BaseURL></MPD>\n',
+     "a DASH manifest")])
+def test_a_playlist_named_like_a_video_is_refused(tmp_path, known_videos, text, reason):
+    """A playlist makes FFmpeg play the files or URLs it names (decord read the local video behind an HLS
+    list, then failed with its own log line): it is refused as what it is, before any decoder opens it."""
+    path = tmp_path / "clip.mp4"
+    path.write_text(text.format(video=known_videos["mp4v"][0]))
+    with pytest.raises(VideoError, match=rf"^{reason} \(a list of other files or URLs to play\), not a video$"):
+        open_video(path)
+
+
+def test_decord_errors_are_one_short_line(tmp_path, known_videos):
+    """What decord says when it fails inside a file, without its log prefix, the path or its advice."""
+    from vidrnn.video.reader import DecordReader
+    path = tmp_path / "list.avi"
+    path.write_text(f"#EXTM3U\n#EXTINF:10,\n{known_videos['mp4v'][0]}\n#EXT-X-ENDLIST\n")
+    with pytest.raises(VideoError) as e:
+        DecordReader(str(path))
+    assert str(e.value).startswith("decord cannot open it (") and len(str(e.value)) < 160
+    assert not re.search(r"\n|/github/|\.cc:\d|DECORD_|list\.avi", str(e.value)), str(e.value)
 
 
 def test_missing_file_and_directory(tmp_path):

@@ -140,13 +140,11 @@ class DecordReader(VideoReader):
         try:
             with _stderr_silenced():  # dmlc's LOG(ERROR) lines ("[hh:mm:ss] video_reader.cc:83: ERROR opening")
                 self._vr = decord.VideoReader(self._source, num_threads=1)
+                height, width, channels = self._vr[0].shape if len(self._vr) else (0, 0, 3)
         except Exception as e:  # decord raises DECORDError and RuntimeError alike
-            text = str(e).splitlines()[0] if str(e) else type(e).__name__
-            if "cannot find video stream" in text:
+            if "cannot find video stream" in str(e):
                 raise VideoError("no video stream") from e
-            reason = _DMLC_PREFIX.sub("", text).replace(self._source, "").strip(" .:")
-            raise VideoError(f"decord cannot open it ({reason[:120]})") from e
-        height, width, channels = self._vr[0].shape if len(self._vr) else (0, 0, 3)
+            raise VideoError(f"decord cannot open it ({self._reason(e)})") from e
         if width <= 0:
             raise VideoError("no frames")
         if channels != 3:  # decord 0.6 turns a 90/270-degree display matrix into mangled RGBA-sized frames
@@ -162,6 +160,8 @@ class DecordReader(VideoReader):
             self._frame = self._vr.next()
         except StopIteration:
             return False
+        except Exception as e:  # DECORDError: a frame that cannot be decoded
+            raise VideoError(f"decord failed at frame {len(self.pts)} ({self._reason(e)})") from e
         self.pts.append(float(self._vr.get_frame_timestamp(len(self.pts))[0]))
         return True
 
@@ -170,6 +170,12 @@ class DecordReader(VideoReader):
 
     def close(self) -> None:
         self._vr = None
+
+    def _reason(self, error: Exception) -> str:
+        """decord's message, one short line: no dmlc log prefix, file name or advice on its settings."""
+        text = str(error).splitlines()[0] if str(error) else type(error).__name__
+        text = _DMLC_PREFIX.sub("", text).replace(f"[{self._source}]", "").replace(self._source, "")
+        return text.split("`DECORD_")[0].strip().removesuffix("and").strip(" .:")[:120]
 
 
 _DMLC_PREFIX = re.compile(r"^\[\d\d:\d\d:\d\d\] \S+:\d+: (Check failed: .*?\) )?(ERROR )?")
@@ -210,14 +216,22 @@ _IMAGE_MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"BM"
                 (b"MM\x00*", "TIFF"))
 
 
-def _image_format(path: str) -> str | None:
-    """The still-image format a file starts with (JPEG, PNG, BMP, TIFF, WebP), which FFmpeg would read as
-    a one-frame video; None for anything else (an animated GIF is left to the decoders)."""
+def _not_a_video(path: str) -> str | None:
+    """Why a file the decoders would open is no video: a still image (JPEG, PNG, BMP, TIFF, WebP), which
+    FFmpeg reads as a one-frame video, or a streaming playlist (HLS, DASH), which makes it read the files
+    or URLs named inside. None for anything else (an animated GIF is left to the decoders)."""
     with open(path, "rb") as f:
-        head = f.read(12)
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WebP"
-    return next((name for magic, name in _IMAGE_MAGIC if head.startswith(magic)), None)
+        head = f.read(512)
+    image = "WebP" if head[:4] == b"RIFF" and head[8:12] == b"WEBP" else \
+        next((name for magic, name in _IMAGE_MAGIC if head.startswith(magic)), None)
+    if image:
+        return f"a still image ({image}), not a video"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")  # a byte-order mark, blank lines
+    if text.startswith(b"#EXTM3U"):
+        return "an HLS playlist (a list of other files or URLs to play), not a video"
+    if text.startswith(b"<") and b"<MPD" in head:
+        return "a DASH manifest (a list of other files or URLs to play), not a video"
+    return None
 
 
 _READERS = {"opencv": OpenCVReader, "decord": DecordReader}
@@ -240,9 +254,9 @@ def open_video(path: str | os.PathLike, backend: str = "auto") -> VideoReader:
         raise VideoError("permission denied")
     if os.path.getsize(path) == 0:
         raise VideoError("empty file (0 bytes)")
-    image = _image_format(path)
-    if image:
-        raise VideoError(f"a still image ({image}), not a video")
+    not_a_video = _not_a_video(path)
+    if not_a_video:
+        raise VideoError(not_a_video)
     reasons = []
     with _decoder_path(path) as source:
         for name in AUTO_ORDER if backend == "auto" else (backend,):

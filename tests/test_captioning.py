@@ -42,6 +42,26 @@ def test_models_shapes_and_beam_one_equals_greedy(kind, cells, cell):
     assert all(len(h) == 3 and h[0].score >= h[1].score >= h[2].score for h in nbest)
 
 
+@pytest.mark.parametrize("kind", ["s2vt", "attention"])
+def test_teacher_forcing_and_scheduled_sampling_match_step_by_step_decoding(kind):
+    """forward (all words embedded and projected at once) gives step()'s logits; with sample_prob=1 it
+    feeds the model's own previous words, so it decodes greedily."""
+    torch.manual_seed(0)
+    model = build_captioner(kind, 24, 17, hidden=16, layers=2, embed=8).eval()
+    feats, caps = torch.randn(3, 5, 24), torch.randint(3, 17, (3, 9))
+    caps[:, 0] = 1  # <bos>
+    memory = model.encode(feats)
+    state, stepped = model.init_state(memory), []
+    for t in range(8):
+        logits, state = model.step(caps[:, t], state, memory)
+        stepped.append(logits)
+    assert torch.allclose(model(feats, caps), torch.stack(stepped, 1), atol=1e-6)
+    own = model(feats, caps, sample_prob=1.0).argmax(-1)  # (B, 8)
+    for row, hyp in zip(own.tolist(), greedy_decode(model, feats, bos=1, eos=2, max_len=8)):
+        words = (hyp.tokens + [2])[:8]
+        assert row[:len(words)] == words
+
+
 def test_per_cell_attention_attends_to_every_cell_of_every_frame():
     torch.manual_seed(0)
     model = build_captioner("attention", 6 * 4, 17, hidden=16, embed=8, cells=4).eval()

@@ -9,8 +9,9 @@ from .recurrent import FeatureInput, make_rnn
 
 
 class Captioner(nn.Module):
-    """Base: subclasses define ``encode``, ``init_state``, ``step`` and ``reorder_state``; training
-    (teacher forcing, scheduled sampling) and decoding (greedy, beam search) only use those."""
+    """Base: subclasses define ``encode``, ``init_state`` and ``advance`` (and an ``out`` layer); training
+    (teacher forcing, scheduled sampling) and decoding (greedy, beam search, through ``step``) only use
+    those."""
 
     reads_cells = False  # whether it can read grid cells one by one (cells > 1)
 
@@ -36,9 +37,14 @@ class Captioner(nn.Module):
     def init_state(self, memory):
         raise NotImplementedError
 
+    def advance(self, words: torch.Tensor, state, memory) -> tuple[torch.Tensor, object]:
+        """Embedded previous words (B, E) -> what the output layer reads (B, F), and the new state."""
+        raise NotImplementedError
+
     def step(self, tokens: torch.Tensor, state, memory) -> tuple[torch.Tensor, object]:
         """Previous tokens (B,) -> next-word logits (B, V) and the new state."""
-        raise NotImplementedError
+        out, state = self.advance(self.drop(self.embed(tokens)), state, memory)
+        return self.out(self.drop(out)), state
 
     def reorder_state(self, state, index: torch.Tensor):
         """Select batch rows ``index`` of a recurrent state (layers, B, H) or (h, c)."""
@@ -56,15 +62,17 @@ class Captioner(nn.Module):
         (scheduled sampling)."""
         memory = self.encode(feats)
         state = self.init_state(memory)
-        tokens, outputs = captions[:, 0], []
-        for t in range(1, captions.shape[1]):
-            logits, state = self.step(tokens, state, memory)
-            outputs.append(logits)
-            tokens = captions[:, t]
-            if sample_prob > 0:
-                own = logits.detach().argmax(-1)
-                tokens = torch.where(torch.rand_like(tokens, dtype=torch.float) < sample_prob, own, tokens)
-        return torch.stack(outputs, 1)  # (B, L-1, V)
+        words = self.drop(self.embed(captions[:, :-1]))  # (B, L-1, E): every input word at once
+        outputs = []
+        for t in range(words.shape[1]):
+            w = words[:, t]  # (B, E)
+            if sample_prob > 0 and t > 0:
+                own = self.out(outputs[-1].detach()).argmax(-1)  # (B,) the model's previous word
+                pick = torch.rand(len(w), 1, device=w.device) < sample_prob
+                w = torch.where(pick, self.drop(self.embed(own)), w)
+            out, state = self.advance(w, state, memory)
+            outputs.append(out)
+        return self.out(self.drop(torch.stack(outputs, 1)))  # (B, L-1, V): one output layer call for all words
 
 
 class S2VT(Captioner):
@@ -86,11 +94,10 @@ class S2VT(Captioner):
     def init_state(self, memory):
         return memory["state"]
 
-    def step(self, tokens, state, memory):
-        w = self.drop(self.embed(tokens))  # (B, E)
-        x = torch.cat([w.new_zeros(w.shape[0], self.hidden), w], -1).unsqueeze(1)  # (B, 1, H + E)
+    def advance(self, words, state, memory):
+        x = torch.cat([words.new_zeros(len(words), self.hidden), words], -1).unsqueeze(1)  # (B, 1, H + E)
         y, state = self.rnn(x, state)
-        return self.out(self.drop(y[:, 0])), state
+        return y[:, 0], state  # (B, H)
 
     def reorder_memory(self, memory, index):
         return {"state": self.reorder_state(memory["state"], index)}
@@ -137,12 +144,11 @@ class AttentionCaptioner(Captioner):
         scores = self.att_score(torch.tanh(memory["keys"] + self.att_state(query).unsqueeze(1)))  # (B, T, 1)
         return (F.softmax(scores, 1) * memory["frames"]).sum(1)  # (B, H)
 
-    def step(self, tokens, state, memory):
+    def advance(self, words, state, memory):
         top = (state[0] if isinstance(state, tuple) else state)[-1]  # (B, H)
         context = self._attend(top, memory)
-        x = torch.cat([self.drop(self.embed(tokens)), context], -1).unsqueeze(1)  # (B, 1, E + H)
-        y, state = self.rnn(x, state)
-        return self.out(self.drop(torch.cat([y[:, 0], context], -1))), state
+        y, state = self.rnn(torch.cat([words, context], -1).unsqueeze(1), state)  # input (B, 1, E + H)
+        return torch.cat([y[:, 0], context], -1), state  # (B, 2H)
 
 
 CAPTIONERS = {"s2vt": S2VT, "attention": AttentionCaptioner}

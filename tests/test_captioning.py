@@ -183,6 +183,10 @@ def test_caption_pipeline_formats_parse_back(trained, tmp_path):
     res = run_pipeline("caption", *common, f"output={tmp_path}/more.json", "decode.n_best=3", "decode.beam=2")
     assert res.returncode == 1 and not (tmp_path / "more.json").exists()  # 2 captions where 3 were asked for: no
     assert res.stderr.strip() == "error: decode.n_best=3 needs decode.beam >= 3 (a beam of 2 keeps 2 captions)"
+    res = run_pipeline("caption", *common, f"output={tmp_path}/wrong.txt")  # stops before any video is read
+    assert res.returncode == 1 and res.stderr.strip() == \
+        f"error: {tmp_path}/wrong.txt: caption output must end in .json, .csv, .srt, .vtt (not .txt)"
+    assert not (tmp_path / "wrong_records").exists()
     other = tmp_path / "other_refs.csv"
     other.write_text("video_id,caption\nsomeone_else,a cat sits\n")
     res = run_pipeline("caption", *common, f"output={tmp_path}/c.csv", "decode.beam=1", f"references={other}")
@@ -191,7 +195,7 @@ def test_caption_pipeline_formats_parse_back(trained, tmp_path):
     one = tmp_path / "one"
     one.mkdir()
     (one / "clip.mp4").symlink_to(Path(videos) / "part0/vid0000.mp4")
-    for suffix in (".srt", ".vtt"):
+    for suffix in (".srt", ".VTT"):  # the extension in any case
         res = run_pipeline("caption", f"input_dir={one}", f"checkpoint={ckpt}", f"output={tmp_path}/t{suffix}",
                            "window.window_s=0.5", "window.stride_s=0.5", "quiet=true")
         assert res.returncode == 0, res.stderr

@@ -11,6 +11,16 @@ from pathlib import Path
 from .features.store import atomic_write
 
 CAPTION_FORMATS = (".json", ".csv", ".srt", ".vtt")
+TIMED_FORMATS = (".srt", ".vtt")
+
+
+def caption_format(path: str | os.PathLike) -> str:
+    """The format a caption file's name asks for: its extension, lower case, one of ``CAPTION_FORMATS``."""
+    suffix = Path(path).suffix
+    if suffix.lower() not in CAPTION_FORMATS:
+        raise ValueError(f"{path}: caption output must end in {', '.join(CAPTION_FORMATS)} "
+                         f"(not {suffix or 'no extension'})")
+    return suffix.lower()
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
@@ -21,12 +31,11 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def write_captions(path: str | os.PathLike, rows: list[dict]) -> None:
     """Rows ``{"video_id", "caption"[, "score"][, "n_best": [{"caption", "score"}]]}`` as a COCO-style
     results JSON list, or as CSV (``video_id,caption,score``; n-best as extra rows with a rank)."""
-    path = Path(path)
-    if path.suffix == ".json":
+    if caption_format(path) == ".json":
         write_text(path, json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
         return
-    if path.suffix != ".csv":
-        raise ValueError(f"{path}: caption output must end in one of {CAPTION_FORMATS}")
+    if caption_format(path) != ".csv":
+        raise ValueError(f"{path}: one caption per video is written as .json or .csv")
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(["video_id", "rank", "caption", "score"])
@@ -41,7 +50,7 @@ def read_captions(path: str | os.PathLike) -> dict[str, str]:
     code writes its results: a COCO results list (``image_id`` for ``video_id``), or a JSON object of
     id -> caption or id -> [{"caption"}, ...] (best first), alone or under ``predictions`` / ``results``."""
     path = Path(path)
-    if path.suffix != ".json":
+    if path.suffix.lower() != ".json":
         with open(path, newline="", encoding="utf-8") as f:
             return {r["video_id"]: r["caption"] for r in csv.DictReader(f) if r.get("rank", "1") == "1"}
     data = json.loads(path.read_text(encoding="utf-8"))
@@ -59,12 +68,12 @@ def _timestamp(seconds: float, sep: str) -> str:
 
 def write_timed_captions(path: str | os.PathLike, segments: list[tuple[float, float, str]]) -> None:
     """(start_s, end_s, caption) segments as SubRip (.srt) or WebVTT (.vtt)."""
-    path = Path(path)
-    if path.suffix == ".srt":
+    fmt = caption_format(path)
+    if fmt == ".srt":
         blocks = [f"{k}\n{_timestamp(a, ',')} --> {_timestamp(b, ',')}\n{text}\n" for k, (a, b, text) in
                   enumerate(segments, 1)]
         write_text(path, "\n".join(blocks))
-    elif path.suffix == ".vtt":
+    elif fmt == ".vtt":
         blocks = [f"{_timestamp(a, '.')} --> {_timestamp(b, '.')}\n{text}\n" for a, b, text in segments]
         write_text(path, "WEBVTT\n\n" + "\n".join(blocks))
     else:

@@ -19,7 +19,7 @@ from .files import VIDEO_EXTENSIONS, printable, require_videos, select_shard
 from .metrics import count_errors
 from .models.encoder import FrameEncoder
 from .models.hog import HogPeopleCounter
-from .outputs import write_captions, write_csv, write_json, write_timed_captions
+from .outputs import TIMED_FORMATS, caption_format, write_captions, write_csv, write_json, write_timed_captions
 from .pictures import Pictures
 from .tasks.captioning import describe
 from .tasks.counting import predict_counts
@@ -146,10 +146,10 @@ def caption_folder(input_dir: str, checkpoint: str, output: str, *, beam: int = 
     if n_best > beam:
         raise ValueError(f"decode.n_best={n_best} needs decode.beam >= {n_best} "
                          f"(a beam of {beam} keeps {beam} captions)")
+    timed = caption_format(output) in TIMED_FORMATS  # a name no format fits stops here, before any video
     ckpt = load_checkpoint(checkpoint, task="caption")
     model, vocab = build_model(ckpt).to(device), Vocab.from_dict(ckpt["vocab"])
     sampling = Sampling(**ckpt["sampling"])
-    timed = Path(output).suffix in (".srt", ".vtt")
     if timed:
         sampling = replace(sampling, mode="window", window_s=window_s, stride_s=stride_s)
     decode = {"beam": beam, "max_len": max_len or ckpt["max_len"], "length_penalty": length_penalty, "n_best": n_best}

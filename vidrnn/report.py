@@ -53,7 +53,8 @@ def write_report(out_dir: str | os.PathLike, *, title: str = "vidrnn results",
         body.append('<h2>Plots</h2><div class="plots">')
         body += [f'<p>{escape(_rel(out, p))}<br>{_img(out, p, "plot " + _rel(out, p))}</p>' for p in plots]
         body.append("</div>")
-    files = [p for p in sorted(out.iterdir()) if p.is_file() and p.suffix in RESULT_SUFFIXES and not p.name.startswith(".")]
+    files = [p for p in sorted(out.iterdir())
+             if p.is_file() and p.suffix.lower() in RESULT_SUFFIXES and not p.name.startswith(".")]
     if files:
         body.append("<h2>Files</h2><ul>")
         body += [f"<li>{_link(out, p)} <span class='dim'>({p.stat().st_size:,} bytes)</span></li>" for p in files]

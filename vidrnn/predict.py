@@ -254,7 +254,8 @@ def _rnn_counts(job: _Job, ckpt: dict, model, sampling: Sampling, **encode_kw):
     from a trained counter."""
     for f, res in _encode_folder(job, ckpt, model, sampling, **encode_kw):
         clips = [np.asarray(res.features)[None]] if res.features.ndim == 2 else res.features.blocks()  # (W, N, D)
-        preds = [p for block in clips for p in predict_counts(model, torch.from_numpy(block), device=encode_kw["device"])]
+        preds = [p for block in clips
+                 for p in predict_counts(model, torch.from_numpy(block), device=encode_kw["device"])]
         frames = np.stack([counts for _, counts in preds])  # (W, N)
         if "frames" not in ckpt["targets"]:  # the frame head never learned: spread the clip count
             frames = np.repeat(np.array([[c] for c, _ in preds], np.float32), frames.shape[1], 1)
@@ -289,7 +290,8 @@ def _write_counts(output: str, results: dict, sampling: Sampling, *, truth: Coun
     rows, window_rows, windowed = [], [], sampling.mode == "window"
     for vid, (clip, frames, meta) in sorted(results.items()):
         if windowed:
-            window_rows += [[vid, start, end, float(f.mean())] for (start, end), f in zip(window_times(sampling, meta), frames)]
+            window_rows += [[vid, start, end, float(f.mean())]
+                            for (start, end), f in zip(window_times(sampling, meta), frames)]
             rows.append([vid, float(frames.mean())])
         else:
             rows.append([vid, float(clip[0])])
@@ -352,8 +354,8 @@ def _plot_timeline(path: Path, vid: str, meta, frames: np.ndarray, truth: np.nda
         sparse = len(known) < len(truth) / 2
         ax.plot(known / meta.fps, truth[known], color="0.3", lw=1.5, marker="o" if sparse else None, ms=3,
                 label="ground truth", zorder=3)
-    ax.set(xlabel="time (s)", ylabel="people", title=vid, ylim=(-0.3, max(1.0, counts.max(initial=0) * 1.2,
-                                                                         np.nanmax(truth, initial=0) * 1.2 if truth is not None else 0)))
+    top = max(1.0, counts.max(initial=0) * 1.2, np.nanmax(truth, initial=0) * 1.2 if truth is not None else 0)
+    ax.set(xlabel="time (s)", ylabel="people", title=vid, ylim=(-0.3, top))
     ax.legend(loc="upper right")
     ax.grid(alpha=0.3)
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.17, top=0.88)  # fixed margins: tight_layout costs a third

@@ -138,7 +138,8 @@ def _video_card(out: Path, vid: str, n: dict) -> str:
     facts = [] if sheet.is_file() else _facts(n)  # a contact sheet carries the captions and counts itself
     rendered = out / RENDERED / f"{name}.mp4"
     if rendered.is_file():
-        facts.append(("annotated video", _link(out, rendered) + ' <span class="dim">(mp4v: open it in a video player)</span>'))
+        facts.append(("annotated video",
+                      _link(out, rendered) + ' <span class="dim">(mp4v: open it in a video player)</span>'))
     if n.get("picture_error"):
         facts.append(("pictures", f'<span class="error">failed: {escape(n["picture_error"])}</span>'))
     parts.append("<dl>" + "".join(f"<dt>{escape(k)}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>")
@@ -154,8 +155,8 @@ def _facts(n: dict) -> list[tuple[str, str]]:
     if n.get("caption"):
         facts.append(("caption", f'<span class="predicted">{escape(n["caption"])}</span>'))
     if n.get("segments"):
-        rows = "".join(f"<tr><td class='num'>{start:.1f}\u2013{end:.1f} s</td><td class='predicted'>{escape(text)}</td></tr>"
-                       for start, end, text in n["segments"])
+        rows = "".join(f"<tr><td class='num'>{start:.1f}\u2013{end:.1f} s</td>"
+                       f"<td class='predicted'>{escape(text)}</td></tr>" for start, end, text in n["segments"])
         facts.append(("timed captions", f"<table>{rows}</table>"))
     if n.get("references"):
         facts.append(("references", "<br>".join(escape(r) for r in n["references"])))

@@ -118,7 +118,8 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable], step: Callable[[nn
 
 def _scheduler(optimizer, cfg: TrainConfig):
     if cfg.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.max_epochs, 1), eta_min=cfg.lr * 0.02)
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.max_epochs, 1),
+                                                          eta_min=cfg.lr * 0.02)
     if cfg.scheduler == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=cfg.mode, factor=0.5, patience=2)
     if cfg.scheduler == "none":

@@ -147,6 +147,27 @@ def test_decord_errors_are_one_short_line(tmp_path, known_videos):
     assert not re.search(r"\n|/github/|\.cc:\d|DECORD_|list\.avi", str(e.value)), str(e.value)
 
 
+def test_a_thumbnail_stream_before_the_video_is_skipped(tmp_path):
+    """OpenCV reads a file's first video stream; where that is a one-frame thumbnail (a preview track
+    before the video in an MKV), the video is read instead, not its thumbnail as a one-frame clip."""
+    av = pytest.importorskip("av")
+    path = tmp_path / "with_thumbnail.mkv"
+    with av.open(str(path), "w") as c:
+        thumb = c.add_stream("mjpeg", rate=1)
+        thumb.width, thumb.height, thumb.pix_fmt = 32, 24, "yuvj420p"
+        video = c.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        c.mux(thumb.encode(av.VideoFrame.from_ndarray(np.full((24, 32, 3), 200, np.uint8), format="rgb24")))
+        c.mux(thumb.encode())
+        for i in range(12):
+            c.mux(video.encode(av.VideoFrame.from_ndarray(indexed_frame(i), format="rgb24")))
+        c.mux(video.encode())
+    with open_video(path) as reader:
+        frames = list(read_frames(reader, range(20)))
+        assert (reader.info.width, reader.info.height, reader.info.header_frames) == (64, 48, 12)
+    assert [frame_id(f) for _, f in frames] == list(range(12))
+
+
 def test_missing_file_and_directory(tmp_path):
     with pytest.raises(VideoError, match="no such file"):
         open_video(tmp_path / "nope.mp4")

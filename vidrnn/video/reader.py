@@ -257,13 +257,26 @@ def open_video(path: str | os.PathLike, backend: str = "auto") -> VideoReader:
     not_a_video = _not_a_video(path)
     if not_a_video:
         raise VideoError(not_a_video)
-    reasons = []
+    reasons, first = [], None
     with _decoder_path(path) as source:
         for name in AUTO_ORDER if backend == "auto" else (backend,):
             try:
-                return _READERS[name](path, source)
+                reader = _READERS[name](path, source)
             except VideoError as e:
                 reasons.append(str(e))
+                continue
+            if first is None and (backend != "auto" or reader.info.header_frames != 1):
+                return reader
+            if first is None:  # OpenCV reads the first video stream: one frame may be a thumbnail before
+                first = reader  # the video, which decord (the stream FFmpeg deems best) would find
+                continue
+            if reader.info.header_frames > 1:
+                first.close()
+                return reader
+            reader.close()
+            return first
+    if first is not None:
+        return first
     if "no video stream" in reasons:
         raise VideoError("no video stream")
     raise VideoError("; ".join(dict.fromkeys(reasons)))

@@ -110,7 +110,7 @@ def one_case(c: dict) -> dict:
     files = [(p.name, str(p)) for p in sorted(Path(c["folder"]).iterdir())]
     sampling = Sampling(mode="fps", fps=c["fps"])
     encoder = FrameEncoder(c["model"])
-    rounds, rss, videos = [], {"base": rss_mib()}, None
+    rounds, rss = [], {"base": rss_mib()}
 
     def decode(videos):
         return decode_only(videos, sampling, c["size"], c["workers"], c["backend"])
@@ -120,15 +120,15 @@ def one_case(c: dict) -> dict:
         reset_peak()
 
     reset_peak()
+    videos = files
     for _ in range(c["repeats"]):
         cnn = cnn_only(encoder, device, c["seconds"], c["batch"], c["size"], c["amp"])
         peak("cnn")
-        if videos is None:  # enough reads of the files for about ``seconds`` end to end
-            rate, frames, _ = decode(files)
-            reads = max(len(files), math.ceil(c["seconds"] * min(rate, cnn) * len(files) / frames))
-            videos = [(f"{name}#{k}", path) for k, (name, path) in zip(range(reads), itertools.cycle(files))]
-            reset_peak()
         dec, frames, grown = decode(videos)
+        while frames / min(dec, cnn) < 0.5 * c["seconds"]:  # more reads, till end to end lasts about ``seconds``
+            reads = math.ceil(len(videos) * c["seconds"] * min(dec, cnn) / frames)
+            videos = [(f"{name}#{k}", path) for k, (name, path) in zip(range(reads), itertools.cycle(files))]
+            dec, frames, grown = decode(videos)
         rss.setdefault("worker", grown)
         reset_peak()
         e2e = end_to_end(videos, encoder, sampling, c["size"], c["workers"], c["batch"], device, c["backend"], c["amp"])

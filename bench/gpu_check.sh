@@ -53,7 +53,7 @@ EOF
 
 status=0
 only=" ${*:-tests extraction extraction-fp32 training beam demo} "
-step() {  # step NAME SECONDS COMMAND...: run with a time limit if it is one of the steps asked for, note failures, go on
+step() {  # step NAME SECONDS COMMAND...: if asked for, run with a time limit, note failures, go on
     local name=$1 limit=$2
     shift 2
     [[ "$only" == *" $name "* ]] || return 0

@@ -1,1 +1,6 @@
 """Hydra apps: each parses its config and calls the library. Run as ``python -m pipelines.<name>``."""
+from pathlib import Path
+
+# The configs, by absolute path: Hydra would take "../conf" as a module path and find it only from the
+# repository root, and `vidrnn ...` runs from wherever the user is.
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")

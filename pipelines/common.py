@@ -28,9 +28,6 @@ _FILE_SYSTEM = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk
                 errno.ENOTDIR: "not a folder (part of the path is a file)", errno.ENOENT: "no such file or folder",
                 errno.EEXIST: "exists and is not a folder"}
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-# The configs, by absolute path: Hydra would take "../conf" as a module path and find it only from the
-# repository root, and `vidrnn ...` runs from wherever the user is.
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 MIN_FREE_BYTES = 1 << 20  # a run dir on a disk with less free space is refused before Hydra writes to it
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from pipelines.common import CONF_DIR, folder_options, report, run_app
+from pipelines import CONF_DIR
+from pipelines.common import folder_options, report, run_app
 from vidrnn.pictures import Pictures
 from vidrnn.predict import count_folder
 from vidrnn.report import write_report

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from pipelines.common import CONF_DIR, EXIT_OK, encoder_spec, run_app, sampling_from
+from pipelines import CONF_DIR
+from pipelines.common import EXIT_OK, encoder_spec, run_app, sampling_from
 from vidrnn.demo import run_demo
 from vidrnn.device import decode_workers, resolve_device
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from pipelines.common import CONF_DIR, EXIT_OK, run_app
+from pipelines import CONF_DIR
+from pipelines.common import EXIT_OK, run_app
 from vidrnn.evaluate import evaluate_captions, evaluate_counts
 from vidrnn.outputs import write_json
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from pipelines.common import CONF_DIR, EXIT_OK, EXIT_SOME_FAILED, encoder_from, folder_options, run_app, sampling_from
+from pipelines import CONF_DIR
+from pipelines.common import EXIT_OK, EXIT_SOME_FAILED, encoder_from, folder_options, run_app, sampling_from
 from vidrnn.features import extract_folder
 
 

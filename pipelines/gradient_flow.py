@@ -10,7 +10,8 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from pipelines.common import CONF_DIR, EXIT_OK, run_app
+from pipelines import CONF_DIR
+from pipelines.common import EXIT_OK, run_app
 from vidrnn.experiments.gradient_flow import CueTask, run_gradient_flow
 from vidrnn.train.loop import TrainConfig
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from pipelines.common import CONF_DIR, EXIT_OK, run_app
+from pipelines import CONF_DIR
+from pipelines.common import EXIT_OK, run_app
 from vidrnn.sweeps import markdown, summarize_sweep
 
 

@@ -5,7 +5,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from pipelines.common import CONF_DIR, EXIT_OK, encoder_spec, run_app, sampling_from
+from pipelines import CONF_DIR
+from pipelines.common import EXIT_OK, encoder_spec, run_app, sampling_from
 from vidrnn.device import decode_workers, resolve_device
 from vidrnn.sweeps import finished_result
 from vidrnn.train.loop import TrainConfig

@@ -279,3 +279,31 @@ def test_annotations_that_name_no_video_file_are_one_line(tiny, tmp_path, name, 
     assert res.stderr.strip().splitlines()[-1] == "error: " + says.format(videos=data["videos_dir"],
                                                                           annotations=annotations)
     assert not (tmp_path / "cache").exists()
+
+
+def test_help_says_what_each_pipeline_does_and_how_to_call_it():
+    """`vidrnn --help` lists every pipeline with a line on what it does; `vidrnn NAME --help` starts with
+    that line and a usage example, then the keys (the config groups only where they are for that app)."""
+    import subprocess
+    import sys
+
+    from conftest import pipeline_env
+
+    from vidrnn.cli import available
+
+    def vidrnn(*args):
+        cmd = [sys.executable, "-c", "import sys; from vidrnn.cli import main; sys.argv[0] = 'vidrnn'; main()", *args]
+        return subprocess.run(cmd, cwd=ROOT, env=pipeline_env(), capture_output=True, text=True, timeout=120)
+
+    listing = vidrnn("--help")
+    assert listing.returncode == 0, listing.stderr
+    described = dict(re.findall(r"^  (\w+) +(\S.*)$", listing.stdout, re.M))
+    assert sorted(described) == available() and all(len(text) > 20 for text in described.values())
+    for name, example, key, groups in [
+            ("caption", "usage: vidrnn caption input_dir=VIDEOS checkpoint=", "\ninput_dir: ???\n", False),
+            ("train", "usage: vidrnn train task=caption data.video_dir=VIDEOS", "\n  video_dir: ???\n", True)]:
+        res = vidrnn(name, "--help")
+        assert res.returncode == 0, res.stderr
+        lines = res.stdout.splitlines()
+        assert lines[0] == f"vidrnn {name}: {described[name]}" and lines[1].startswith(example)
+        assert key in res.stdout and ("== Configuration groups ==" in res.stdout) == groups

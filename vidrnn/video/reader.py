@@ -175,7 +175,8 @@ class DecordReader(VideoReader):
         """decord's message, one short line: no dmlc log prefix, file name or advice on its settings."""
         text = str(error).splitlines()[0] if str(error) else type(error).__name__
         text = _DMLC_PREFIX.sub("", text).replace(f"[{self._source}]", "").replace(self._source, "")
-        return text.split("`DECORD_")[0].strip().removesuffix("and").strip(" .:")[:120]
+        text, _, advice = text.partition("`DECORD_")  # "... corrupted framesand `DECORD_REWIND_RETRY_MAX=16`..."
+        return (text.strip().removesuffix("and") if advice else text).strip(" .:")[:120]
 
 
 _DMLC_PREFIX = re.compile(r"^\[\d\d:\d\d:\d\d\] \S+:\d+: (Check failed: .*?\) )?(ERROR )?")

@@ -296,3 +296,14 @@ def test_a_mot_gt_file_beside_one_recording_labels_it(trained, tmp_path):
     assert res.returncode == 0 and "frames MAE" in res.stdout
     assert "none of these videos" not in res.stdout + res.stderr
     assert list(json.loads((tmp_path / "c_metrics.json").read_text())["frames"]["per_video"]) == [video.stem]
+
+
+@pytest.mark.parametrize("name", ["counts.json", "counts", "counts.txt"])
+def test_a_count_output_that_is_no_csv_stops_before_any_video(tmp_path, name):
+    """The counts are a CSV table: another name stops the run at once, not after every video was counted
+    (the folder is never read: it does not even exist)."""
+    from vidrnn.predict import count_folder
+    suffix = Path(name).suffix or "no extension"
+    with pytest.raises(ValueError, match=rf"count output must end in \.csv \(not {suffix}\)$"):
+        count_folder(str(tmp_path / "no such folder"), str(tmp_path / name), counter="hog")
+    assert list(tmp_path.iterdir()) == []

@@ -215,6 +215,8 @@ def count_folder(input_dir: str, output: str, *, checkpoint: str | None = None, 
     Each video's counts are recorded (``records_dir``) as soon as they are computed, a rerun with the
     same counter and settings skips them, and the files are written at the end from the records.
     """
+    if Path(output).suffix.lower() != ".csv":  # before any video: the counts are a CSV table
+        raise ValueError(f"{output}: count output must end in .csv (not {Path(output).suffix or 'no extension'})")
     if counter == "rnn":
         if not checkpoint:
             raise ValueError("counter=rnn needs checkpoint=<checkpoints/best.pt of a count training run>")

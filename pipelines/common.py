@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vidrnn.device import decode_workers, resolve_device
 from vidrnn.files import shard_from_env
-from vidrnn.models import FrameEncoder
+from vidrnn.models import FrameEncoder, resolved_weights
 from vidrnn.schemas import validate  # (importing it registers the apps' schemas)
 from vidrnn.sweeps import ERROR, clear_error, one_line, record_error
 from vidrnn.video import Sampling
@@ -45,8 +45,10 @@ def folder_options(cfg: DictConfig) -> dict:
 
 
 def encoder_spec(encoder: DictConfig) -> dict:
-    """The plain dict that describes the frame encoder (for manifests and checkpoints)."""
-    return {k: encoder[k] for k in ("name", "weights", "layer", "pooling", "grid")}
+    """The plain dict that describes the frame encoder (for manifests and checkpoints); ``DEFAULT``
+    weights are named as the weights they are."""
+    spec = {k: encoder[k] for k in ("name", "weights", "layer", "pooling", "grid")}
+    return {**spec, "weights": resolved_weights(spec["name"], spec["weights"])}
 
 
 def encoder_from(encoder: DictConfig) -> tuple[FrameEncoder, dict]:

@@ -125,6 +125,25 @@ def test_pretrained_weights_without_a_network_say_where_to_put_them(tmp_path, mo
                                "give encoder.weights=<a local state_dict file>")
 
 
+def test_default_weights_are_recorded_as_the_weights_they_are(tmp_path, monkeypatch):
+    """A checkpoint or manifest names the weights DEFAULT stood for when it was made, so it keeps meaning
+    the same features after torchvision moves its default (resnet50's moved from V1 to V2)."""
+    from omegaconf import OmegaConf
+
+    from pipelines.common import encoder_spec
+    from vidrnn.models import resolved_weights
+    assert resolved_weights("resnet18", "DEFAULT") == "IMAGENET1K_V1"
+    assert resolved_weights("resnet50", "DEFAULT") == "IMAGENET1K_V2"
+    for weights in (None, "IMAGENET1K_V1", "ResNet18_Weights.IMAGENET1K_V1", "default"):
+        assert resolved_weights("resnet18", weights) == weights  # as given: build_backbone judges them
+    assert resolved_weights("no_such_net", "DEFAULT") == "DEFAULT"
+    cfg = OmegaConf.create({"name": "resnet50", "weights": "DEFAULT", "layer": None, "pooling": "avg", "grid": 2})
+    assert encoder_spec(cfg)["weights"] == "IMAGENET1K_V2"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "DEFAULT").write_bytes(b"")  # a local file of that name stays a file
+    assert resolved_weights("resnet18", "DEFAULT") == "DEFAULT"
+
+
 class _Boom:
     def __reduce__(self):
         return (exec, ("raise SystemExit('pwned')",))

@@ -1,4 +1,4 @@
 """Networks: the frame encoder and the recurrent heads."""
-from .encoder import EncoderError, FrameEncoder, build_backbone, feature_node
+from .encoder import EncoderError, FrameEncoder, build_backbone, feature_node, resolved_weights
 
-__all__ = ["EncoderError", "FrameEncoder", "build_backbone", "feature_node"]
+__all__ = ["EncoderError", "FrameEncoder", "build_backbone", "feature_node", "resolved_weights"]

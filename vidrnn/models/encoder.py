@@ -58,6 +58,18 @@ def build_backbone(name: str, weights: str | None = None) -> tuple[nn.Module, tu
     return model, mean, std
 
 
+def resolved_weights(name: str, weights: str | None) -> str | None:
+    """``DEFAULT`` as the torchvision weights it stands for now (``IMAGENET1K_V1`` for resnet18), so that
+    manifests and checkpoints keep naming the same weights after torchvision changes its default (as it did
+    for resnet50); anything else unchanged (a bad name is left to ``build_backbone`` to report)."""
+    if weights != "DEFAULT" or os.path.isfile(weights):  # (a state_dict file could be named DEFAULT)
+        return weights
+    try:
+        return torchvision.models.get_model_weights(name).verify("DEFAULT").name
+    except (KeyError, ValueError):
+        return weights
+
+
 def saved_by_torch(path: str | os.PathLike) -> bool:
     """Whether a file is laid out as ``torch.save`` writes it: a zip archive, or (before PyTorch 1.6) a
     pickle stream. Anything else is refused before ``torch.load`` (whose message would suggest loading it

@@ -83,8 +83,9 @@ def test_a_copy_keeps_the_mode(trainable):
     enc.train()
     twin = copy.deepcopy(enc)
     assert [m.training for m in twin.modules()] == [m.training for m in enc.modules()]
+    enc.eval()
+    twin.eval()
     with torch.no_grad():
-        enc.eval(), twin.eval()
         assert torch.equal(twin(FRAMES), enc(FRAMES))
 
 

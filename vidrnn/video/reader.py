@@ -258,26 +258,23 @@ def open_video(path: str | os.PathLike, backend: str = "auto") -> VideoReader:
     not_a_video = _not_a_video(path)
     if not_a_video:
         raise VideoError(not_a_video)
-    reasons, first = [], None
+    reasons, opened = [], []
     with _decoder_path(path) as source:
         for name in AUTO_ORDER if backend == "auto" else (backend,):
             try:
-                reader = _READERS[name](path, source)
+                opened.append(_READERS[name](path, source))
             except VideoError as e:
                 reasons.append(str(e))
                 continue
-            if first is None and (backend != "auto" or reader.info.header_frames != 1):
-                return reader
-            if first is None:  # OpenCV reads the first video stream: one frame may be a thumbnail before
-                first = reader  # the video, which decord (the stream FFmpeg deems best) would find
-                continue
-            if reader.info.header_frames > 1:
-                first.close()
-                return reader
-            reader.close()
-            return first
-    if first is not None:
-        return first
+            if opened[0].info.header_frames != 1 or len(opened) == 2:
+                break  # else OpenCV's one frame may be a thumbnail stream before the video (it reads the first
+                # video stream), which decord, reading the stream FFmpeg deems best, finds
+    if opened:
+        reader = max(opened, key=lambda r: r.info.header_frames > 1)  # the first, unless only the second is a video
+        for other in opened:
+            if other is not reader:
+                other.close()
+        return reader
     if "no video stream" in reasons:
         raise VideoError("no video stream")
     raise VideoError("; ".join(dict.fromkeys(reasons)))

@@ -14,12 +14,11 @@ CAPTION_FORMATS = (".json", ".csv", ".srt", ".vtt")
 TIMED_FORMATS = (".srt", ".vtt")
 
 
-def caption_format(path: str | os.PathLike) -> str:
-    """The format a caption file's name asks for: its extension, lower case, one of ``CAPTION_FORMATS``."""
+def output_format(path: str | os.PathLike, formats: tuple[str, ...], what: str) -> str:
+    """The format a ``what`` output file's name asks for: its extension, lower case, one of ``formats``."""
     suffix = Path(path).suffix
-    if suffix.lower() not in CAPTION_FORMATS:
-        raise ValueError(f"{path}: caption output must end in {', '.join(CAPTION_FORMATS)} "
-                         f"(not {suffix or 'no extension'})")
+    if suffix.lower() not in formats:
+        raise ValueError(f"{path}: {what} output must end in {', '.join(formats)} (not {suffix or 'no extension'})")
     return suffix.lower()
 
 
@@ -31,10 +30,11 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def write_captions(path: str | os.PathLike, rows: list[dict]) -> None:
     """Rows ``{"video_id", "caption"[, "score"][, "n_best": [{"caption", "score"}]]}`` as a COCO-style
     results JSON list, or as CSV (``video_id,caption,score``; n-best as extra rows with a rank)."""
-    if caption_format(path) == ".json":
+    fmt = output_format(path, CAPTION_FORMATS, "caption")
+    if fmt == ".json":
         write_text(path, json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
         return
-    if caption_format(path) != ".csv":
+    if fmt != ".csv":
         raise ValueError(f"{path}: one caption per video is written as .json or .csv")
     buf = io.StringIO()
     writer = csv.writer(buf)
@@ -68,7 +68,7 @@ def _timestamp(seconds: float, sep: str) -> str:
 
 def write_timed_captions(path: str | os.PathLike, segments: list[tuple[float, float, str]]) -> None:
     """(start_s, end_s, caption) segments as SubRip (.srt) or WebVTT (.vtt)."""
-    fmt = caption_format(path)
+    fmt = output_format(path, CAPTION_FORMATS, "caption")
     if fmt == ".srt":
         blocks = [f"{k}\n{_timestamp(a, ',')} --> {_timestamp(b, ',')}\n{text}\n" for k, (a, b, text) in
                   enumerate(segments, 1)]

@@ -19,7 +19,15 @@ from .files import VIDEO_EXTENSIONS, printable, require_videos, select_shard
 from .metrics import count_errors
 from .models.encoder import FrameEncoder
 from .models.hog import HogPeopleCounter
-from .outputs import TIMED_FORMATS, caption_format, write_captions, write_csv, write_json, write_timed_captions
+from .outputs import (
+    CAPTION_FORMATS,
+    TIMED_FORMATS,
+    output_format,
+    write_captions,
+    write_csv,
+    write_json,
+    write_timed_captions,
+)
 from .pictures import Pictures
 from .tasks.captioning import describe
 from .tasks.counting import predict_counts
@@ -146,7 +154,7 @@ def caption_folder(input_dir: str, checkpoint: str, output: str, *, beam: int = 
     if n_best > beam:
         raise ValueError(f"decode.n_best={n_best} needs decode.beam >= {n_best} "
                          f"(a beam of {beam} keeps {beam} captions)")
-    timed = caption_format(output) in TIMED_FORMATS  # a name no format fits stops here, before any video
+    timed = output_format(output, CAPTION_FORMATS, "caption") in TIMED_FORMATS  # checked before any video
     ckpt = load_checkpoint(checkpoint, task="caption")
     model, vocab = build_model(ckpt).to(device), Vocab.from_dict(ckpt["vocab"])
     sampling = Sampling(**ckpt["sampling"])
@@ -215,8 +223,7 @@ def count_folder(input_dir: str, output: str, *, checkpoint: str | None = None, 
     Each video's counts are recorded (``records_dir``) as soon as they are computed, a rerun with the
     same counter and settings skips them, and the files are written at the end from the records.
     """
-    if Path(output).suffix.lower() != ".csv":  # before any video: the counts are a CSV table
-        raise ValueError(f"{output}: count output must end in .csv (not {Path(output).suffix or 'no extension'})")
+    output_format(output, (".csv",), "count")  # before any video: the counts are a CSV table
     if counter == "rnn":
         if not checkpoint:
             raise ValueError("counter=rnn needs checkpoint=<checkpoints/best.pt of a count training run>")

@@ -60,7 +60,7 @@ class TimedFit:
                 data += time.perf_counter() - t
                 if batch is None:
                     break
-                n += len(batch[0])
+                n += len(batch[1])  # captions (a caption batch holds each video once), or clips
                 seen.append(batch)
                 yield batch
             sync(device)
@@ -123,7 +123,7 @@ def pure_pass(model, step, batches, epoch, cfg, device) -> tuple[int, float]:
     sync(device)
     seconds = time.perf_counter() - start
     model.load_state_dict(saved)
-    return sum(len(b[0]) for b in batches), seconds
+    return sum(len(b[1]) for b in batches), seconds
 
 
 def main() -> None:

@@ -62,6 +62,31 @@ def test_teacher_forcing_and_scheduled_sampling_match_step_by_step_decoding(kind
         assert row[:len(words)] == words
 
 
+def test_training_on_frames_encodes_each_video_once_per_group_of_its_captions():
+    """End to end (frames in, the encoder trained), a batch holds up to GROUP captions of each of its
+    videos and runs the CNN once per video; the loss is the one of every caption with its own copy."""
+    torch.manual_seed(0)
+    vocab = Vocab.build(["a red circle", "a blue square moves", "two people walk"], min_count=1)
+    refs = {"v0": ["a red circle"] * 6, "v1": ["a blue square moves"] * 2, "v2": ["two people walk"]}
+    frames = torch.randint(0, 255, (3, 2, 32, 32, 3), dtype=torch.uint8)  # (S, T, S, S, 3)
+    encoder = FrameEncoder("resnet18", layer="layer1", trainable=True)
+    model = build_captioner("attention", encoder.out_dim, len(vocab), hidden=8, embed=8, encoder=encoder).eval()
+    calls = []
+    encoder.register_forward_hook(lambda module, args, out: calls.append(len(args[0])))
+    task = CaptionTask(vocab, CaptionSamples(list(refs), frames, refs), CaptionSamples([], frames[:0], {}),
+                       batch_size=8, max_len=8)
+    batches = list(task.batches(0))
+    assert task.GROUP == 4 and len(batches) == 2  # groups: v0's first 4 and last 2 captions, v1's 2, v2's 1
+    videos = [[next(k for k in range(3) if torch.equal(f[r], frames[k])) for r in rows] for f, _, rows in batches]
+    assert sorted(sum(videos, [])) == [0] * 6 + [1] * 2 + [2]  # every caption once an epoch
+    assert all(len(set(rows.tolist())) == len(f) for f, _, rows in batches)  # no video twice in a batch
+    for feats, caps, rows in batches:
+        calls.clear()
+        grouped = model(feats, caps, rows=rows)
+        assert calls == [2 * len(feats)]  # every video of the batch through the CNN once
+        assert torch.allclose(grouped, model(feats[rows], caps), atol=1e-5)
+
+
 def test_per_cell_attention_attends_to_every_cell_of_every_frame():
     torch.manual_seed(0)
     model = build_captioner("attention", 6 * 4, 17, hidden=16, embed=8, cells=4).eval()

@@ -56,11 +56,15 @@ class Captioner(nn.Module):
         """Select batch rows ``index`` of the memory (a dict of batch-first tensors)."""
         return {k: v.index_select(0, index) for k, v in memory.items()}
 
-    def forward(self, feats: torch.Tensor, captions: torch.Tensor, sample_prob: float = 0.0) -> torch.Tensor:
+    def forward(self, feats: torch.Tensor, captions: torch.Tensor, sample_prob: float = 0.0,
+                rows: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher forcing: features (B, T, D), captions (B, L) starting with <bos> -> logits (B, L-1, V).
         With ``sample_prob`` > 0 each step feeds the model's own previous word with that probability
-        (scheduled sampling)."""
+        (scheduled sampling). ``rows`` (B,): the video of each caption among features (U, T, D) of U
+        videos, each encoded once."""
         memory = self.encode(feats)
+        if rows is not None:
+            memory = self.reorder_memory(memory, rows)
         state = self.init_state(memory)
         words = self.drop(self.embed(captions[:, :-1]))  # (B, L-1, E): every input word at once
         outputs = []

@@ -25,9 +25,14 @@ class CaptionSamples:
 class CaptionTask:
     """Teacher-forced cross-entropy (label smoothing, scheduled sampling) over every (video, caption)
     pair each epoch; evaluation by greedy decoding (``beam`` > 1: beam search), scored with BLEU-4 and
-    CIDEr-D."""
+    CIDEr-D.
+
+    A batch encodes each of its videos once, whatever number of its captions it holds. Training on
+    frames (the encoder trained end to end), a video's captions come in groups of ``GROUP`` into the
+    same batch, so the CNN runs once per group rather than once per caption."""
 
     monitor, mode = "CIDEr-D", "max"
+    GROUP = 4  # captions of one video per batch, training on frames
 
     def __init__(self, vocab: Vocab, train: CaptionSamples, val: CaptionSamples, *, batch_size: int = 32,
                  max_len: int = 20, label_smoothing: float = 0.1, scheduled_sampling: float = 0.0,
@@ -39,24 +44,29 @@ class CaptionTask:
         width = max(len(ids) for _, ids in pairs)
         self.pair_video = torch.tensor([k for k, _ in pairs])  # (P,)
         self.pair_caps = torch.tensor([ids + [vocab.pad_id] * (width - len(ids)) for _, ids in pairs])  # (P, L)
+        group = self.GROUP if train.feats.dtype == torch.uint8 else 1
+        self.groups = [g for k in range(len(train.ids))  # pair indices, up to ``group`` of one video each
+                       for g in (self.pair_video == k).nonzero()[:, 0].split(group)]
+        self.groups_per_batch = max(1, batch_size // group)
         self.train_feats = train.feats.to(device)
         self.seed = seed
 
     def batches(self, epoch: int):
-        order = epoch_order(len(self.pair_video), epoch, self.seed)  # this process's share under torchrun
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
+        order = epoch_order(len(self.groups), epoch, self.seed)  # this process's share under torchrun
+        for start in range(0, len(order), self.groups_per_batch):
+            idx = torch.cat([self.groups[g] for g in order[start:start + self.groups_per_batch]])
             caps = self.pair_caps[idx]
             caps = caps[:, : int((caps != self.vocab.pad_id).sum(1).max())]  # trim padding
-            yield self.train_feats[self.pair_video[idx].to(self.device)], caps.to(self.device)
+            videos, rows = self.pair_video[idx].unique(return_inverse=True)  # (U,), (B,)
+            yield self.train_feats[videos.to(self.device)], caps.to(self.device), rows.to(self.device)
 
     def sample_prob(self, epoch: int) -> float:
         """Scheduled sampling rises linearly to its maximum over the first half of training."""
         return self.scheduled_sampling * min(1.0, epoch / max(self.max_epochs / 2, 1))
 
     def step(self, model: Captioner, batch, epoch: int) -> torch.Tensor:
-        feats, caps = batch  # (B, N, D), (B, L)
-        logits = model(feats, caps, sample_prob=self.sample_prob(epoch))  # (B, L-1, V)
+        feats, caps, rows = batch  # (U, N, D) of U videos, (B, L), (B,) the video of each caption
+        logits = model(feats, caps, sample_prob=self.sample_prob(epoch), rows=rows)  # (B, L-1, V)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), caps[:, 1:].reshape(-1),
                                ignore_index=self.vocab.pad_id, label_smoothing=self.label_smoothing)
 

@@ -252,3 +252,18 @@ def test_checkpoints_are_checked(trained, tmp_path):
     video = next((root / "data/videos").rglob("*.mp4"))  # a video given as the checkpoint: not "refused"
     with pytest.raises(CheckpointError, match=f"^{video}: not a checkpoint file "):
         load_checkpoint(video)
+
+
+def test_a_checkpoint_whose_encoder_weights_file_was_moved_says_so(trained, tmp_path):
+    """A model trained on the features of a local weights file cannot caption without that file: the
+    caption app says which file, for the checkpoint's encoder, in one line."""
+    root, _, _ = trained
+    ckpt = load_checkpoint(root / "run/checkpoints/best.pt")
+    ckpt["encoder"] = {**ckpt["encoder"], "weights": str(tmp_path / "gone" / "resnet18.pth")}
+    torch.save(ckpt, tmp_path / "moved.pt")
+    res = run_pipeline("caption", f"input_dir={root}/data/videos", f"checkpoint={tmp_path}/moved.pt",
+                       f"output={tmp_path}/c.json")
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines()[-1] == (
+        "error: the checkpoint's frame encoder (its model reads that encoder's features): encoder weights file "
+        f"{tmp_path}/gone/resnet18.pth does not exist")

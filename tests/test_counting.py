@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import torchvision
 from conftest import run_pipeline
 
 from vidrnn.models.counter import RecurrentCounter
@@ -109,7 +110,9 @@ def test_end_to_end_encoder_is_saved_and_used_for_inference(tmp_path):
     from vidrnn.video import read_sampled
 
     data = make_dataset(tmp_path / "data", num_videos=10, seed=9, width=64, height=48, num_frames=8, fps=8.0)
-    enc = {"name": "resnet18", "weights": None, "layer": "layer1", "pooling": "avg", "grid": 2}
+    start = tmp_path / "start.pth"  # the weights it starts from: in the checkpoint afterwards, not needed again
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), start)
+    enc = {"name": "resnet18", "weights": str(start), "layer": "layer1", "pooling": "avg", "grid": 2}
     extract = ExtractConfig(encoder=enc, sampling=Sampling(num_frames=3), size=32, workers=0, progress=False,
                             trainable=True)
     train_model("count", DataConfig(data["videos_dir"], data["counts"], cache_dir=str(tmp_path / "cache")), extract,
@@ -119,6 +122,7 @@ def test_end_to_end_encoder_is_saved_and_used_for_inference(tmp_path):
     assert ckpt["encoder_trained"] and any(k.startswith("features.encoder.") for k in ckpt["model"])
     fresh = RecurrentCounter(64, hidden=16, encoder=None)
     assert not any(k.startswith("features.encoder.") for k in fresh.state_dict())
+    start.unlink()
     model = build_model(ckpt)
     count_folder(data["videos_dir"], str(tmp_path / "c.csv"), checkpoint=str(tmp_path / "run/checkpoints/best.pt"),
                  workers=0, plots=False, progress=False)

@@ -106,6 +106,9 @@ def test_bad_names_and_weights(tmp_path):
         FrameEncoder("resnet9000")
     with pytest.raises(EncoderError, match="neither a file nor one of"):
         FrameEncoder("resnet18", weights="NOT_A_WEIGHT")
+    for missing in (tmp_path / "moved" / "resnet18.pth", "resnet18.pth"):  # a file that is not (or no longer) there
+        with pytest.raises(EncoderError, match=f"^encoder weights file {missing} does not exist$"):
+            FrameEncoder("resnet18", weights=str(missing))
     wrong = tmp_path / "wrong.pth"
     torch.save(torchvision.models.mobilenet_v3_small(weights=None).state_dict(), wrong)
     with pytest.raises(EncoderError, match="do not fit this encoder"):

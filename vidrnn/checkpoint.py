@@ -41,8 +41,8 @@ def build_model(ckpt: dict) -> nn.Module:
     """The checkpoint's model with its weights (its fine-tuned frame encoder too, if it was trained end
     to end), in eval mode."""
     cfg = dict(ckpt["model_config"])
-    if ckpt.get("encoder_trained"):
-        cfg["encoder"] = FrameEncoder(**ckpt["encoder"], trainable=True)
+    if ckpt.get("encoder_trained"):  # its weights are in the checkpoint: the ones it started from are not read
+        cfg["encoder"] = FrameEncoder(**ckpt["encoder"], trainable=True, load_weights=False)
     if ckpt["task"] == "caption":
         model = build_captioner(ckpt["model_kind"], cfg.pop("feat_dim"), cfg.pop("vocab_size"), **cfg)
     else:

@@ -17,7 +17,7 @@ from .features import Encoded, Mapped, encode_videos, map_frames
 from .features.store import RunRecords, atomic_write, file_sha256
 from .files import VIDEO_EXTENSIONS, printable, require_videos, select_shard
 from .metrics import count_errors
-from .models.encoder import FrameEncoder
+from .models.encoder import EncoderError, FrameEncoder
 from .models.hog import HogPeopleCounter
 from .outputs import (
     CAPTION_FORMATS,
@@ -64,7 +64,12 @@ def window_times(sampling: Sampling, meta) -> list[tuple[float, float]]:
 def _frame_encoder(ckpt: dict, model) -> FrameEncoder:
     """The encoder that turns a checkpoint's frames into its model's features: the model's own when it
     was trained end to end, else a fresh one as the checkpoint's settings describe."""
-    return model.features.encoder if ckpt.get("encoder_trained") else FrameEncoder(**ckpt["encoder"])
+    if ckpt.get("encoder_trained"):
+        return model.features.encoder
+    try:
+        return FrameEncoder(**ckpt["encoder"])
+    except EncoderError as e:  # e.g. its weights file was moved since
+        raise EncoderError(f"the checkpoint's frame encoder (its model reads that encoder's features): {e}") from e
 
 
 def records_dir(output: str) -> Path:

@@ -24,38 +24,48 @@ class EncoderError(ValueError):
     """A backbone, layer or weights setting that cannot be built; the message is one line."""
 
 
-def build_backbone(name: str, weights: str | None = None) -> tuple[nn.Module, tuple, tuple]:
+def build_backbone(name: str, weights: str | None = None, *, load: bool = True) -> tuple[nn.Module, tuple, tuple]:
     """A torchvision classification model and its input mean/std.
 
     weights: None (random, but the same in every process: drawn from a fixed seed, so a model trained on
     random-encoder features meets the same features when it is applied later), ``DEFAULT`` or a torchvision
     weights name (``IMAGENET1K_V1``, ``ResNet18_Weights.IMAGENET1K_V1``), fetched through torchvision's own
-    cache, or the path of a local state_dict file (loaded with ``weights_only=True``).
+    cache, or the path of a local state_dict file (loaded with ``weights_only=True``). ``load=False``: the
+    model with random weights and the input mean/std of ``weights`` (the weights to come from a checkpoint).
     """
     if name not in torchvision.models.list_models(module=torchvision.models):
         raise EncoderError(f"unknown encoder {name!r}: use a name from torchvision.models.list_models()")
-    local = weights is not None and os.path.isfile(os.path.expanduser(str(weights)))
+    path = os.path.expanduser(str(weights)) if weights is not None else None
+    local = path is not None and (os.path.isfile(path) or _names_a_file(path))  # a state_dict file
+    try:
+        spec = None if weights is None or local else torchvision.models.get_model_weights(name).verify(weights)
+    except (KeyError, ValueError) as e:
+        names = [w.name for w in torchvision.models.get_model_weights(name)]
+        raise EncoderError(f"encoder weights {weights!r} are neither a file nor one of {names}") from e
+    if load and local and not os.path.isfile(path):
+        raise EncoderError(f"encoder weights file {weights} does not exist")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # inception/googlenet init notices
         try:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(RANDOM_INIT_SEED)
-                model = torchvision.models.get_model(name, weights=None if local else weights)
-        except (KeyError, ValueError) as e:
-            names = [w.name for w in torchvision.models.get_model_weights(name)]
-            raise EncoderError(f"encoder weights {weights!r} are neither a file nor one of {names}") from e
+                model = torchvision.models.get_model(name, weights=spec if load else None)
         except OSError as e:  # no network (an air-gapped machine) or a download cut off
-            file = os.path.basename(torchvision.models.get_model_weights(name).verify(weights).url)
             cache = os.path.join(torch.hub.get_dir(), "checkpoints")
-            raise EncoderError(f"encoder weights {weights!r} of {name} could not be downloaded ({e}): put {file} into "
-                               f"{cache}, or give encoder.weights=<a local state_dict file>") from e
-    if local:
-        _load_state_dict(model, os.path.expanduser(str(weights)))
-    mean, std = _IMAGENET_MEAN, _IMAGENET_STD
-    if weights is not None and not local:
-        tf = torchvision.models.get_model_weights(name).verify(weights).transforms()
-        mean, std = tuple(tf.mean), tuple(tf.std)
-    return model, mean, std
+            raise EncoderError(f"encoder weights {weights!r} of {name} could not be downloaded ({e}): put "
+                               f"{os.path.basename(spec.url)} into {cache}, or give encoder.weights=<a local "
+                               "state_dict file>") from e
+    if load and local:
+        _load_state_dict(model, path)
+    if spec is None:
+        return model, _IMAGENET_MEAN, _IMAGENET_STD
+    tf = spec.transforms()
+    return model, tuple(tf.mean), tuple(tf.std)
+
+
+def _names_a_file(weights: str) -> bool:
+    """Whether ``weights`` reads as a file's path rather than a weights name (``ResNet18_Weights.DEFAULT``)."""
+    return "/" in weights or os.sep in weights or weights.lower().endswith((".pt", ".pth", ".bin", ".ckpt"))
 
 
 def resolved_weights(name: str, weights: str | None) -> str | None:
@@ -139,15 +149,16 @@ class FrameEncoder(nn.Module):
     where things are (and so how they move) survives pooling. ``trainable=False`` freezes the weights
     and keeps BatchNorm in eval mode. A transformer built for one input size (``vit_b_16``, ``maxvit_t``)
     sees frames resized to it; a vision transformer's ``avg`` is its class token, and ``grid`` pools its
-    patch tokens laid out in rows.
+    patch tokens laid out in rows. ``load_weights=False`` leaves out loading ``weights`` (the encoder's
+    weights come from a checkpoint next), keeping their input normalisation.
     """
 
     def __init__(self, name: str = "resnet18", *, weights: str | None = None, layer: str | None = None,
-                 pooling: str = "avg", grid: int = 2, trainable: bool = False):
+                 pooling: str = "avg", grid: int = 2, trainable: bool = False, load_weights: bool = True):
         super().__init__()
         if pooling not in POOLINGS:
             raise EncoderError(f"encoder pooling must be one of {POOLINGS}, not {pooling!r}")
-        model, mean, std = build_backbone(name, weights)
+        model, mean, std = build_backbone(name, weights, load=load_weights)
         model.eval()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # train/eval graph note from torchvision

@@ -175,8 +175,8 @@ def main() -> None:
     print(f"# {args.videos} mp4 files per size, {args.frames} frames at 25 fps, sampled at {args.fps:g} fps, "
           f"resized to {args.size}x{args.size}; batch {args.batch}, {args.workers} decode workers, "
           f"device {args.device}{'' if args.amp else ', no AMP'}; {args.repeats} rounds of ~{args.seconds:g} s stages")
-    print(f"{'model':9s} {'video':>9s} {'reads':>5s} {'frames':>6s} {'decode':>8s} {'cnn':>7s} {'e2e':>7s} {'e2e/min':>7s} "
-          f"{'e2e/shared':>10s}  RSS MiB: base, peak cnn / e2e, worker +")
+    print(f"{'model':9s} {'video':>9s} {'reads':>5s} {'frames':>6s} {'decode':>8s} {'cnn':>7s} {'e2e':>7s} "
+          f"{'e2e/min':>7s} {'e2e/shared':>10s}  RSS MiB: base, peak cnn / e2e, worker +")
     for model, at, r in rows:
         d, c, e = r["decode"], r["cnn"], r["e2e"]
         m = r["rss"]

@@ -29,7 +29,6 @@ sys.path.insert(0, str(ROOT))
 from vidrnn.predict import count_folder  # noqa: E402
 
 
-
 def fetch_vtest(folder: Path) -> Path:
     """vtest.avi from Debian's opencv-doc package."""
     subprocess.run(["apt-get", "download", "-qq", "opencv-doc"], cwd=folder, check=True)

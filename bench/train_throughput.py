@@ -1,6 +1,7 @@
 """Training throughput on cached features: the real training loop versus the bare model step.
 
-    python bench/train_throughput.py [--quick] [--videos 96] [--epochs 5] [--count-epochs 30] [--batch 32] [--device auto]
+    python bench/train_throughput.py [--quick] [--videos 96] [--epochs 5] [--count-epochs 30] [--batch 32]
+                                     [--device auto]
 
 A synthetic set (``make_dataset``) goes through ``train_model`` as ``vidrnn train`` runs it: features are
 extracted into the cache, then ``fit`` trains the default captioner and counter (the settings of conf/:
@@ -159,8 +160,9 @@ def main() -> None:
           f"{'epoch':>7s} {'epoch/pure':>10s} {'data':>6s}  peak RSS MiB: loop / pure")
     for task, epochs, t in rows:
         r = t.rates()
-        print(f"{task:8s} {epochs:6d} {t.loop[0][0]:13d} {r['pure']:7.0f} {r['loop']:7.0f} {r['loop'] / r['pure']:9.3f} "
-              f"{r['epoch']:7.0f} {r['epoch'] / r['pure']:10.3f} {r['data']:6.1%}  {t.rss['loop']:6.0f} / {t.rss['pure']:4.0f}")
+        print(f"{task:8s} {epochs:6d} {t.loop[0][0]:13d} {r['pure']:7.0f} {r['loop']:7.0f} "
+              f"{r['loop'] / r['pure']:9.3f} {r['epoch']:7.0f} {r['epoch'] / r['pure']:10.3f} {r['data']:6.1%}  "
+              f"{t.rss['loop']:6.0f} / {t.rss['pure']:4.0f}")
     print("(data: the share of the loop's time spent getting batches from the task)")
 
 

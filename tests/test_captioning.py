@@ -16,9 +16,9 @@ from vidrnn.models import FrameEncoder
 from vidrnn.models.captioner import Captioner, build_captioner
 from vidrnn.models.decode import beam_search, greedy_decode
 from vidrnn.outputs import read_captions, read_timed_captions
+from vidrnn.synth import make_dataset
 from vidrnn.tasks.captioning import CaptionSamples, CaptionTask
 from vidrnn.text import Vocab
-from vidrnn.synth import make_dataset
 from vidrnn.train.loop import TrainConfig
 from vidrnn.train.run import DataConfig, ExtractConfig, ModelConfig, train_model
 from vidrnn.video import Sampling

@@ -107,7 +107,8 @@ def faults(setup) -> dict:
     cases = {
         "missing_input": lambda: run_pipeline("count", f"input_dir={root}/missing", f"output={root}/c1.csv", *count),
         "empty_input": lambda: run_pipeline("extract", f"input_dir={root}/empty", f"output_dir={root}/e1", *QUICK),
-        "output_under_file": lambda: run_pipeline("count", f"input_dir={videos}", f"output={root}/file.txt/c.csv", *count),
+        "output_under_file": lambda: run_pipeline("count", f"input_dir={videos}", f"output={root}/file.txt/c.csv",
+                                                  *count),
         "output_dir_under_file": lambda: run_pipeline("extract", f"input_dir={videos}", f"output_dir={root}/file.txt/e",
                                              *QUICK),
         "output_dir_is_file": lambda: run_pipeline("extract", f"input_dir={videos}", f"output_dir={root}/file.txt",
@@ -181,8 +182,8 @@ def test_read_only_output(tmpfs, setup):
     ro = tmpfs(1 << 20)
     (ro / "counts.csv").write_text("video_id,count\nold,1.0\n")
     subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
-    res = run_pipeline("count", f"input_dir={setup['videos']}", f"checkpoint={setup['ckpt']}", f"output={ro}/counts.csv",
-              f"hydra.run.dir={setup['root']}/logs", *COUNT)
+    res = run_pipeline("count", f"input_dir={setup['videos']}", f"checkpoint={setup['ckpt']}",
+                       f"output={ro}/counts.csv", f"hydra.run.dir={setup['root']}/logs", *COUNT)
     assert_one_line_error(res, f"{ro}/counts_records: read-only file system")
     assert (ro / "counts.csv").read_text() == "video_id,count\nold,1.0\n"
 

@@ -65,3 +65,9 @@ def test_invalid_token_lists():
         Vocab(["a", "b"])
     with pytest.raises(ValueError, match="once"):
         Vocab(["<pad>", "<bos>", "<eos>", "<unk>", "a", "a"])
+
+
+def test_tokens_are_remembered_but_each_call_gets_its_own_list():
+    first = tokenize("A dog runs.")
+    first.append("changed")
+    assert tokenize("A dog runs.") == ["a", "dog", "runs"]

@@ -45,8 +45,8 @@ class CaptionTask:
         self.pair_video = torch.tensor([k for k, _ in pairs])  # (P,)
         self.pair_caps = torch.tensor([ids + [vocab.pad_id] * (width - len(ids)) for _, ids in pairs])  # (P, L)
         group = self.GROUP if train.feats.dtype == torch.uint8 else 1
-        self.groups = [g for k in range(len(train.ids))  # pair indices, up to ``group`` of one video each
-                       for g in (self.pair_video == k).nonzero()[:, 0].split(group)]
+        per_video = torch.arange(len(pairs)).split(self.pair_video.bincount(minlength=len(train.ids)).tolist())
+        self.groups = [g for pairs_of in per_video for g in pairs_of.split(group)]  # up to ``group`` pairs each
         self.groups_per_batch = max(1, batch_size // group)
         self.train_feats = train.feats.to(device)
         self.seed = seed

@@ -15,12 +15,13 @@ from vidrnn.report import write_report
 
 def caption(cfg: DictConfig) -> int:
     d = cfg.decode
+    options = folder_options(cfg)
     pictures = Pictures(Path(cfg.output).parent, sheets=cfg.sheets, render=cfg.render, references=cfg.references,
-                        backend=cfg.video.backend, progress=not cfg.quiet)
+                        backend=cfg.video.backend, workers=options["workers"], progress=not cfg.quiet)
     summary = caption_folder(
         cfg.input_dir, cfg.checkpoint, cfg.output, beam=d.beam, max_len=d.max_len, length_penalty=d.length_penalty,
         n_best=d.n_best, decode_batch=d.batch, window_s=cfg.window.window_s, stride_s=cfg.window.stride_s,
-        pictures=pictures, **folder_options(cfg))
+        pictures=pictures, **options)
     if cfg.references and not set(pictures.references) & set(pictures.notes):
         print(f"caption: warning: {cfg.references} has references for none of these videos (ids are file stems, "
               "or relative paths where stems repeat)")

@@ -14,12 +14,13 @@ from vidrnn.report import write_report
 
 
 def count(cfg: DictConfig) -> int:
+    options = folder_options(cfg)
     pictures = Pictures(Path(cfg.output).parent, sheets=cfg.sheets, render=cfg.render, backend=cfg.video.backend,
-                        progress=not cfg.quiet)  # count_folder hands it the labels it reads
+                        workers=options["workers"], progress=not cfg.quiet)  # count_folder hands it the labels
     summary, metrics = count_folder(
         cfg.input_dir, cfg.output, checkpoint=cfg.checkpoint, counter=cfg.counter, hog=OmegaConf.to_container(cfg.hog),
         num_frames=cfg.video.num_frames, window_s=cfg.window_s, stride_s=cfg.stride_s, labels=cfg.labels,
-        plots=cfg.plots, pictures=pictures, **folder_options(cfg))
+        plots=cfg.plots, pictures=pictures, **options)
     for level, errors in (metrics or {}).items():
         print(f"count: {level} MAE {errors['MAE']:.4f}  RMSE {errors['RMSE']:.4f}")
     if cfg.report:

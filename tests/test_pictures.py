@@ -1,9 +1,12 @@
 """Contact sheets and annotated videos: real video files in, PNG and mp4 files that OpenCV reads back with the
 frames they show."""
+import os
+
 import cv2
 import numpy as np
 import pytest
 
+from vidrnn.features.encode import CRASHED
 from vidrnn.pictures import (
     GAP,
     MARGIN,
@@ -12,6 +15,7 @@ from vidrnn.pictures import (
     Pictures,
     caption_at,
     count_track,
+    draw_each,
     load_notes,
     track_at,
 )
@@ -169,3 +173,35 @@ def test_a_rerun_with_the_same_results_adds_nothing_to_the_notes(clip, tmp_path)
     assert len((out / "videos.jsonl").read_text().splitlines()) == 2
     notes = load_notes(out)["clip"]
     assert notes["caption"] == "a circle" and notes["count"] == 1.5 and len(notes["track"]) == 6
+
+
+def test_pictures_drawn_in_processes_are_those_drawn_here(tmp_path):
+    """Eight clips and a broken file, drawn in this process and in two others: the same PNG files, the
+    same failure recorded."""
+    videos = tmp_path / "videos"
+    ids = {write_clip(videos / f"c{k}.avi").name: f"c{k}" for k in range(8)}
+    (videos / "bad.mp4").write_bytes(b"not a video at all" * 100)
+    ids["bad.mp4"] = "bad"
+    found = {vid: {"caption": f"caption {vid}"} for vid in ids.values()}
+    drawn = {}
+    for workers in (1, 2):
+        pictures = Pictures(tmp_path / f"out{workers}", sheets=True, workers=workers)
+        pictures.add_captions(str(videos), ids, found, done=list(found))
+        assert set(pictures.failed) == {"bad"} and "cannot open" in pictures.failed["bad"]
+        drawn[workers] = {p.name: p.read_bytes() for p in (pictures.dir / SHEETS).iterdir()}
+    assert len(drawn[1]) == 8 and drawn[1] == drawn[2]
+
+
+def _write_or_die(path, die: bool) -> None:
+    if die:
+        os.abort()  # a native crash
+    path.write_text("drawn")
+
+
+def test_a_drawing_process_that_dies_costs_only_its_picture(tmp_path):
+    jobs = [(tmp_path / f"{k}.txt", k == 5) for k in range(12)]
+    found = draw_each(_write_or_die, jobs, workers=3)
+    assert found == [None] * 5 + [CRASHED] + [None] * 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{k}.txt" for k in range(12) if k != 5)
+    [reason] = draw_each(_write_or_die, [(tmp_path / "x" / "y.txt", False)])  # here, in this process
+    assert reason.endswith(f"No such file or directory: '{tmp_path}/x/y.txt'")  # the reason, not raised

@@ -70,7 +70,7 @@ def run_demo(out_dir: str, *, size: str = "small", seed: int = 0, encoder: dict,
                    window_s=1.0, stride_s=1.0, workers=0, device=device, progress=False, pictures=notes)
     count_folder(videos, str(out / "counts.csv"), checkpoint=str(out / "count_run/checkpoints/best.pt"),
                  labels=data["frame_counts"], workers=workers, device=device, progress=progress, pictures=notes)
-    pictures = Pictures(out, sheets=True, render=True, progress=progress)  # drawn from what the runs recorded
+    pictures = Pictures(out, sheets=True, render=True, workers=workers, progress=progress)  # from the runs' notes
     pictures.draw(held_out)
     captions = evaluate_captions(str(out / "captions.json"), data["captions"], split="test", meteor=False)
     counts = evaluate_counts(str(out / "counts.csv"), data["counts"], split="test")

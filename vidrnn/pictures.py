@@ -12,7 +12,9 @@ import json
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from functools import lru_cache
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
 from .data import CountLabels, load_captions, load_count_labels
+from .features.encode import CRASHED
 from .features.store import _append_jsonl, _read_jsonl, atomic_write
 from .outputs import read_csv_rows
 from .video import Sampling, VideoError, failure_reason, open_video, read_sampled
@@ -32,6 +35,7 @@ NOTES, SHEETS, RENDERED = "videos.jsonl", "sheets", "rendered"
 _FONT_DIR = Path(matplotlib.get_data_path(), "fonts", "ttf")  # DejaVu: every script, ships with matplotlib
 TEXT, DIM, ACCENT = (20, 20, 20), (105, 105, 105), (200, 60, 20)
 MARGIN, GAP = 12, 6  # contact sheet: around and between the tiles (pixels)
+JOBS_PER_PROCESS = 4  # draw_each starts a process for every 4 pictures at most (a start costs about one picture)
 
 
 def file_name(video_id: str) -> str:
@@ -263,20 +267,64 @@ def annotate(frame: np.ndarray, notes: dict, index: int, seconds: float, size: i
     return np.asarray(canvas)
 
 
+def draw_each(draw: Callable, jobs: Sequence[tuple], *, workers: int = 1, progress: bool = False) -> list[str | None]:
+    """``draw(*job)`` for every job; returns, in job order, None or why it failed (one line): nothing
+    raises. With ``workers`` > 1 and enough jobs they run in up to that many processes (drawing a PNG is
+    CPU work in Python: on a folder of short videos it took more time than counting them), and a process
+    that dies (a native crash in a decoder) costs only the picture it was drawing."""
+    found: dict[int, str | None] = {}
+    bar = tqdm(total=len(jobs), unit="video", disable=not progress or not jobs, dynamic_ncols=True)
+    processes = min(workers, len(jobs) // JOBS_PER_PROCESS)
+    if processes > 1:
+        try:
+            with ProcessPoolExecutor(processes) as pool:
+                futures = {pool.submit(_attempt, draw, job): k for k, job in enumerate(jobs)}
+                for future in as_completed(futures):
+                    found[futures[future]] = future.result()
+                    bar.update()
+        except BrokenProcessPool:  # the rest one at a time, each in a process of its own
+            for k in (k for k in range(len(jobs)) if k not in found):
+                try:
+                    with ProcessPoolExecutor(1) as pool:
+                        found[k] = pool.submit(_attempt, draw, jobs[k]).result()
+                except BrokenProcessPool:
+                    found[k] = CRASHED
+                bar.update()
+    for k in (k for k in range(len(jobs)) if k not in found):
+        found[k] = _attempt(draw, jobs[k])
+        bar.update()
+    bar.close()
+    return [found[k] for k in range(len(jobs))]
+
+
+def _attempt(draw: Callable, job: tuple) -> str | None:
+    try:
+        draw(*job)
+    except Exception as e:  # pictures must never end the batch
+        return failure_reason(e)
+    return None
+
+
+def _draw_picture(notes: dict, target: Path, backend: str) -> None:
+    """A contact sheet (``.png``) or an annotated copy (``.mp4``) of one video."""
+    draw = contact_sheet if target.suffix == ".png" else render_video
+    draw(notes, target, backend=backend)
+
+
 class Pictures:
     """Records what each video of a run got in ``out_dir/videos.jsonl`` and draws its pictures there:
     ``sheets/<video_id>.png`` and, with ``render``, ``rendered/<video_id>.mp4``.
 
     ``references``: a caption annotation file and ``labels``: count label files (per clip and/or per
-    frame), shown where they know a video.
+    frame), shown where they know a video. Pictures are drawn in up to ``workers`` processes.
     A video whose pictures fail is logged and kept in ``failed`` (and its notes): never raised.
     """
 
     def __init__(self, out_dir: str | os.PathLike, *, sheets: bool = True, render: bool = False,
                  references: str | None = None, labels: Sequence[str] = (), backend: str = "auto",
-                 progress: bool = False):
+                 workers: int = 1, progress: bool = False):
         self.dir, self.sheets, self.render = Path(out_dir), sheets, render
-        self.backend, self.progress = backend, progress
+        self.backend, self.workers, self.progress = backend, workers, progress
         self.references = load_captions(references).captions if references else {}
         self.clip_truth, self.frame_truth = {}, {}
         for path in labels:
@@ -335,9 +383,19 @@ class Pictures:
         todo = [vid for vid in videos if redraw or not all(t.exists() for t in self._targets(vid))]
         if todo:
             log.info("drawing the pictures of %d videos into %s", len(todo), self.dir)
+        jobs = [(vid, target) for vid in todo for target in self._targets(vid)]
+        found = draw_each(_draw_picture, [(self.notes[vid], target, self.backend) for vid, target in jobs],
+                          workers=self.workers, progress=self.progress)
+        failed: dict[str, str | None] = {}
+        for (vid, _), error in zip(jobs, found):
+            failed[vid] = failed.get(vid) or error  # a video's first failure, or None
         errors = []
-        for vid in tqdm(todo, unit="video", disable=not self.progress or not todo, dynamic_ncols=True):
-            error = self._draw(vid)
+        for vid, error in failed.items():
+            if error:
+                self.failed[vid] = error
+                log.warning("PICTURES FAILED %s: %s", vid, error)
+            else:
+                self.failed.pop(vid, None)
             if error or self.notes[vid].get("picture_error"):
                 errors.append({"video_id": vid, "picture_error": error})
         self._record(errors)
@@ -345,19 +403,6 @@ class Pictures:
     def _targets(self, vid: str) -> list[Path]:
         name = file_name(vid)
         return [self.dir / SHEETS / f"{name}.png"] * self.sheets + [self.dir / RENDERED / f"{name}.mp4"] * self.render
-
-    def _draw(self, vid: str) -> str | None:
-        """Draw one video's pictures; returns why they failed, or None."""
-        try:
-            for target in self._targets(vid):
-                draw = contact_sheet if target.suffix == ".png" else render_video
-                draw(self.notes[vid], target, backend=self.backend)
-        except Exception as e:  # pictures must never end the batch
-            self.failed[vid] = failure_reason(e)
-            log.warning("PICTURES FAILED %s: %s", vid, self.failed[vid])
-            return self.failed[vid]
-        self.failed.pop(vid, None)
-        return None
 
     def _record(self, entries: list[dict]) -> None:
         """Append the entries that tell ``videos.jsonl`` something new (a rerun adds no lines)."""

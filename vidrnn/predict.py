@@ -28,7 +28,7 @@ from .outputs import (
     write_json,
     write_timed_captions,
 )
-from .pictures import Pictures
+from .pictures import Pictures, draw_each
 from .tasks.captioning import describe
 from .tasks.counting import predict_counts
 from .text import Vocab
@@ -257,7 +257,7 @@ def count_folder(input_dir: str, output: str, *, checkpoint: str | None = None, 
         results = {vid: (np.asarray(r["clip"]), np.asarray(r["frames"], np.float32), VideoMeta(**r["meta"]))
                    for vid, r in job.results().items()}
         metrics = _write_counts(output, results, sampling, truth=truth, labels=labels, plots=plots,
-                                computed=set(job.summary.done))
+                                computed=set(job.summary.done), workers=workers)
     if pictures is not None:  # contact sheets, annotated videos
         pictures.add_counts(input_dir, job.ids, job.own(results), job.summary.done, output, truth=truth)
     return job.summary, metrics
@@ -295,10 +295,10 @@ def _hog_counts(job: _Job, sampling: Sampling, hog_counter: HogPeopleCounter, *,
 
 
 def _write_counts(output: str, results: dict, sampling: Sampling, *, truth: CountLabels | None, labels: str | None,
-                  plots: bool, computed: set[str]) -> dict | None:
+                  plots: bool, computed: set[str], workers: int = 1) -> dict | None:
     """counts.csv, the per-window CSV, timeline plots (with labels all of them, else those of the videos
-    ``computed`` now and those whose plot is missing) and, with ``truth`` (read from the file ``labels``),
-    metrics; returns the metrics."""
+    ``computed`` now and those whose plot is missing; drawn in up to ``workers`` processes) and, with
+    ``truth`` (read from the file ``labels``), metrics; returns the metrics."""
     out = Path(output)
     base = out.with_suffix("")
     rows, window_rows, windowed = [], [], sampling.mode == "window"
@@ -313,10 +313,13 @@ def _write_counts(output: str, results: dict, sampling: Sampling, *, truth: Coun
     if windowed:
         write_csv(f"{base}_windows.csv", ["video_id", "start_s", "end_s", "count"], window_rows)
     if plots:
-        for vid, (_, frames, meta) in results.items():
-            path = Path(f"{base}_plots") / f"{vid.replace('/', '__')}.png"
-            if vid in computed or truth is not None or not path.exists():
-                _plot_timeline(path, vid, meta, frames, truth.frames.get(vid) if truth else None)
+        paths = {vid: Path(f"{base}_plots") / f"{vid.replace('/', '__')}.png" for vid in results}
+        jobs = [(paths[vid], vid, meta, frames, truth.frames.get(vid) if truth else None)
+                for vid, (_, frames, meta) in results.items()
+                if vid in computed or truth is not None or not paths[vid].exists()]
+        for job, error in zip(jobs, draw_each(_plot_timeline, jobs, workers=workers)):
+            if error:
+                log.warning("PLOT FAILED %s: %s", job[1], error)
     if truth is None:
         return None
     metrics = {}

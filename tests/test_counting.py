@@ -311,3 +311,14 @@ def test_a_count_output_that_is_no_csv_stops_before_any_video(tmp_path, name):
     with pytest.raises(ValueError, match=rf"count output must end in \.csv \(not {suffix}\)$"):
         count_folder(str(tmp_path / "no such folder"), str(tmp_path / name), counter="hog")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_frames_for_end_to_end_training_that_cannot_fit_in_memory_are_an_error(tmp_path):
+    data = make_dataset(tmp_path / "data", num_videos=4, width=64, height=48, num_frames=8, fps=8.0)
+    res = run_pipeline("train", "task=count", f"data.video_dir={data['videos_dir']}",
+                       f"data.annotations={data['counts']}", "encoder.trainable=true", "video.num_frames=10000000",
+                       "video.size=112", f"hydra.run.dir={tmp_path}/run", f"data.cache_dir={tmp_path}/cache")
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines()[-1].startswith(
+        "error: training the encoder end to end keeps the sampled frames in memory: 4 videos x 10000000 frames x "
+        "112x112 x 3 bytes = 1401.9 GiB, more than the ")

@@ -70,10 +70,27 @@ class _Decode(Dataset):
             return self.videos[i], None, str(e)
 
 
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (Linux: /proc/meminfo's MemAvailable); None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+
+
 def decoded_frames(video_dir: str, videos: list[str], *, sampling, size: int, backend: str = "auto",
                    workers: int = 2) -> tuple[dict[str, np.ndarray], dict[str, dict], dict[str, str]]:
     """Sampled frames of ``videos`` (uint8, laid out like each plan) for end-to-end training, decoded in
-    ``workers`` processes: (frames, video metadata, failures) by relative path."""
+    ``workers`` processes: (frames, video metadata, failures) by relative path. Where they would not fit
+    in the memory available (uniform sampling: their size is known before decoding), an error says so."""
+    if sampling.mode == "uniform":
+        need, free = len(videos) * sampling.num_frames * size * size * 3, available_memory()
+        if free is not None and need > 0.8 * free:
+            raise MemoryError(f"training the encoder end to end keeps the sampled frames in memory: {len(videos)} "
+                              f"videos x {sampling.num_frames} frames x {size}x{size} x 3 bytes = {need / 2**30:.1f} "
+                              f"GiB, more than the {free / 2**30:.1f} GiB available; sample fewer or smaller frames "
+                              "(video.num_frames, video.size) or train on cached features (encoder.trainable=false)")
     loader = DataLoader(_Decode(video_dir, videos, sampling, size, backend), batch_size=None, num_workers=workers,
                         collate_fn=lambda x: x)
     frames, metas, failed = {}, {}, {}

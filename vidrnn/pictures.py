@@ -35,7 +35,7 @@ NOTES, SHEETS, RENDERED = "videos.jsonl", "sheets", "rendered"
 _FONT_DIR = Path(matplotlib.get_data_path(), "fonts", "ttf")  # DejaVu: every script, ships with matplotlib
 TEXT, DIM, ACCENT = (20, 20, 20), (105, 105, 105), (200, 60, 20)
 MARGIN, GAP = 12, 6  # contact sheet: around and between the tiles (pixels)
-JOBS_PER_PROCESS = 4  # draw_each starts a process for every 4 pictures at most (a start costs about one picture)
+JOBS_PER_PROCESS = 4  # draw_each starts at most one process per 4 pictures (a start is not free)
 
 
 def file_name(video_id: str) -> str:
@@ -273,7 +273,7 @@ def draw_each(draw: Callable, jobs: Sequence[tuple], *, workers: int = 1, progre
     CPU work in Python: on a folder of short videos it took more time than counting them), and a process
     that dies (a native crash in a decoder) costs only the picture it was drawing."""
     found: dict[int, str | None] = {}
-    bar = tqdm(total=len(jobs), unit="video", disable=not progress or not jobs, dynamic_ncols=True)
+    bar = tqdm(total=len(jobs), unit="picture", disable=not progress or not jobs, dynamic_ncols=True)
     processes = min(workers, len(jobs) // JOBS_PER_PROCESS)
     if processes > 1:
         try:

@@ -322,3 +322,10 @@ def test_frames_for_end_to_end_training_that_cannot_fit_in_memory_are_an_error(t
     assert res.stderr.strip().splitlines()[-1].startswith(
         "error: training the encoder end to end keeps the sampled frames in memory: 4 videos x 10000000 frames x "
         "112x112 x 3 bytes = 1401.9 GiB, more than the ")
+
+
+def test_counting_without_a_checkpoint_points_to_the_detector(tmp_path):
+    from vidrnn.predict import count_folder
+
+    with pytest.raises(ValueError, match=r"needs checkpoint=.*, or use counter=hog \(OpenCV's people detector"):
+        count_folder(str(tmp_path), str(tmp_path / "c.csv"))

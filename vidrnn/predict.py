@@ -231,7 +231,8 @@ def count_folder(input_dir: str, output: str, *, checkpoint: str | None = None, 
     output_format(output, (".csv",), "count")  # before any video: the counts are a CSV table
     if counter == "rnn":
         if not checkpoint:
-            raise ValueError("counter=rnn needs checkpoint=<checkpoints/best.pt of a count training run>")
+            raise ValueError("counter=rnn needs checkpoint=<checkpoints/best.pt of a count training run>, or use "
+                             "counter=hog (OpenCV's people detector: no training)")
         ckpt = load_checkpoint(checkpoint, task="count")
         model, sampling = build_model(ckpt).to(device), Sampling(**ckpt["sampling"])
         identity = {"counter": "rnn", "checkpoint": file_sha256(checkpoint)}

@@ -1,6 +1,8 @@
 """Contact sheets and annotated videos: real video files in, PNG and mp4 files that OpenCV reads back with the
 frames they show."""
 import os
+import signal
+import time
 
 import cv2
 import numpy as np
@@ -205,3 +207,19 @@ def test_a_drawing_process_that_dies_costs_only_its_picture(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{k}.txt" for k in range(12) if k != 5)
     [reason] = draw_each(_write_or_die, [(tmp_path / "x" / "y.txt", False)])  # here, in this process
     assert reason.endswith(f"No such file or directory: '{tmp_path}/x/y.txt'")  # the reason, not raised
+
+
+def _write_slowly(path, interrupt: bool) -> None:
+    if interrupt:
+        os.kill(os.getppid(), signal.SIGINT)  # Ctrl-C in the process that waits for the pictures
+    time.sleep(0.05)
+    path.write_text("drawn")
+
+
+def test_an_interrupt_stops_the_drawing_processes_too(tmp_path):
+    """Drawing in processes, an interrupt stops the run at once, not after every picture still queued."""
+    jobs = [(tmp_path / f"{k}.txt", k == 3) for k in range(40)]  # 1 s of drawing for two processes
+    with pytest.raises(KeyboardInterrupt):
+        draw_each(_write_slowly, jobs, workers=2)
+    time.sleep(1.5)
+    assert len(list(tmp_path.iterdir())) < 12

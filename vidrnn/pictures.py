@@ -11,6 +11,7 @@ import bisect
 import json
 import logging
 import math
+import multiprocessing as mp
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -277,11 +278,16 @@ def draw_each(draw: Callable, jobs: Sequence[tuple], *, workers: int = 1, progre
     processes = min(workers, len(jobs) // JOBS_PER_PROCESS)
     if processes > 1:
         try:
-            with ProcessPoolExecutor(processes) as pool:
+            stop = mp.Event()  # set on an interrupt: the processes skip the pictures still queued
+            with ProcessPoolExecutor(processes, initializer=_listen, initargs=(stop,)) as pool:
                 futures = {pool.submit(_attempt, draw, job): k for k, job in enumerate(jobs)}
-                for future in as_completed(futures):
-                    found[futures[future]] = future.result()
-                    bar.update()
+                try:
+                    for future in as_completed(futures):
+                        found[futures[future]] = future.result()
+                        bar.update()
+                except KeyboardInterrupt:
+                    stop.set()
+                    raise
         except BrokenProcessPool:  # the rest one at a time, each in a process of its own
             for k in (k for k in range(len(jobs)) if k not in found):
                 try:
@@ -297,7 +303,17 @@ def draw_each(draw: Callable, jobs: Sequence[tuple], *, workers: int = 1, progre
     return [found[k] for k in range(len(jobs))]
 
 
+_stop = None  # in a drawing process: draw_each's interrupt event
+
+
+def _listen(stop) -> None:
+    global _stop
+    _stop = stop
+
+
 def _attempt(draw: Callable, job: tuple) -> str | None:
+    if _stop is not None and _stop.is_set():
+        return "interrupted"
     try:
         draw(*job)
     except Exception as e:  # pictures must never end the batch

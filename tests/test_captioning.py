@@ -267,3 +267,14 @@ def test_a_checkpoint_whose_encoder_weights_file_was_moved_says_so(trained, tmp_
     assert res.stderr.strip().splitlines()[-1] == (
         "error: the checkpoint's frame encoder (its model reads that encoder's features): encoder weights file "
         f"{tmp_path}/gone/resnet18.pth does not exist")
+
+
+def test_many_annotated_videos_without_files_are_counted_not_listed(caplog):
+    """Part of MSR-VTT downloaded: five videos by name, then one line for the rest."""
+    from vidrnn.train.run import _warn_missing
+
+    _warn_missing({f"video{k}": "no file" for k in range(7000)}, "/data/msrvtt")
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[:5] == [f"annotated video video{k} skipped: no file" for k in range(5)]
+    assert lines[5:] == ["... and 6995 more annotated videos skipped (7000 in all have no single file under "
+                         "/data/msrvtt)"]

@@ -145,6 +145,16 @@ def _cells(task: str, model_cfg: ModelConfig, extract: ExtractConfig) -> int:
     return extract.encoder["grid"] ** 2
 
 
+def _warn_missing(missing: dict[str, str], video_dir: str, listed: int = 5) -> None:
+    """Annotated videos without a file: the first few by name with the reason, the rest counted (a part
+    of MSR-VTT downloaded would otherwise give thousands of lines)."""
+    for vid, why in list(missing.items())[:listed]:
+        log.warning("annotated video %s skipped: %s", vid, why)
+    if len(missing) > listed:
+        log.warning("... and %d more annotated videos skipped (%d in all have no single file under %s)",
+                    len(missing) - listed, len(missing), video_dir)
+
+
 @in_process_group
 def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: ModelConfig, trainer: TrainConfig,
                 *, out_dir: str, batch_size: int = 32, label_smoothing: float = 0.1, scheduled_sampling: float = 0.0,
@@ -172,8 +182,7 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
             labels.frames.update(load_count_labels(data.frame_annotations).for_videos(stems).frames)
     ids = list(labels.captions) if task == "caption" else sorted(set(labels.clip) | set(labels.frames))
     report = match_videos(ids, videos, getattr(labels, "paths", None))
-    for vid, why in report.missing.items():
-        log.warning("annotated video %s skipped: %s", vid, why)
+    _warn_missing(report.missing, data.video_dir)
     if not report.matched:
         named = ", ".join(map(repr, ids[:3])) + (", ..." if len(ids) > 3 else "")
         raise ValueError(f"none of the {len(ids)} annotated videos ({named}) has a file under {data.video_dir}: a "

@@ -321,7 +321,7 @@ def test_frames_for_end_to_end_training_that_cannot_fit_in_memory_are_an_error(t
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert res.stderr.strip().splitlines()[-1].startswith(
         "error: training the encoder end to end keeps the sampled frames in memory: 4 videos x 10000000 frames x "
-        "112x112 x 3 bytes = 1401.9 GiB, more than the ")
+        "112x112 x 3 bytes = 1401.9 GiB, twice that at the start: more than the ")
 
 
 def test_counting_without_a_checkpoint_points_to_the_detector(tmp_path):

@@ -86,11 +86,12 @@ def decoded_frames(video_dir: str, videos: list[str], *, sampling, size: int, ba
     in the memory available (uniform sampling: their size is known before decoding), an error says so."""
     if sampling.mode == "uniform":
         need, free = len(videos) * sampling.num_frames * size * size * 3, available_memory()
-        if free is not None and need > 0.8 * free:
+        if free is not None and 2 * need > 0.8 * free:  # two copies while the splits are stacked
             raise MemoryError(f"training the encoder end to end keeps the sampled frames in memory: {len(videos)} "
                               f"videos x {sampling.num_frames} frames x {size}x{size} x 3 bytes = {need / 2**30:.1f} "
-                              f"GiB, more than the {free / 2**30:.1f} GiB available; sample fewer or smaller frames "
-                              "(video.num_frames, video.size) or train on cached features (encoder.trainable=false)")
+                              f"GiB, twice that at the start: more than the {free / 2**30:.1f} GiB available; sample "
+                              "fewer or smaller frames (video.num_frames, video.size) or train on cached features "
+                              "(encoder.trainable=false)")
     loader = DataLoader(_Decode(video_dir, videos, sampling, size, backend), batch_size=None, num_workers=workers,
                         collate_fn=lambda x: x)
     frames, metas, failed = {}, {}, {}

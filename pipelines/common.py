@@ -2,22 +2,26 @@
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
+import re
 import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from pipelines import CONF_DIR
 from vidrnn.device import decode_workers, resolve_device
 from vidrnn.files import shard_from_env
 from vidrnn.models import FrameEncoder, resolved_weights
-from vidrnn.schemas import validate  # (importing it registers the apps' schemas)
+from vidrnn.schemas import unknown_key, validate  # (importing it registers the apps' schemas)
 from vidrnn.sweeps import ERROR, clear_error, one_line, record_error
 from vidrnn.video import Sampling
 
@@ -29,6 +33,27 @@ _FILE_SYSTEM = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk
                 errno.EEXIST: "exists and is not a folder"}
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 MIN_FREE_BYTES = 1 << 20  # a run dir on a disk with less free space is refused before Hydra writes to it
+
+
+def hydra_app(config_name: str) -> Callable:
+    """``hydra.main`` for conf/<config_name>.yaml, after a check of the command line's keys: one the app does
+    not have is a one-line error naming the closest one (Hydra's own is six lines and advises ``+key=``)."""
+    def wrap(fn: Callable) -> Callable:
+        run = hydra.main(version_base="1.3", config_path=CONF_DIR, config_name=config_name)(fn)
+
+        @functools.wraps(fn)
+        def main() -> None:
+            groups = {p.name for p in Path(CONF_DIR).iterdir() if p.is_dir()}  # video=small picks a file
+            for arg in sys.argv[1:]:
+                key = re.match(r"([A-Za-z_][\w.]*)=", arg)
+                if key and key[1].split(".")[0] != "hydra" and key[1] not in groups:
+                    error = unknown_key(config_name, key[1])
+                    if error:
+                        print(f"error: {error}", file=sys.stderr)
+                        sys.exit(EXIT_ERROR)
+            run()
+        return main
+    return wrap
 
 
 def sampling_from(video: DictConfig) -> Sampling:

@@ -3,11 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from pipelines import CONF_DIR
-from pipelines.common import folder_options, report, run_app
+from pipelines.common import folder_options, hydra_app, report, run_app
 from vidrnn.pictures import Pictures
 from vidrnn.predict import count_folder
 from vidrnn.report import write_report
@@ -28,7 +26,7 @@ def count(cfg: DictConfig) -> int:
     return report("count", summary, cfg.output)
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="count")
+@hydra_app("count")
 def main(cfg: DictConfig) -> None:
     run_app(count, cfg)
 

@@ -2,11 +2,9 @@
 held-out videos, with scores next to trivial baselines."""
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig
 
-from pipelines import CONF_DIR
-from pipelines.common import EXIT_OK, encoder_spec, run_app, sampling_from
+from pipelines.common import EXIT_OK, encoder_spec, hydra_app, run_app, sampling_from
 from vidrnn.demo import run_demo
 from vidrnn.device import decode_workers, resolve_device
 
@@ -34,7 +32,7 @@ demo ({cfg.demo.size}): {s['videos']} synthetic videos {s['splits']}, finished i
     return EXIT_OK
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="demo")
+@hydra_app("demo")
 def main(cfg: DictConfig) -> None:
     run_app(demo, cfg)
 

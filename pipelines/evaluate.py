@@ -1,11 +1,9 @@
 """Score a caption or count prediction file against annotations into metrics.json."""
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig
 
-from pipelines import CONF_DIR
-from pipelines.common import EXIT_OK, run_app
+from pipelines.common import EXIT_OK, hydra_app, run_app
 from vidrnn.evaluate import evaluate_captions, evaluate_counts
 from vidrnn.outputs import write_json
 
@@ -30,7 +28,7 @@ def evaluate(cfg: DictConfig) -> int:
     return EXIT_OK
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
+@hydra_app("evaluate")
 def main(cfg: DictConfig) -> None:
     run_app(evaluate, cfg)
 

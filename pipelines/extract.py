@@ -1,11 +1,9 @@
 """Extract CNN frame features from every video in a folder: one file per video, resumable."""
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig
 
-from pipelines import CONF_DIR
-from pipelines.common import EXIT_OK, EXIT_SOME_FAILED, encoder_from, folder_options, run_app, sampling_from
+from pipelines.common import EXIT_OK, EXIT_SOME_FAILED, encoder_from, folder_options, hydra_app, run_app, sampling_from
 from vidrnn.features import extract_folder
 
 
@@ -21,7 +19,7 @@ def extract(cfg: DictConfig) -> int:
     return EXIT_SOME_FAILED if summary.failed else EXIT_OK
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="extract")
+@hydra_app("extract")
 def main(cfg: DictConfig) -> None:
     run_app(extract, cfg)
 

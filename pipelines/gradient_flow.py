@@ -5,13 +5,11 @@ conf/gradient_flow.yaml); each run dir gets metrics.json and gradient_flow.png, 
 table and one gradient_flow.png with every run."""
 from __future__ import annotations
 
-import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from pipelines import CONF_DIR
-from pipelines.common import EXIT_OK, run_app
+from pipelines.common import EXIT_OK, hydra_app, run_app
 from vidrnn.experiments.gradient_flow import CueTask, run_gradient_flow
 from vidrnn.train.loop import TrainConfig
 
@@ -30,7 +28,7 @@ def gradient_flow(cfg: DictConfig) -> int:
     return EXIT_OK
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="gradient_flow")
+@hydra_app("gradient_flow")
 def main(cfg: DictConfig) -> None:
     run_app(gradient_flow, cfg)
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
-from pipelines import CONF_DIR
-from pipelines.common import EXIT_OK, run_app
+from pipelines.common import EXIT_OK, hydra_app, run_app
 from vidrnn.sweeps import markdown, summarize_sweep
 
 
@@ -20,7 +18,7 @@ def summarize(cfg: DictConfig) -> int:
     return EXIT_OK
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="summarize")
+@hydra_app("summarize")
 def _main(cfg: DictConfig) -> None:
     run_app(summarize, cfg)
 

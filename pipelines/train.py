@@ -1,12 +1,10 @@
 """Train a captioner or a people counter on a folder of videos and an annotation file."""
 from __future__ import annotations
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from pipelines import CONF_DIR
-from pipelines.common import EXIT_OK, encoder_spec, run_app, sampling_from
+from pipelines.common import EXIT_OK, encoder_spec, hydra_app, run_app, sampling_from
 from vidrnn.device import decode_workers, resolve_device
 from vidrnn.sweeps import finished_result
 from vidrnn.train.loop import TrainConfig
@@ -42,7 +40,7 @@ def train(cfg: DictConfig) -> int:
     return EXIT_OK
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
+@hydra_app("train")
 def main(cfg: DictConfig) -> float:
     """Returns (in a multirun: run_app exits otherwise) the run's best validation value of the monitored
     metric, CIDEr-D or MAE: what the Optuna sweeper of conf/hparams_search/ optimises."""

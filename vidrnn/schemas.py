@@ -10,7 +10,9 @@ checkpoints and library calls); ``validate`` checks them when a pipeline starts.
 # Optional/List keep them valid on Python 3.9.
 # ruff: noqa: FA100, UP006, UP035
 import dataclasses
+import difflib
 import re
+import typing
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
@@ -306,6 +308,24 @@ def validate(cfg: DictConfig, prefix: str = "", *, unset_ok: bool = False) -> No
             raise ValueError(f"{name} must be one of {' | '.join(meta['choices'])}, not {value!r}")
         elif "range" in meta and (wanted := _out_of_range(value, *meta["range"])):
             raise ValueError(f"{name} must be {wanted}, not {value!r}")
+
+
+def unknown_key(app: str, key: str) -> Optional[str]:
+    """Why the command-line key ``key`` (``trainer.max_epochs``) is not one of ``app``'s, with the closest
+    key it has; None where it is one (or leads into a part the schema leaves open)."""
+    schema, path = SCHEMAS[app], []
+    for part in key.split("."):
+        if not dataclasses.is_dataclass(schema):
+            return None
+        fields = {f.name: f.type for f in dataclasses.fields(schema)}
+        if part not in fields:
+            near = difflib.get_close_matches(part, fields, n=1)
+            named = [".".join([*path, name]) for name in (near or fields)]
+            hint = f"did you mean {named[0]}?" if near else f"its keys here: {', '.join(named)}"
+            return f"vidrnn {app} has no key {key} ({hint}); --help lists them all"
+        path.append(part)
+        schema = next((t for t in typing.get_args(fields[part]) if t is not type(None)), fields[part])
+    return None
 
 
 for _app, _schema in SCHEMAS.items():

@@ -40,8 +40,11 @@ class FeatureInput(nn.Module):
 
     @torch.no_grad()
     def set_stats(self, inputs: torch.Tensor, batch: int = 64) -> None:
-        """Set the standardisation from training inputs: features (S, T, D) or frames (S, T, S, S, 3)."""
-        feats = torch.cat([self.encode(inputs[i:i + batch]).flatten(0, 1) for i in range(0, len(inputs), batch)])
+        """Set the standardisation from training inputs: features (S, T, D) or frames (S, T, S, S, 3), run
+        through the encoder on the device this module is on."""
+        device = self.mean.device
+        feats = torch.cat([self.encode(inputs[i:i + batch].to(device)).flatten(0, 1)
+                           for i in range(0, len(inputs), batch)])
         per_channel = feats.view(len(feats), -1, self.cells).transpose(1, 2).flatten(0, 1)  # (S * T * cells, C)
         mean, std = per_channel.mean(0), per_channel.std(0)
         self.mean.copy_(mean.repeat_interleave(self.cells))

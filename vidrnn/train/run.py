@@ -235,7 +235,7 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
         if not extra["targets"]:
             raise ValueError(f"none of the {len(train.ids)} training clips has a count: no clip count, and no frame "
                              "sampled from them is labelled or lies between two labelled frames")
-    model.features.set_stats(train.feats)
+    model.to(device).features.set_stats(train.feats)  # a trained encoder runs on the device it trains on
     task_obj = make_task(samples("val"))
     trainer.monitor, trainer.mode = task_obj.monitor, task_obj.mode
     extra["model_config"] = model.config

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -14,7 +15,7 @@ from conftest import make_index_lie, pipeline_env, run_pipeline, write_opencv
 from vidrnn.features import encode as encode_module
 from vidrnn.features import extract_folder, load_features, storage_dtype
 from vidrnn.models import FrameEncoder
-from vidrnn.video import Sampling, open_video, read_frames, read_sampled
+from vidrnn.video import Sampling, VideoError, open_video, read_frames, read_sampled
 
 SPEC = {"name": "resnet18", "weights": None, "layer": None, "pooling": "avg", "grid": 2}
 GOOD = ["a/clip.mp4", "b/clip.mp4", "b/deep/lying.avi", "c.avi"]
@@ -283,3 +284,27 @@ def test_train_on_an_extract_output_with_its_settings(tmp_path, monkeypatch):
         train_model("count", DataConfig(data["videos_dir"], data["counts"], features_dir=str(tmp_path / "nowhere")),
                     asked, ModelConfig(None, {"hidden": 8}), TrainConfig(max_epochs=1), out_dir=str(tmp_path / "run2"))
     assert not (tmp_path / "nowhere").exists()
+
+
+
+@pytest.mark.parametrize("videos, expected", [(4, 4), (1, 8)])
+def test_decode_workers_share_the_cpus(folder, monkeypatch, videos, expected):
+    """Each decode worker's decoder gets its share of the CPUs but one (here 9 CPUs, 2 workers: 4 threads
+    each; one video: 8 for the one worker that reads it), not one thread per CPU in every worker."""
+    real = encode_module.stream_video
+
+    def checked(path, *args, threads, **kw):  # the decode workers are forked: they run this
+        if threads != expected:
+            raise VideoError(f"decoder threads {threads}, not {expected}")
+        return real(path, *args, threads=threads, **kw)
+
+    cv2.resize(np.zeros((480, 640, 3), np.uint8), (320, 240))  # OpenCV's thread pool started before the fork
+    monkeypatch.setattr(encode_module, "usable_cpus", lambda: 9)
+    monkeypatch.setattr(encode_module, "stream_video", checked)
+    paths = [(v, str(folder / v)) for v in GOOD[:videos]]
+
+    def _mean(frames):  # (n, H, W, 3) -> (n,)
+        return frames.reshape(len(frames), -1).mean(1)
+
+    results = list(encode_module.map_frames(paths, _mean, Sampling(num_frames=3), workers=2))
+    assert [type(r).__name__ for r in results] == ["Mapped"] * videos, [getattr(r, "reason", "") for r in results]

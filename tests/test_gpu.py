@@ -12,11 +12,14 @@ from vidrnn.features import Encoded, encode_videos
 from vidrnn.models import FrameEncoder
 from vidrnn.models.captioner import build_captioner
 from vidrnn.models.counter import RecurrentCounter
+from vidrnn.checkpoint import load_checkpoint
 from vidrnn.models.decode import beam_search, greedy_decode
+from vidrnn.synth import make_dataset
 from vidrnn.tasks.captioning import CaptionSamples, CaptionTask
 from vidrnn.tasks.counting import CountTask, build_samples
 from vidrnn.text import Vocab
 from vidrnn.train.loop import TrainConfig, fit
+from vidrnn.train.run import DataConfig, ExtractConfig, ModelConfig, train_model
 from vidrnn.video import Sampling
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -109,6 +112,25 @@ def test_training_steps_on_cuda(make, tmp_path):
     assert "features.proj.1.weight" in moved
     best = torch.load(tmp_path / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)
     assert all(t.device.type == "cpu" for t in best["model"].values())
+
+
+@pytest.mark.parametrize("task", ["caption", "count"])
+def test_training_the_encoder_end_to_end_on_cuda(task, tmp_path):
+    """The train app's path with the encoder trained on the GPU (frames in, feature statistics computed
+    there, a video's captions sharing its encoding): finite losses, and a best checkpoint on the CPU that
+    holds the trained encoder and scores the test split."""
+    data = make_dataset(tmp_path / "data", num_videos=12, seed=9, width=64, height=48, num_frames=8, fps=8.0)
+    enc = {"name": "resnet18", "weights": None, "layer": "layer1", "pooling": "avg", "grid": 2}
+    extract = ExtractConfig(encoder=enc, sampling=Sampling(num_frames=3), size=32, workers=2, progress=False,
+                            trainable=True)
+    labels = data["captions"] if task == "caption" else data["counts"]
+    result = train_model(task, DataConfig(data["videos_dir"], labels, cache_dir=str(tmp_path / "cache")), extract,
+                         ModelConfig("attention", {"hidden": 16}), TrainConfig(max_epochs=2, patience=0),
+                         out_dir=str(tmp_path / "run"), device=CUDA)
+    assert all(np.isfinite(row["train_loss"]) for row in result["history"]) and result["test"]
+    ckpt = load_checkpoint(tmp_path / "run/checkpoints/best.pt", task=task)
+    assert ckpt["encoder_trained"] and any(k.startswith("features.encoder.") for k in ckpt["model"])
+    assert all(t.device.type == "cpu" for t in ckpt["model"].values())
 
 
 @pytest.mark.parametrize("kind", ["s2vt", "attention"])

@@ -36,6 +36,16 @@ def test_read_frames_matches_sequential_decode(known_videos, backend, name):
     assert [frame_id(f) for _, f in got] == [reference[i] for i in wanted]
 
 
+@pytest.mark.parametrize("name", ["mp4v", "mjpg", "bframes", "lying_index"])
+def test_opencv_decodes_the_same_frames_on_the_threads_it_is_given(known_videos, name):
+    path, true_count = known_videos[name]
+    with open_video(path, "opencv") as reader:
+        default = [frame_id(f) for _, f in read_frames(reader, range(true_count))]
+    with open_video(path, "opencv", threads=1) as reader:
+        assert reader._cap.get(cv2.CAP_PROP_N_THREADS) == 1
+        assert [frame_id(f) for _, f in read_frames(reader, range(true_count))] == default == list(range(true_count))
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_frames_are_rgb_uint8_with_known_pixels(known_videos, backend):
     path, _ = known_videos["mjpg"]

@@ -23,5 +23,9 @@ def decode_workers(setting: str | int = "auto") -> int:
     on, at most 16 (decoding every frame of a video to sample a few is the heavy part of a folder job)."""
     if str(setting) != "auto":
         return int(setting)
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return min(cpus, MAX_AUTO_WORKERS)
+    return min(usable_cpus(), MAX_AUTO_WORKERS)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, where the platform has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from ..device import usable_cpus
 from ..models.encoder import FrameEncoder
 from ..video import Chunk, Restart, Sampling, VideoMeta, arrange, failure_reason, stream_video
 from .spool import FeatureSpool, SpooledFeatures
@@ -47,12 +48,13 @@ class _VideoStreams(IterableDataset):
     def __iter__(self):
         info = get_worker_info()
         first, step = (0, 1) if info is None else (info.id, info.num_workers)
+        threads = 0 if info is None else _cpu_share(info.num_workers, len(self.videos))
         for position in range(first, len(self.videos), step):
             key, path = self.videos[position]
             self.reading[first] = position
             try:
                 for item in stream_video(path, self.sampling, size=self.size, backend=self.backend,
-                                         chunk=self.chunk):
+                                         chunk=self.chunk, threads=threads):
                     if isinstance(item, Chunk):
                         out = item.frames if self.process is None else self.process(item.frames)
                         yield "chunk", key, torch.from_numpy(out), torch.from_numpy(item.indices)
@@ -66,6 +68,14 @@ class _VideoStreams(IterableDataset):
 
 def _init_worker(_):
     torch.set_num_threads(1)
+
+
+def _cpu_share(workers: int, videos: int) -> int:
+    """Decoding threads for a decode worker: its share of the CPUs but one (the process that feeds the
+    CNN), among the workers that have a video to read. Left to itself, OpenCV's decoder starts one thread
+    per CPU in every worker. (OpenCV's own thread count is left alone: setting it in a forked worker hangs
+    where the parent has used OpenCV's thread pool.)"""
+    return max(1, (usable_cpus() - 1) // max(1, min(workers, videos)))
 
 
 def _worker_died(error: RuntimeError) -> bool:
@@ -175,8 +185,7 @@ def _encode(videos: list[tuple[str, str]], reading, *, encoder: FrameEncoder, sa
     """One pass of ``encode_videos`` over ``videos``; a decode worker that dies raises RuntimeError."""
     cuda = device.type == "cuda"
     loader = DataLoader(_VideoStreams(videos, sampling, size, backend, chunk=batch_size, reading=reading),
-                        batch_size=None,
-                        num_workers=workers, worker_init_fn=_init_worker, pin_memory=cuda,
+                        batch_size=None, num_workers=workers, worker_init_fn=_init_worker,
                         prefetch_factor=4 if workers else None, persistent_workers=False)
     encoder = encoder.to(device).eval()
     if not cuda:
@@ -184,9 +193,15 @@ def _encode(videos: list[tuple[str, str]], reading, *, encoder: FrameEncoder, sa
     state: dict[str, _Pending] = {}
     queue: deque = deque()  # (key, gen, frames) waiting for the CNN
     queued = 0
+    # On CUDA a batch is gathered into pinned memory (two buffers, taking turns) and its features come back
+    # while the next batch is gathered: one batch is in flight, and the host does not wait on the GPU.
+    staging = [torch.empty((batch_size, size, size, 3), dtype=torch.uint8, pin_memory=True)
+               for _ in range(2)] if cuda else []
+    in_flight: deque = deque()  # (owners, features (B, D) on their way to the host, CUDA event or None)
+    launched = 0
 
     def run_batch(n: int) -> None:
-        nonlocal queued
+        nonlocal queued, launched
         pieces, owners = [], []
         while n > 0 and queue:
             key, gen, frames = queue.popleft()
@@ -197,10 +212,31 @@ def _encode(videos: list[tuple[str, str]], reading, *, encoder: FrameEncoder, sa
             owners.append((key, gen, len(frames)))
             n -= len(frames)
             queued -= len(frames)
-        x = torch.cat(pieces).to(device, non_blocking=True)  # (B, S, S, 3) uint8
+        rows = sum(m for _, _, m in owners)
+        if cuda:  # the buffer's last batch has landed (below), so its copy to the GPU is done
+            x, start = staging[launched % 2][:rows], 0
+            for piece in pieces:  # a one-thread copy: torch.cat took 14 ms a batch beside 12 busy decode workers
+                np.copyto(x[start:start + len(piece)].numpy(), piece.numpy())
+                start += len(piece)
+            x = x.to(device, non_blocking=True)
+        else:
+            x = torch.cat(pieces)  # (B, S, S, 3) uint8
+        launched += 1
         with torch.inference_mode(), torch.autocast(device.type, enabled=cuda and amp):
-            feats = encoder(x).float().cpu().numpy()  # (B, D)
-        start = 0
+            feats = encoder(x).float().to("cpu", non_blocking=cuda)  # (B, D)
+        done = torch.cuda.Event() if cuda else None
+        if done:
+            done.record()
+        in_flight.append((owners, feats, done))
+        while len(in_flight) > (1 if cuda else 0):  # one batch stays in flight on CUDA
+            land()
+
+    def land() -> None:
+        """The oldest batch's features into the spools of their videos."""
+        owners, feats, done = in_flight.popleft()
+        if done:
+            done.synchronize()
+        feats, start = feats.numpy(), 0
         for key, gen, m in owners:
             st = state.get(key)
             if st is not None and st.gen == gen:
@@ -234,4 +270,6 @@ def _encode(videos: list[tuple[str, str]], reading, *, encoder: FrameEncoder, sa
         yield from finished()
     while queued:
         run_batch(batch_size)
+    while in_flight:
+        land()
     yield from finished()

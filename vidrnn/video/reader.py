@@ -52,9 +52,10 @@ class VideoReader:
 
     backend = ""
 
-    def __init__(self, path: str, source: str | None = None):
+    def __init__(self, path: str, source: str | None = None, threads: int = 0):
         self.path = path
         self._source = source or path  # what the decoder is given: the path, or a link to it
+        self._threads = threads  # decoding threads; 0: the library's choice
         self.frames_seen = 0  # frames decoded so far by read_frames/count_remaining
         self.pts: list[float] = []  # the decoder's timestamp (s) of every grabbed frame, in decode order
         self.info = self._open()
@@ -98,7 +99,8 @@ class OpenCVReader(VideoReader):
     backend = "opencv"
 
     def _open(self) -> VideoInfo:
-        self._cap = cv2.VideoCapture(self._source)
+        params = [cv2.CAP_PROP_N_THREADS, self._threads] if self._threads else []  # 0: one per CPU
+        self._cap = cv2.VideoCapture(self._source, cv2.CAP_ANY, params)
         if not self._cap.isOpened():
             raise VideoError("OpenCV cannot open it (not a video, or an unsupported codec)")
         get = self._cap.get
@@ -239,8 +241,9 @@ _READERS = {"opencv": OpenCVReader, "decord": DecordReader}
 AUTO_ORDER = ("opencv", "decord")  # OpenCV's grab() decodes without colour conversion: ~2x decord's next()
 
 
-def open_video(path: str | os.PathLike, backend: str = "auto") -> VideoReader:
-    """Open ``path`` with ``backend``; ``auto`` tries each backend in ``AUTO_ORDER`` until one opens."""
+def open_video(path: str | os.PathLike, backend: str = "auto", threads: int = 0) -> VideoReader:
+    """Open ``path`` with ``backend``; ``auto`` tries each backend in ``AUTO_ORDER`` until one opens.
+    ``threads``: OpenCV's decoding threads (0: one per CPU; decord's readers always use one)."""
     path = os.fspath(path)
     if backend not in BACKENDS:
         raise ValueError(f"video backend must be one of {BACKENDS}, not {backend!r}")
@@ -262,7 +265,7 @@ def open_video(path: str | os.PathLike, backend: str = "auto") -> VideoReader:
     with _decoder_path(path) as source:
         for name in AUTO_ORDER if backend == "auto" else (backend,):
             try:
-                opened.append(_READERS[name](path, source))
+                opened.append(_READERS[name](path, source, threads))
             except VideoError as e:
                 reasons.append(str(e))
                 continue

@@ -48,23 +48,24 @@ class VideoMeta:
 
 
 def stream_video(path: str, sampling: Sampling, *, size: int | None, backend: str = "auto",
-                 chunk: int = 32) -> Iterator[Chunk | Restart | VideoMeta]:
+                 chunk: int = 32, threads: int = 0) -> Iterator[Chunk | Restart | VideoMeta]:
     """Yield the sampled frames of ``path`` as ``Chunk``s, then its ``VideoMeta``.
 
     Frame indices are planned from the header's frame count and frame rate, and the stream is decoded to
     its end; if the true count gives another plan (the header lied, or decoding stopped early on a broken
     file), or fps or window sampling finds the frames far from index / fps apart (a variable frame rate:
     they are then sampled by their own times), a ``Restart`` is yielded and the video is streamed again
-    with the new plan. Memory holds at most one chunk, whatever the video's length.
+    with the new plan. Memory holds at most one chunk, whatever the video's length. ``threads``: the
+    decoder's (``open_video``).
     """
-    reader = open_video(path, backend)
+    reader = open_video(path, backend, threads)
     try:
         info = reader.info
         total, source = info.header_frames, "header"
         if total < 1:
             total, source = count_remaining(reader), "counted"
             reader.close()
-            reader = open_video(path, info.backend)
+            reader = open_video(path, info.backend, threads)
         if total < 1:
             raise VideoError("no frame could be decoded")
         plan = _plan(sampling, total, info.fps)
@@ -80,7 +81,7 @@ def stream_video(path: str, sampling: Sampling, *, size: int | None, backend: st
             yield Restart(f"header said {total} frames, decoding gave {counted}" if counted != total else
                           "the frames are not 1 / fps apart (variable frame rate): sampled again by their times")
             reader.close()
-            reader = open_video(path, info.backend)
+            reader = open_video(path, info.backend, threads)
             yield from _chunks(reader, new_plan, size, chunk)
             count_remaining(reader)
         if counted != total:

@@ -45,9 +45,10 @@ def hydra_app(config_name: str) -> Callable:
         def main() -> None:
             groups = {p.name for p in Path(CONF_DIR).iterdir() if p.is_dir()}  # video=small picks a file
             for arg in sys.argv[1:]:
-                key = re.match(r"([A-Za-z_][\w.]*)=", arg)
-                if key and key[1].split(".")[0] != "hydra" and key[1] not in groups:
-                    error = unknown_key(config_name, key[1])
+                key = re.match(r"(?:\+{1,2})?([A-Za-z_][\w.]*)=|~([A-Za-z_][\w.]*)(?:=|$)", arg)  # +key= ~key
+                name = key and (key[1] or key[2])
+                if name and name.split(".")[0] != "hydra" and name not in groups:
+                    error = unknown_key(config_name, name)
                     if error:
                         print(f"error: {error}", file=sys.stderr)
                         sys.exit(EXIT_ERROR)

@@ -107,7 +107,8 @@ def test_every_app_config_matches_its_schema(app):
 
 @pytest.mark.parametrize("overrides, message", [
     ([], "data.video_dir is not set: add data.video_dir=..."),
-    (["data.video_dir=v", "data.annotations=a", "+model.hiden=3"], "model.hiden is not a config key"),
+    (["data.video_dir=v", "data.annotations=a", "+model.hiden=3"],
+     "there is no key model.hiden (did you mean model.hidden?); --help lists them all"),
     (["data.video_dir=v", "data.annotations=a", "trainer.scheduler=step"],
      "trainer.scheduler must be one of cosine | plateau | none, not 'step'"),
     (["data.video_dir=v", "data.annotations=a", "device=gpu"],
@@ -169,6 +170,7 @@ def tiny_args(data: dict, cache: Path) -> list[str]:
 @pytest.mark.parametrize("bad, says", [
     ("trainer.max_epochs=abc", ["Error merging override trainer.max_epochs=abc", "could not be converted to Integer"]),
     ("model.hiden=3", ["error: vidrnn train has no key model.hiden (did you mean model.hidden?); --help lists them"]),
+    ("+model.hiden=3", ["error: vidrnn train has no key model.hiden (did you mean model.hidden?); --help lists them"]),
     ("evaluate.x=3", ["error: vidrnn train has no key evaluate.x (its keys here: task, device, seed, quiet, "]),
     ("model.cell=grux", ["error: model.cell must be one of lstm | gru | rnn, not 'grux'"]),
 ])

@@ -289,7 +289,7 @@ SCHEMAS = {"extract": ExtractSchema, "train": TrainSchema, "caption": CaptionSch
 
 def validate(cfg: DictConfig, prefix: str = "", *, unset_ok: bool = False) -> None:
     """Raise ValueError naming the first key that is unset (``???``; allowed with ``unset_ok``), that its
-    schema lacks (added with ``+key=...``), or whose value is not one its schema allows (a choice, or a
+    schema lacks (added by a config file; the apps refuse ``+key=...`` on the command line), or whose value is not one its schema allows (a choice, or a
     number out of its range)."""
     schema = OmegaConf.get_type(cfg)
     fields = {f.name: f for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
@@ -300,7 +300,7 @@ def validate(cfg: DictConfig, prefix: str = "", *, unset_ok: bool = False) -> No
                 continue
             raise ValueError(f"{name} is not set: add {name}=...")
         if fields is not None and key not in fields:
-            raise ValueError(f"{name} is not a config key (misspelt?); --cfg job lists them")
+            raise ValueError(f"there is no key {name} ({_closest(prefix, key, fields)}); --help lists them all")
         value, meta = cfg[key], fields[key].metadata if fields else {}
         if isinstance(value, DictConfig):
             validate(value, f"{name}.", unset_ok=unset_ok)
@@ -308,6 +308,14 @@ def validate(cfg: DictConfig, prefix: str = "", *, unset_ok: bool = False) -> No
             raise ValueError(f"{name} must be one of {' | '.join(meta['choices'])}, not {value!r}")
         elif "range" in meta and (wanted := _out_of_range(value, *meta["range"])):
             raise ValueError(f"{name} must be {wanted}, not {value!r}")
+
+
+def _closest(prefix: str, key: str, keys) -> str:
+    """"did you mean model.hidden?", or where no key is close, "its keys here: ..." (``prefix``: the
+    dotted path to ``keys``)."""
+    near = difflib.get_close_matches(key, keys, n=1)
+    named = [f"{prefix}{name}" for name in (near or keys)]
+    return f"did you mean {named[0]}?" if near else f"its keys here: {', '.join(named)}"
 
 
 def unknown_key(app: str, key: str) -> Optional[str]:
@@ -319,10 +327,8 @@ def unknown_key(app: str, key: str) -> Optional[str]:
             return None
         fields = {f.name: f.type for f in dataclasses.fields(schema)}
         if part not in fields:
-            near = difflib.get_close_matches(part, fields, n=1)
-            named = [".".join([*path, name]) for name in (near or fields)]
-            hint = f"did you mean {named[0]}?" if near else f"its keys here: {', '.join(named)}"
-            return f"vidrnn {app} has no key {key} ({hint}); --help lists them all"
+            prefix = "".join(f"{p}." for p in path)
+            return f"vidrnn {app} has no key {key} ({_closest(prefix, part, fields)}); --help lists them all"
         path.append(part)
         schema = next((t for t in typing.get_args(fields[part]) if t is not type(None)), fields[part])
     return None

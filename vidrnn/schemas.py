@@ -289,8 +289,8 @@ SCHEMAS = {"extract": ExtractSchema, "train": TrainSchema, "caption": CaptionSch
 
 def validate(cfg: DictConfig, prefix: str = "", *, unset_ok: bool = False) -> None:
     """Raise ValueError naming the first key that is unset (``???``; allowed with ``unset_ok``), that its
-    schema lacks (added by a config file; the apps refuse ``+key=...`` on the command line), or whose value is not one its schema allows (a choice, or a
-    number out of its range)."""
+    schema lacks (added by a config file; the apps refuse ``+key=...`` on the command line), or whose
+    value is not one its schema allows (a choice, or a number out of its range)."""
     schema = OmegaConf.get_type(cfg)
     fields = {f.name: f for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
     for key in cfg:

@@ -12,6 +12,7 @@ import pytest
 import torch
 from conftest import make_index_lie, pipeline_env, run_pipeline, write_opencv
 
+from vidrnn import device as device_module
 from vidrnn.features import encode as encode_module
 from vidrnn.features import extract_folder, load_features, storage_dtype
 from vidrnn.models import FrameEncoder
@@ -299,7 +300,7 @@ def test_decode_workers_share_the_cpus(folder, monkeypatch, videos, expected):
         return real(path, *args, threads=threads, **kw)
 
     cv2.resize(np.zeros((480, 640, 3), np.uint8), (320, 240))  # OpenCV's thread pool started before the fork
-    monkeypatch.setattr(encode_module, "usable_cpus", lambda: 9)
+    monkeypatch.setattr(device_module, "usable_cpus", lambda: 9)
     monkeypatch.setattr(encode_module, "stream_video", checked)
     paths = [(v, str(folder / v)) for v in GOOD[:videos]]
 
@@ -308,3 +309,20 @@ def test_decode_workers_share_the_cpus(folder, monkeypatch, videos, expected):
 
     results = list(encode_module.map_frames(paths, _mean, Sampling(num_frames=3), workers=2))
     assert [type(r).__name__ for r in results] == ["Mapped"] * videos, [getattr(r, "reason", "") for r in results]
+
+
+def test_frames_for_end_to_end_training_are_decoded_on_the_workers_share(folder, monkeypatch):
+    from vidrnn.features import cache as cache_module
+
+    real = cache_module.read_sampled
+
+    def checked(path, *args, threads, **kw):  # run in the forked decode workers
+        if threads != 4:
+            raise VideoError(f"decoder threads {threads}, not 4")
+        return real(path, *args, threads=threads, **kw)
+
+    monkeypatch.setattr(device_module, "usable_cpus", lambda: 9)
+    monkeypatch.setattr(cache_module, "read_sampled", checked)
+    frames, _, failed = cache_module.decoded_frames(str(folder), GOOD, sampling=Sampling(num_frames=3), size=32,
+                                                    workers=2)
+    assert failed == {} and sorted(frames) == sorted(GOOD)

@@ -1,4 +1,5 @@
-"""Choosing the hardware from config strings: the torch device and the number of decode processes."""
+"""Choosing the hardware from config strings: the torch device, the number of decode processes and their
+threads."""
 from __future__ import annotations
 
 import os
@@ -24,6 +25,13 @@ def decode_workers(setting: str | int = "auto") -> int:
     if str(setting) != "auto":
         return int(setting)
     return min(usable_cpus(), MAX_AUTO_WORKERS)
+
+
+def decoder_threads(workers: int, videos: int) -> int:
+    """Decoding threads for one of ``workers`` decode processes: its share of the CPUs but one (the process
+    that feeds the CNN), among the workers that have one of the ``videos`` to read. Left to itself,
+    OpenCV's decoder starts one thread per CPU in every worker (16 x 12 threads on a 16-core machine)."""
+    return max(1, (usable_cpus() - 1) // max(1, min(workers, videos)))
 
 
 def usable_cpus() -> int:

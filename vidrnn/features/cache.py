@@ -7,8 +7,9 @@ import os
 from pathlib import Path
 
 import numpy as np
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
+from ..device import decoder_threads
 from ..video import VideoError, read_sampled
 from .extract import ExtractSummary, extract_folder
 from .store import MANIFEST, _read_jsonl, load_features
@@ -63,8 +64,10 @@ class _Decode(Dataset):
 
     def __getitem__(self, i: int):
         try:
+            info = get_worker_info()
             frames, meta = read_sampled(str(Path(self.video_dir, self.videos[i])), self.sampling, size=self.size,
-                                        backend=self.backend)
+                                        backend=self.backend,
+                                        threads=0 if info is None else decoder_threads(info.num_workers, len(self)))
             return self.videos[i], frames, meta.as_dict()
         except VideoError as e:
             return self.videos[i], None, str(e)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from ..device import usable_cpus
+from ..device import decoder_threads
 from ..models.encoder import FrameEncoder
 from ..video import Chunk, Restart, Sampling, VideoMeta, arrange, failure_reason, stream_video
 from .spool import FeatureSpool, SpooledFeatures
@@ -48,7 +48,7 @@ class _VideoStreams(IterableDataset):
     def __iter__(self):
         info = get_worker_info()
         first, step = (0, 1) if info is None else (info.id, info.num_workers)
-        threads = 0 if info is None else _cpu_share(info.num_workers, len(self.videos))
+        threads = 0 if info is None else decoder_threads(info.num_workers, len(self.videos))
         for position in range(first, len(self.videos), step):
             key, path = self.videos[position]
             self.reading[first] = position
@@ -69,13 +69,6 @@ class _VideoStreams(IterableDataset):
 def _init_worker(_):
     torch.set_num_threads(1)
 
-
-def _cpu_share(workers: int, videos: int) -> int:
-    """Decoding threads for a decode worker: its share of the CPUs but one (the process that feeds the
-    CNN), among the workers that have a video to read. Left to itself, OpenCV's decoder starts one thread
-    per CPU in every worker. (OpenCV's own thread count is left alone: setting it in a forked worker hangs
-    where the parent has used OpenCV's thread pool.)"""
-    return max(1, (usable_cpus() - 1) // max(1, min(workers, videos)))
 
 
 def _worker_died(error: RuntimeError) -> bool:

@@ -131,11 +131,11 @@ def frame_edges(times: list[float] | None, total: int, fps: float) -> np.ndarray
     return np.arange(total + 1) / fps if fps else None
 
 
-def read_sampled(path: str, sampling: Sampling, *, size: int | None, backend: str = "auto"
+def read_sampled(path: str, sampling: Sampling, *, size: int | None, backend: str = "auto", threads: int = 0
                  ) -> tuple[np.ndarray, VideoMeta]:
     """All sampled frames of one video, laid out like its plan: (N, S, S, 3) or (W, N, S, S, 3) uint8."""
     frames, indices = [], []
-    for item in stream_video(path, sampling, size=size, backend=backend):
+    for item in stream_video(path, sampling, size=size, backend=backend, threads=threads):
         if isinstance(item, Restart):
             frames, indices = [], []
         elif isinstance(item, Chunk):

@@ -15,7 +15,9 @@ CNN sees); every frame is decoded, since decoding is sequential.
 
 Bounds: min(decode, CNN) is the limit when decoding and the CNN have their own hardware (a GPU, or with
 --threads 1 one core for the CNN while the decode workers take the others); when both use every core
-they share them, and 1 / (1/decode + 1/CNN) is the limit. RSS: the main process after loading torch and
+they share them, and 1 / (1/decode + 1/CNN) is the limit. Waits: the share of the end-to-end time the main
+process spent waiting for decoded frames; where end to end falls short of decode-only and this is low, the
+process that feeds the CNN is the limit, not the decoders. RSS: the main process after loading torch and
 the encoder (base), its peak in the first round's CNN-only and end-to-end stages (the CNN's activations,
 batches, queued chunks), and how far the hungriest decode worker grew above what it shared with its parent.
 """
@@ -44,6 +46,7 @@ from measure import (
 from torch.utils.data import DataLoader
 
 from vidrnn.device import resolve_device
+from vidrnn.features import encode as encode_module
 from vidrnn.features.encode import _init_worker, _VideoStreams, encode_videos
 from vidrnn.models import FrameEncoder
 from vidrnn.video import Sampling
@@ -94,12 +97,32 @@ def cnn_only(encoder, device, seconds: float, batch: int, size: int, amp: bool) 
     return done / (time.perf_counter() - start)
 
 
-def end_to_end(videos, encoder, sampling, size, workers, batch, device, backend, amp) -> float:
+class _WaitedLoader(DataLoader):
+    """The extraction's DataLoader, adding up how long the main process waits for the decode workers."""
+
+    waited = 0.0
+
+    def __iter__(self):
+        messages = super().__iter__()
+        while True:
+            start = time.perf_counter()
+            msg = next(messages, None)
+            _WaitedLoader.waited += time.perf_counter() - start
+            if msg is None:
+                return
+            yield msg
+
+
+def end_to_end(videos, encoder, sampling, size, workers, batch, device, backend, amp) -> tuple[float, float]:
+    """Frames/s of ``encode_videos``, and the share of its time the main process (which feeds the CNN)
+    waited for decoded frames: near 1 the decoders are the bound, near 0 the main process is."""
+    encode_module.DataLoader, _WaitedLoader.waited = _WaitedLoader, 0.0
     start, n = time.perf_counter(), 0
     for res in encode_videos(videos, encoder, sampling, size=size, backend=backend, batch_size=batch,
                              workers=workers, device=device, amp=amp):
         n += res.features.shape[0] * (res.features.shape[1] if res.features.ndim == 3 else 1)
-    return n / (time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    return n / elapsed, _WaitedLoader.waited / elapsed
 
 
 def one_case(c: dict) -> dict:
@@ -131,12 +154,13 @@ def one_case(c: dict) -> dict:
             dec, frames, grown = decode(videos)
         rss.setdefault("worker", grown)
         reset_peak()
-        e2e = end_to_end(videos, encoder, sampling, c["size"], c["workers"], c["batch"], device, c["backend"], c["amp"])
+        e2e, waits = end_to_end(videos, encoder, sampling, c["size"], c["workers"], c["batch"], device, c["backend"],
+                                c["amp"])
         peak("e2e")
         rounds.append({"decode": dec, "cnn": cnn, "e2e": e2e, "vs_min": e2e / min(dec, cnn),
-                       "vs_shared": e2e * (1 / dec + 1 / cnn)})
+                       "vs_shared": e2e * (1 / dec + 1 / cnn), "waits": waits})
     out = {k: max(r[k] for r in rounds) for k in ("decode", "cnn", "e2e")}
-    out.update({k: sum(r[k] for r in rounds) / len(rounds) for k in ("vs_min", "vs_shared")})
+    out.update({k: sum(r[k] for r in rounds) / len(rounds) for k in ("vs_min", "vs_shared", "waits")})
     return {"reads": len(videos), "frames": frames, **out, "rss": rss, "machine": machine(device)}
 
 
@@ -176,17 +200,18 @@ def main() -> None:
           f"resized to {args.size}x{args.size}; batch {args.batch}, {args.workers} decode workers, "
           f"device {args.device}{'' if args.amp else ', no AMP'}; {args.repeats} rounds of ~{args.seconds:g} s stages")
     print(f"{'model':9s} {'video':>9s} {'reads':>5s} {'frames':>6s} {'decode':>8s} {'cnn':>7s} {'e2e':>7s} "
-          f"{'e2e/min':>7s} {'e2e/shared':>10s}  RSS MiB: base, peak cnn / e2e, worker +")
+          f"{'e2e/min':>7s} {'e2e/shared':>10s} {'waits':>5s}  RSS MiB: base, peak cnn / e2e, worker +")
     for model, at, r in rows:
         d, c, e = r["decode"], r["cnn"], r["e2e"]
         m = r["rss"]
         print(f"{model:9s} {at:>9s} {r['reads']:5d} {r['frames']:6d} {d:8.1f} {c:7.1f} {e:7.1f} {r['vs_min']:7.3f} "
-              f"{r['vs_shared']:10.3f}  {m['base']:4.0f}, {m['cnn']:4.0f} / {m['e2e']:4.0f}, "
+              f"{r['vs_shared']:10.3f} {r['waits']:5.0%}  {m['base']:4.0f}, {m['cnn']:4.0f} / {m['e2e']:4.0f}, "
               f"+{m['worker']:.0f}")
     print("(reads: videos read per stage; frames: sampled frames per stage; frames/s, best of the rounds; "
           "e2e/min, e2e/shared: mean over rounds of end-to-end against the bounds measured next to it; "
           "min = min(decode, cnn), the bound with separate hardware; shared = 1/(1/decode + 1/cnn), the bound "
-          "when both share the CPU cores)")
+          "when both share the CPU cores; waits: share of the end-to-end time the main process waited for "
+          "decoded frames, mean over rounds: low means the main process, not decoding, is the limit)")
 
 
 if __name__ == "__main__":

@@ -142,6 +142,19 @@ def test_decode_workers_auto_is_one_per_usable_cpu(monkeypatch):
     assert device.decode_workers(3) == 3
 
 
+def test_training_data_stays_in_host_memory_where_it_would_crowd_the_gpu(monkeypatch):
+    """The frames of a set trained end to end go to the GPU only where they take at most half its free
+    memory; otherwise each batch goes over on its own."""
+    import torch
+
+    from vidrnn.device import resident
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1000, 10**6))  # 1000 bytes free
+    frames = torch.zeros(501, dtype=torch.uint8)
+    assert resident(frames, torch.device("cuda")) is frames
+    assert resident(frames, torch.device("cpu")) is frames
+
+
 @pytest.mark.parametrize("app, overrides, message", [
     ("caption", ["decode.beam=0"], "decode.beam must be >= 1, not 0"),
     ("caption", ["window.stride_s=-2"], "window.stride_s must be > 0, not -2.0"),

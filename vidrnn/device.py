@@ -37,3 +37,11 @@ def decoder_threads(workers: int, videos: int) -> int:
 def usable_cpus() -> int:
     """CPUs this process may run on (its affinity mask, where the platform has one)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def resident(data: torch.Tensor, device: torch.device, share: float = 0.5) -> torch.Tensor:
+    """``data`` moved to ``device``, or left in host memory where it would take more than ``share`` of a
+    GPU's free memory (the frames of a large set trained end to end): batches then go over one at a time."""
+    if device.type == "cuda" and data.nbytes > share * torch.cuda.mem_get_info(device)[0]:
+        return data
+    return data.to(device)

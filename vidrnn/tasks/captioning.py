@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..device import resident
 from ..distributed import epoch_order
 from ..metrics import score_captions
 from ..models.captioner import Captioner
@@ -48,7 +49,7 @@ class CaptionTask:
         per_video = torch.arange(len(pairs)).split(self.pair_video.bincount(minlength=len(train.ids)).tolist())
         self.groups = [g for pairs_of in per_video for g in pairs_of.split(group)]  # up to ``group`` pairs each
         self.groups_per_batch = max(1, batch_size // group)
-        self.train_feats = train.feats.to(device)
+        self.train_feats = resident(train.feats, device)
         self.seed = seed
 
     def batches(self, epoch: int):
@@ -58,7 +59,8 @@ class CaptionTask:
             caps = self.pair_caps[idx]
             caps = caps[:, : int((caps != self.vocab.pad_id).sum(1).max())]  # trim padding
             videos, rows = self.pair_video[idx].unique(return_inverse=True)  # (U,), (B,)
-            yield self.train_feats[videos.to(self.device)], caps.to(self.device), rows.to(self.device)
+            feats = self.train_feats[videos.to(self.train_feats.device)].to(self.device, non_blocking=True)
+            yield feats, caps.to(self.device), rows.to(self.device)
 
     def sample_prob(self, epoch: int) -> float:
         """Scheduled sampling rises linearly to its maximum over the first half of training."""

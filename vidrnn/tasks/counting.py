@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..device import resident
 from ..distributed import epoch_order
 from ..metrics import count_errors
 from ..models.counter import RecurrentCounter
@@ -95,14 +96,16 @@ class CountTask:
     def __init__(self, train: CountSamples, val: CountSamples, *, batch_size: int = 32,
                  device: torch.device = torch.device("cpu"), seed: int = 0):
         self.train, self.val, self.batch_size, self.device = train, val, batch_size, device
-        self.data = [t.to(device) for t in (train.feats, train.clip, train.frames)]
+        self.feats = resident(train.feats, device)  # (S, N, D), or frames (S, N, H, W, 3)
+        self.clip, self.frames = train.clip.to(device), train.frames.to(device)
         self.seed = seed
 
     def batches(self, epoch: int):
         order = epoch_order(len(self.train.ids), epoch, self.seed).to(self.device)  # this process's share
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
-            yield tuple(t[idx] for t in self.data)
+            feats = self.feats[idx.to(self.feats.device)].to(self.device, non_blocking=True)
+            yield feats, self.clip[idx], self.frames[idx]
 
     def step(self, model: RecurrentCounter, batch, epoch: int) -> torch.Tensor:
         feats, clip, frames = batch  # (B, N, D), (B,), (B, N)

@@ -70,7 +70,6 @@ def _init_worker(_):
     torch.set_num_threads(1)
 
 
-
 def _worker_died(error: RuntimeError) -> bool:
     """Whether ``error`` is the DataLoader's news of a dead worker ("DataLoader worker (pid 12) is killed
     by signal: ...", "... exited unexpectedly"), raised from its SIGCHLD handler or its queue wait."""

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipelines import CONF_DIR
 from vidrnn.device import decode_workers, resolve_device
-from vidrnn.files import shard_from_env
+from vidrnn.files import shard_from_env, single_line
 from vidrnn.models import FrameEncoder, resolved_weights
 from vidrnn.schemas import unknown_key, validate  # (importing it registers the apps' schemas)
 from vidrnn.sweeps import ERROR, clear_error, one_line, record_error
@@ -164,6 +164,11 @@ def report(name: str, summary, output: str) -> int:
     """Print what a prediction pipeline did; the exit status says whether any video failed."""
     print(f"{name}: {len(summary.done)} videos done, {summary.skipped} already done, {len(summary.failed)} failed "
           f"-> {output}")
-    for video, reason in summary.failed.items():
-        print(f"  failed: {video}: {reason}")
+    print_failed(summary.failed)
     return EXIT_SOME_FAILED if summary.failed else EXIT_OK
+
+
+def print_failed(failed: dict[str, str], what: str = "failed") -> None:
+    """A line per video that failed, ``  failed: <video>: <reason>`` (a newline in a name is escaped)."""
+    for video, reason in failed.items():
+        print(f"  {what}: {single_line(video)}: {single_line(reason)}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from pipelines.common import EXIT_OK, encoder_spec, hydra_app, run_app, sampling_from
+from pipelines.common import EXIT_OK, encoder_spec, hydra_app, print_failed, run_app, sampling_from
 from vidrnn.demo import run_demo
 from vidrnn.device import decode_workers, resolve_device
 
@@ -27,8 +27,7 @@ demo ({cfg.demo.size}): {s['videos']} synthetic videos {s['splits']}, finished i
       {out}/counts.csv            a count per video; counts_plots/: timelines; counts_metrics.json
       {out}/sheets/, {out}/rendered/   contact sheets and annotated videos of the held-out videos
   report (open it in a browser): {s['report']}""")
-    for video, reason in s["pictures_failed"].items():
-        print(f"  pictures failed: {video}: {reason}")
+    print_failed(s["pictures_failed"], "pictures failed")
     return EXIT_OK
 
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from pipelines.common import EXIT_OK, EXIT_SOME_FAILED, encoder_from, folder_options, hydra_app, run_app, sampling_from
+from pipelines.common import (EXIT_OK, EXIT_SOME_FAILED, encoder_from, folder_options, hydra_app, print_failed, run_app,
+                              sampling_from)
 from vidrnn.features import extract_folder
 
 
@@ -14,8 +15,7 @@ def extract(cfg: DictConfig) -> int:
                              sampling=sampling_from(cfg.video), size=cfg.video.size, dtype=cfg.dtype, **options)
     print(f"extract: {len(summary.done)} extracted, {summary.skipped} already done, "
           f"{len(summary.failed)} failed -> {cfg.output_dir}")
-    for video, reason in summary.failed.items():
-        print(f"  failed: {video}: {reason}")
+    print_failed(summary.failed)
     return EXIT_SOME_FAILED if summary.failed else EXIT_OK
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from conftest import run_pipeline, write_opencv
 
-from vidrnn.files import list_videos, printable
+from vidrnn.files import list_videos, printable, single_line
 from vidrnn.synth import make_dataset
 
 av = pytest.importorskip("av")
@@ -132,6 +132,8 @@ def make_corpus(root: Path, *, large: bool = True) -> dict[str, Case]:
     add("truncated.mp4", False, None, "good mp4 cut in half (moov atom lost)")
     (root / "random.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 20000, np.uint8).tobytes())
     add("random.mp4", False, None, "20 kB of random bytes")
+    (root / "random\nline.mp4").write_bytes(np.random.default_rng(3).integers(0, 256, 5000, np.uint8).tobytes())
+    add("random\nline.mp4", False, None, "random bytes under a name with a newline (printed escaped: random\\nline.mp4)")
     (root / "text.avi").write_text("this is not a video\n" * 50, encoding="utf-8")
     add("text.avi", False, None, "a text file named .avi")
     _audio_only(root / "audio_only.mp4")
@@ -224,11 +226,13 @@ class Run:
         return [ln.strip() for ln in self.res.stdout.splitlines() if ln.strip().startswith("failed: ")]
 
     def failed(self) -> dict[str, list[str]]:
-        """video -> reasons, from stdout's failed lines (a video listed twice has two reasons)."""
+        """video -> reasons, from stdout's failed lines (a video listed twice has two reasons); a name
+        printed with escapes (``random\\nline.mp4``) is mapped back to the corpus's."""
+        printed = {single_line(path): path for path in self.cases}
         got: dict[str, list[str]] = {}
         for ln in self.failed_lines():
             video, reason = _split_failed(ln[len("failed: "):])
-            got.setdefault(video, []).append(reason)
+            got.setdefault(printed.get(video, video), []).append(reason)
         return got
 
 
@@ -317,7 +321,7 @@ def _context(run: Run) -> str:
 def test_corpus_is_what_it_claims(corpus):
     """The generator itself: every entry exists as the kind of thing it claims to be."""
     root, cases = corpus
-    assert sorted(list_videos(root)) == sorted(cases) and len(cases) == 23  # 2 good, 11 unreadable, 10 odd
+    assert sorted(list_videos(root)) == sorted(cases) and len(cases) == 24  # 2 good, 12 unreadable, 10 odd
     assert (root / "empty.mp4").stat().st_size == 0 and (root / "x.mp4").is_dir()
     assert (root / "loop.mp4").is_symlink() and not (root / "loop.mp4").exists()
     assert stat.S_ISFIFO((root / "fifo.mp4").stat().st_mode) and (root / "zeros.avi").is_char_device()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv",
@@ -67,3 +68,12 @@ def printable(name: str) -> str:
     """``name`` with the bytes of a file name that are not UTF-8 (surrogate escapes) written as ``\\xNN``:
     the text that video ids, outputs and logs use for it."""
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def single_line(text: str) -> str:
+    """``text`` (a file name, or a reason that names one) for a log or console line: ``printable``, and
+    control characters such as a newline in a file name written as escapes (``\\n``)."""
+    return _CONTROL.sub(lambda m: repr(m[0])[1:-1], printable(text))

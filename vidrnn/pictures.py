@@ -28,6 +28,7 @@ from tqdm import tqdm
 from .data import CountLabels, load_captions, load_count_labels
 from .features.encode import CRASHED
 from .features.store import _append_jsonl, _read_jsonl, atomic_write
+from .files import single_line
 from .outputs import read_csv_rows
 from .video import Sampling, VideoError, failure_reason, open_video, read_sampled
 
@@ -409,7 +410,7 @@ class Pictures:
         for vid, error in failed.items():
             if error:
                 self.failed[vid] = error
-                log.warning("PICTURES FAILED %s: %s", vid, error)
+                log.warning("PICTURES FAILED %s: %s", single_line(vid), single_line(error))
             else:
                 self.failed.pop(vid, None)
             if error or self.notes[vid].get("picture_error"):

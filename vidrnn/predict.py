@@ -15,7 +15,7 @@ from .checkpoint import build_model, load_checkpoint
 from .data import CountLabels, load_count_labels
 from .features import Encoded, Mapped, encode_videos, map_frames
 from .features.store import RunRecords, atomic_write, file_sha256
-from .files import VIDEO_EXTENSIONS, printable, require_videos, select_shard
+from .files import VIDEO_EXTENSIONS, printable, require_videos, select_shard, single_line
 from .metrics import count_errors
 from .models.encoder import EncoderError, FrameEncoder
 from .models.hog import HogPeopleCounter
@@ -98,7 +98,7 @@ class _Job:
     def fail(self, video: str, reason: str) -> None:
         self.records.add_failure(video, reason)
         self.summary.failed[video] = reason
-        log.warning("FAILED %s: %s", video, reason)
+        log.warning("FAILED %s: %s", single_line(video), single_line(reason))
 
     def results(self) -> dict[str, dict]:
         """Video id -> result of every finished video in the folder (by this run, an earlier one or another

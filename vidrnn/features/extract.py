@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..files import VIDEO_EXTENSIONS, require_videos, select_shard
+from ..files import VIDEO_EXTENSIONS, require_videos, select_shard, single_line
 from ..models.encoder import FrameEncoder
 from ..video import Sampling
 from .encode import Encoded, encode_videos
@@ -78,7 +78,7 @@ def extract_folder(input_dir: str, output_dir: str, *, encoder: FrameEncoder | N
         else:
             records.add_failure(res.key, res.reason)
             summary.failed[res.key] = res.reason
-            log.warning("FAILED %s: %s", res.key, res.reason)
+            log.warning("FAILED %s: %s", single_line(res.key), single_line(res.reason))
         bar.update(1)
     bar.close()
     return summary

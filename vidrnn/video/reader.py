@@ -175,8 +175,8 @@ class DecordReader(VideoReader):
 
     def _reason(self, error: Exception) -> str:
         """decord's message, one short line: no dmlc log prefix, file name or advice on its settings."""
-        text = str(error).splitlines()[0] if str(error) else type(error).__name__
-        text = _DMLC_PREFIX.sub("", text).replace(f"[{self._source}]", "").replace(self._source, "")
+        text = str(error).replace(f"[{self._source}]", "").replace(self._source, "")  # a path may hold a newline
+        text = _DMLC_PREFIX.sub("", text.splitlines()[0] if text.strip() else type(error).__name__)
         text, _, advice = text.partition("`DECORD_")  # "... corrupted framesand `DECORD_REWIND_RETRY_MAX=16`..."
         return (text.strip().removesuffix("and") if advice else text).strip(" .:")[:120]
 

@@ -133,7 +133,7 @@ def make_corpus(root: Path, *, large: bool = True) -> dict[str, Case]:
     (root / "random.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 20000, np.uint8).tobytes())
     add("random.mp4", False, None, "20 kB of random bytes")
     (root / "random\nline.mp4").write_bytes(np.random.default_rng(3).integers(0, 256, 5000, np.uint8).tobytes())
-    add("random\nline.mp4", False, None, "random bytes under a name with a newline (printed escaped: random\\nline.mp4)")
+    add("random\nline.mp4", False, None, "random bytes, a newline in the name (printed escaped: random\\nline.mp4)")
     (root / "text.avi").write_text("this is not a video\n" * 50, encoding="utf-8")
     add("text.avi", False, None, "a text file named .avi")
     _audio_only(root / "audio_only.mp4")

@@ -31,6 +31,7 @@ av = pytest.importorskip("av")
 
 EXIT_SOME_FAILED = 2
 ODD_NAME = "-rf clip é.mp4"
+LONG_NAME = "long " + "é" * 122 + ".mp4"  # 253 bytes: the longest file name is 255, so NAME.npz is too long
 NOT_UTF8_NAME = os.fsdecode(b"latin-1 caf\xe9.mp4")  # a file name whose bytes are not UTF-8
 # Native library chatter that must not end up as a user-facing reason (decord/OpenCV log prefixes and
 # C++ source locations).
@@ -171,6 +172,8 @@ def make_corpus(root: Path, *, large: bool = True) -> dict[str, Case]:
     add("vfr.mp4", True, what="variable frame rate: H.264, irregular pts (10..500 ms apart), 12 frames")
     write_opencv(root / ODD_NAME, 12, "mp4v")
     add(ODD_NAME, True, what="leading dash, spaces and unicode in the name")
+    os.rename(write_opencv(root / "long.mp4", 12, "mp4v"), root / LONG_NAME)  # OpenCV cannot write to that name
+    add(LONG_NAME, True, what="a 253-byte name: a feature file or picture named after it would not fit")
     os.rename(write_opencv(root / "not_utf8.mp4", 12, "mp4v"), root / NOT_UTF8_NAME)  # OpenCV crashes on it
     add(NOT_UTF8_NAME, True, what="a byte that is not UTF-8 in the name (Latin-1 e-acute): id 'latin-1 caf\\xe9'")
     mid = bytearray(write_opencv(root / "corrupt_middle.avi", 20, "MJPG").read_bytes())
@@ -321,7 +324,7 @@ def _context(run: Run) -> str:
 def test_corpus_is_what_it_claims(corpus):
     """The generator itself: every entry exists as the kind of thing it claims to be."""
     root, cases = corpus
-    assert sorted(list_videos(root)) == sorted(cases) and len(cases) == 24  # 2 good, 12 unreadable, 10 odd
+    assert sorted(list_videos(root)) == sorted(cases) and len(cases) == 25  # 2 good, 12 unreadable, 11 odd
     assert (root / "empty.mp4").stat().st_size == 0 and (root / "x.mp4").is_dir()
     assert (root / "loop.mp4").is_symlink() and not (root / "loop.mp4").exists()
     assert stat.S_ISFIFO((root / "fifo.mp4").stat().st_mode) and (root / "zeros.avi").is_char_device()
@@ -338,6 +341,15 @@ def test_corpus_is_what_it_claims(corpus):
     cap = cv2.VideoCapture(str(root / "large.avi"))
     assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (4000, 3000)
     cap.release()
+
+
+def test_outputs_named_after_a_long_file_name_fit(pipeline_run):
+    """A feature file, picture or plot named after a 253-byte file name is cut to fit (255 bytes at most)."""
+    run = pipeline_run
+    assert "too long" not in run.res.stdout + run.res.stderr, _context(run)
+    named = [p for p in run.out.rglob("long *") if p.name != LONG_NAME]
+    assert named or run.name in ("count", "hog", "caption") and run.res.returncode == EXIT_SOME_FAILED
+    assert all(len(os.fsencode(p.name)) <= 255 for p in named), named
 
 
 def test_no_traceback(pipeline_run):
@@ -437,3 +449,13 @@ def test_captions_are_sane(caption_run):
     assert (run.out / "caps.json").exists(), _context(run)
     rows = json.loads((run.out / "caps.json").read_text(encoding="utf-8"))
     assert rows and all(isinstance(r["caption"], str) and np.isfinite(r["score"]) for r in rows)
+
+
+def test_a_long_name_is_cut_to_fit_and_keeps_apart_from_its_neighbours():
+    from vidrnn.files import NAME_MAX, fitted_name
+
+    assert fitted_name("clip.mp4", ".npz") == "clip.mp4.npz"
+    a, b = (fitted_name("é" * 130 + tail, ".npz") for tail in ("a.mp4", "b.mp4"))
+    assert a != b and a.endswith(".npz") and b.endswith(".npz")
+    assert all(len(os.fsencode(n)) <= NAME_MAX for n in (a, b))
+    assert a.encode("utf-8").decode("utf-8") == a  # no character cut in two

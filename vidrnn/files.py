@@ -1,9 +1,10 @@
 """Finding videos in a folder, and splitting them among processes."""
 from __future__ import annotations
 
+import hashlib
 import os
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv",
                     ".3gp", ".ts")
@@ -77,3 +78,30 @@ def single_line(text: str) -> str:
     """``text`` (a file name, or a reason that names one) for a log or console line: ``printable``, and
     control characters such as a newline in a file name written as escapes (``\\n``)."""
     return _CONTROL.sub(lambda m: repr(m[0])[1:-1], printable(text))
+
+
+NAME_MAX = 255  # bytes in one file name on Linux and macOS file systems
+
+
+def fitted_name(name: str, suffix: str, limit: int = NAME_MAX) -> str:
+    """``name + suffix`` as one file name within ``limit`` bytes: a longer one is cut and ends in a hash of
+    the whole, so that two long names that start alike stay apart."""
+    whole = os.fsencode(name + suffix)
+    if len(whole) <= limit:
+        return name + suffix
+    tail = "-" + hashlib.sha1(whole).hexdigest()[:12] + suffix
+    head = os.fsencode(name)[:limit - len(os.fsencode(tail))]
+    return head.decode("utf-8", "ignore") + tail  # a character cut in two is left out
+
+
+def file_name(video_id: str, suffix: str) -> str:
+    """A video's output file (contact sheet, plot) in a flat folder: its id, slashes as ``__``, then
+    ``suffix``, cut to fit where it is long."""
+    return fitted_name(video_id.replace("/", "__"), suffix)
+
+
+def tree_path(relative: str, suffix: str) -> PurePosixPath:
+    """A video's output file in a tree like the input's: its relative path plus ``suffix``, the last part
+    cut to fit where it is long."""
+    path = PurePosixPath(relative)
+    return path.with_name(fitted_name(path.name, suffix))

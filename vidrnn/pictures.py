@@ -28,7 +28,7 @@ from tqdm import tqdm
 from .data import CountLabels, load_captions, load_count_labels
 from .features.encode import CRASHED
 from .features.store import _append_jsonl, _read_jsonl, atomic_write
-from .files import single_line
+from .files import file_name, single_line
 from .outputs import read_csv_rows
 from .video import Sampling, VideoError, failure_reason, open_video, read_sampled
 
@@ -38,11 +38,6 @@ _FONT_DIR = Path(matplotlib.get_data_path(), "fonts", "ttf")  # DejaVu: every sc
 TEXT, DIM, ACCENT = (20, 20, 20), (105, 105, 105), (200, 60, 20)
 MARGIN, GAP = 12, 6  # contact sheet: around and between the tiles (pixels)
 JOBS_PER_PROCESS = 4  # draw_each starts at most one process per 4 pictures (a start is not free)
-
-
-def file_name(video_id: str) -> str:
-    """A video id as one file name (ids of nested files hold slashes)."""
-    return video_id.replace("/", "__")
 
 
 def load_notes(out_dir: str | os.PathLike) -> dict[str, dict]:
@@ -418,8 +413,8 @@ class Pictures:
         self._record(errors)
 
     def _targets(self, vid: str) -> list[Path]:
-        name = file_name(vid)
-        return [self.dir / SHEETS / f"{name}.png"] * self.sheets + [self.dir / RENDERED / f"{name}.mp4"] * self.render
+        return [self.dir / SHEETS / file_name(vid, ".png")] * self.sheets + \
+            [self.dir / RENDERED / file_name(vid, ".mp4")] * self.render
 
     def _record(self, entries: list[dict]) -> None:
         """Append the entries that tell ``videos.jsonl`` something new (a rerun adds no lines)."""

@@ -15,7 +15,7 @@ from .checkpoint import build_model, load_checkpoint
 from .data import CountLabels, load_count_labels
 from .features import Encoded, Mapped, encode_videos, map_frames
 from .features.store import RunRecords, atomic_write, file_sha256
-from .files import VIDEO_EXTENSIONS, printable, require_videos, select_shard, single_line
+from .files import VIDEO_EXTENSIONS, file_name, printable, require_videos, select_shard, single_line, tree_path
 from .metrics import count_errors
 from .models.encoder import EncoderError, FrameEncoder
 from .models.hog import HogPeopleCounter
@@ -201,7 +201,7 @@ def caption_folder(input_dir: str, checkpoint: str, output: str, *, beam: int = 
         if timed:
             out = Path(output)
             for vid, result in results.items():
-                write_timed_captions(out if len(job.ids) == 1 else out.with_suffix("") / f"{vid}{out.suffix}",
+                write_timed_captions(out if len(job.ids) == 1 else out.with_suffix("") / tree_path(vid, out.suffix),
                                      result["segments"])
         else:
             write_captions(output, [{"video_id": vid, **results[vid]} for vid in sorted(results)])
@@ -314,7 +314,7 @@ def _write_counts(output: str, results: dict, sampling: Sampling, *, truth: Coun
     if windowed:
         write_csv(f"{base}_windows.csv", ["video_id", "start_s", "end_s", "count"], window_rows)
     if plots:
-        paths = {vid: Path(f"{base}_plots") / f"{vid.replace('/', '__')}.png" for vid in results}
+        paths = {vid: Path(f"{base}_plots") / file_name(vid, ".png") for vid in results}
         jobs = [(paths[vid], vid, meta, frames, truth.frames.get(vid) if truth else None)
                 for vid, (_, frames, meta) in results.items()
                 if vid in computed or truth is not None or not paths[vid].exists()]

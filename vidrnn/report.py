@@ -10,8 +10,9 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
+from .files import file_name
 from .outputs import write_text
-from .pictures import RENDERED, SHEETS, file_name, load_notes, people
+from .pictures import RENDERED, SHEETS, load_notes, people
 
 REPORT = "report.html"
 RESULT_SUFFIXES = (".json", ".jsonl", ".csv", ".srt", ".vtt", ".png", ".mp4")
@@ -129,21 +130,21 @@ def _video_table(ids: list[str], notes: dict) -> str:
 
 
 def _video_card(out: Path, vid: str, n: dict) -> str:
-    name = file_name(vid)
     parts = [f'<section class="video" id="{escape(quote(vid))}"><h3>{escape(vid)}</h3>',
              f'<p class="dim">{escape(n.get("path", ""))}</p>']
-    sheet = out / SHEETS / f"{name}.png"
+    png = file_name(vid, ".png")
+    sheet = out / SHEETS / png
     if sheet.is_file():
         parts.append(_img(out, sheet, f"contact sheet of {vid}"))
     facts = [] if sheet.is_file() else _facts(n)  # a contact sheet carries the captions and counts itself
-    rendered = out / RENDERED / f"{name}.mp4"
+    rendered = out / RENDERED / file_name(vid, ".mp4")
     if rendered.is_file():
         facts.append(("annotated video",
                       _link(out, rendered) + ' <span class="dim">(mp4v: open it in a video player)</span>'))
     if n.get("picture_error"):
         facts.append(("pictures", f'<span class="error">failed: {escape(n["picture_error"])}</span>'))
     parts.append("<dl>" + "".join(f"<dt>{escape(k)}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>")
-    timelines = [d / f"{name}.png" for d in sorted(out.glob("*_plots")) if (d / f"{name}.png").is_file()]
+    timelines = [d / png for d in sorted(out.glob("*_plots")) if (d / png).is_file()]
     parts += [_img(out, p, f"count timeline of {vid}") for p in timelines]
     parts.append("</section>")
     return "\n".join(parts)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import NAME_MAX, fitted_name, tree_path
+
 FEATURE_SUFFIX = ".npz"
 MANIFEST, FAILURES = "manifest.jsonl", "failures.jsonl"
 
@@ -28,7 +30,8 @@ def atomic_write(path: str | os.PathLike, write: Callable) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _naming(path):
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        prefix = "." + fitted_name(path.name, ".", NAME_MAX - 13)  # mkstemp adds 8 characters and .tmp
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as f:
                 write(f)
@@ -67,8 +70,8 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 def feature_path(output_dir: str | os.PathLike, video: str) -> Path:
     """The feature file of a video at relative path ``video`` (its extension kept, so
-    ``a/clip.mp4`` and ``a/clip.avi`` do not collide)."""
-    return Path(output_dir, "features", video + FEATURE_SUFFIX)
+    ``a/clip.mp4`` and ``a/clip.avi`` do not collide; a long name cut to fit the file system's limit)."""
+    return Path(output_dir, "features", tree_path(video, FEATURE_SUFFIX))
 
 
 def save_features(path: str | os.PathLike, features, frame_indices, timestamps, *, dtype=None) -> None:

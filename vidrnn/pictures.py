@@ -28,7 +28,7 @@ from tqdm import tqdm
 from .data import CountLabels, load_captions, load_count_labels
 from .features.encode import CRASHED
 from .features.store import _append_jsonl, _read_jsonl, atomic_write
-from .files import file_name, single_line
+from .files import file_name, fitted_name, single_line
 from .outputs import read_csv_rows
 from .video import Sampling, VideoError, failure_reason, open_video, read_sampled
 
@@ -214,7 +214,7 @@ def render_video(notes: dict, path: str | os.PathLike, *, min_width: int = 480, 
     are decoded, drawn and written one at a time. Returns the number of frames written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")  # one per process
+    partial = path.with_name(fitted_name(f".{path.stem}.{os.getpid()}.partial", path.suffix))  # one per process
     reader, writer, written = open_video(notes["path"], backend), None, 0
     try:
         info = reader.info

@@ -288,20 +288,23 @@ def test_train_on_an_extract_output_with_its_settings(tmp_path, monkeypatch):
 
 
 
+def _given_threads(real, expected: int):
+    """``real`` (``stream_video`` or ``read_sampled``), failing the video unless the decode worker that calls
+    it (forked: it runs this) passes ``expected`` decoder threads."""
+    def checked(path, *args, threads, **kw):
+        if threads != expected:
+            raise VideoError(f"decoder threads {threads}, not {expected}")
+        return real(path, *args, threads=threads, **kw)
+    return checked
+
+
 @pytest.mark.parametrize("videos, expected", [(4, 4), (1, 8)])
 def test_decode_workers_share_the_cpus(folder, monkeypatch, videos, expected):
     """Each decode worker's decoder gets its share of the CPUs but one (here 9 CPUs, 2 workers: 4 threads
     each; one video: 8 for the one worker that reads it), not one thread per CPU in every worker."""
-    real = encode_module.stream_video
-
-    def checked(path, *args, threads, **kw):  # the decode workers are forked: they run this
-        if threads != expected:
-            raise VideoError(f"decoder threads {threads}, not {expected}")
-        return real(path, *args, threads=threads, **kw)
-
     cv2.resize(np.zeros((480, 640, 3), np.uint8), (320, 240))  # OpenCV's thread pool started before the fork
     monkeypatch.setattr(device_module, "usable_cpus", lambda: 9)
-    monkeypatch.setattr(encode_module, "stream_video", checked)
+    monkeypatch.setattr(encode_module, "stream_video", _given_threads(encode_module.stream_video, expected))
     paths = [(v, str(folder / v)) for v in GOOD[:videos]]
 
     def _mean(frames):  # (n, H, W, 3) -> (n,)
@@ -314,15 +317,8 @@ def test_decode_workers_share_the_cpus(folder, monkeypatch, videos, expected):
 def test_frames_for_end_to_end_training_are_decoded_on_the_workers_share(folder, monkeypatch):
     from vidrnn.features import cache as cache_module
 
-    real = cache_module.read_sampled
-
-    def checked(path, *args, threads, **kw):  # run in the forked decode workers
-        if threads != 4:
-            raise VideoError(f"decoder threads {threads}, not 4")
-        return real(path, *args, threads=threads, **kw)
-
     monkeypatch.setattr(device_module, "usable_cpus", lambda: 9)
-    monkeypatch.setattr(cache_module, "read_sampled", checked)
+    monkeypatch.setattr(cache_module, "read_sampled", _given_threads(cache_module.read_sampled, 4))
     frames, _, failed = cache_module.decoded_frames(str(folder), GOOD, sampling=Sampling(num_frames=3), size=32,
                                                     workers=2)
     assert failed == {} and sorted(frames) == sorted(GOOD)

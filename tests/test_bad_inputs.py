@@ -462,3 +462,11 @@ def test_a_long_name_is_cut_to_fit_and_keeps_apart_from_its_neighbours():
     assert a != b and a.endswith(".npz") and b.endswith(".npz")
     assert all(len(os.fsencode(n)) <= NAME_MAX for n in (a, b))
     assert a.encode("utf-8").decode("utf-8") == a  # no character cut in two
+
+
+def test_a_long_video_id_is_shortened_in_its_timeline_plot_title():
+    from vidrnn.predict import plot_title
+
+    assert plot_title("cam1") == "cam1"
+    title = plot_title("start" + "x" * 300 + "end")
+    assert len(title) <= 70 and title.startswith("start") and title.endswith("end") and "…" in title

@@ -358,6 +358,11 @@ def _window_frames(sampling: Sampling, meta) -> list[tuple[int, int]]:
     return meta.window_frames if meta.window_frames is not None else sampling.windows(meta.frame_count, meta.fps)
 
 
+def plot_title(vid: str, width: int = 70) -> str:
+    """A video id that fits across a timeline plot: a longer one keeps its start and end around an ellipsis."""
+    return vid if len(vid) <= width else f"{vid[:width // 2 - 1]}…{vid[-(width // 2 - 1):]}"
+
+
 def _plot_timeline(path: Path, vid: str, meta, frames: np.ndarray, truth: np.ndarray | None) -> None:
     """Predicted people per sampled frame over time, the true per-frame count overlaid when known."""
     from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
@@ -373,7 +378,7 @@ def _plot_timeline(path: Path, vid: str, meta, frames: np.ndarray, truth: np.nda
         ax.plot(known / meta.fps, truth[known], color="0.3", lw=1.5, marker="o" if sparse else None, ms=3,
                 label="ground truth", zorder=3)
     top = max(1.0, counts.max(initial=0) * 1.2, np.nanmax(truth, initial=0) * 1.2 if truth is not None else 0)
-    ax.set(xlabel="time (s)", ylabel="people", title=vid, ylim=(-0.3, top))
+    ax.set(xlabel="time (s)", ylabel="people", title=plot_title(vid), ylim=(-0.3, top))
     ax.legend(loc="upper right")
     ax.grid(alpha=0.3)
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.17, top=0.88)  # fixed margins: tight_layout costs a third

@@ -162,8 +162,9 @@ def run_app(job: Callable[[DictConfig], int], cfg: DictConfig) -> None:
 
 def report(name: str, summary, output: str) -> int:
     """Print what a prediction pipeline did; the exit status says whether any video failed."""
-    print(f"{name}: {len(summary.done)} videos done, {summary.skipped} already done, {len(summary.failed)} failed "
-          f"-> {output}")
+    done = len(summary.done)
+    print(f"{name}: {done} video{'' if done == 1 else 's'} done, {summary.skipped} already done, "
+          f"{len(summary.failed)} failed -> {output}")
     print_failed(summary.failed)
     return EXIT_SOME_FAILED if summary.failed else EXIT_OK
 

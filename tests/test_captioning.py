@@ -234,6 +234,32 @@ def test_caption_pipeline_formats_parse_back(trained, tmp_path):
     assert metrics["videos"] == 40 and 0 < metrics["corpus"]["BLEU-4"] <= 1 and metrics["corpus"]["METEOR"] is None
 
 
+def test_one_video_file_is_captioned_as_the_folder_that_holds_it(trained, tmp_path):
+    """input_dir may name one video: its captions, timed captions and contact sheet are those of a folder
+    holding only that video."""
+    root, data, _ = trained
+    ckpt = str(root / "run/checkpoints/best.pt")
+    video = Path(data["videos_dir"]) / "part0/vid0000.mp4"
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / video.name).symlink_to(video)
+    timed = ["window.window_s=0.5", "window.stride_s=0.5"]
+    for name, source in (("folder", one), ("file", video)):
+        for output, extra in (("c.json", []), ("t.srt", timed)):
+            res = run_pipeline("caption", f"input_dir={source}", f"checkpoint={ckpt}",
+                               f"output={tmp_path / name / output}", "quiet=true", *extra)
+            assert res.returncode == 0, res.stderr
+            assert "caption: 1 video done, 0 already done, 0 failed" in res.stdout
+    file, folder = tmp_path / "file", tmp_path / "folder"
+    assert json.loads((file / "c.json").read_text()) == json.loads((folder / "c.json").read_text())
+    assert read_timed_captions(file / "t.srt") == read_timed_captions(folder / "t.srt")
+    assert len(read_timed_captions(file / "t.srt")) == 4
+    assert (file / "sheets/vid0000.png").stat().st_size > 0
+    res = run_pipeline("caption", f"input_dir={video}", f"checkpoint={ckpt}", f"output={file / 'c.json'}",
+                       "quiet=true")
+    assert "caption: 0 videos done, 1 already done" in res.stdout  # resumes like a folder
+
+
 def test_checkpoints_are_checked(trained, tmp_path):
     root, _, _ = trained
     with pytest.raises(CheckpointError, match="a caption checkpoint, but this pipeline needs a count"):

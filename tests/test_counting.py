@@ -285,7 +285,7 @@ def test_sparse_frame_labels_score_each_window(trained, tmp_path):
 
 def test_a_mot_gt_file_beside_one_recording_labels_it(trained, tmp_path):
     """The README's ``count input_dir=cam1 ... labels=gt.txt``: a MOT file named gt.txt labels the folder's
-    only video (its own name names no video)."""
+    only video (its own name names no video), or the one video file given as input_dir."""
     _, data, _ = trained
     video = sorted(Path(data["videos_dir"], "part0").glob("*.mp4"))[0]
     (tmp_path / "cam1").mkdir()
@@ -300,6 +300,12 @@ def test_a_mot_gt_file_beside_one_recording_labels_it(trained, tmp_path):
     assert res.returncode == 0 and "frames MAE" in res.stdout
     assert "none of these videos" not in res.stdout + res.stderr
     assert list(json.loads((tmp_path / "c_metrics.json").read_text())["frames"]["per_video"]) == [video.stem]
+    res = run_pipeline("count", f"input_dir={video}", "counter=hog", f"output={tmp_path}/one/c.csv", f"labels={gt}",
+                       "video.num_frames=4", "plots=false", "report=false", "quiet=true")  # the video file itself
+    assert res.returncode == 0 and "count: 1 video done" in res.stdout
+    assert (tmp_path / "one/c.csv").read_text() == (tmp_path / "c.csv").read_text()
+    assert (tmp_path / "one/c_metrics.json").read_text() == (tmp_path / "c_metrics.json").read_text()
+    assert (tmp_path / f"one/sheets/{video.stem}.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize("name", ["counts.json", "counts", "counts.txt"])

@@ -90,6 +90,19 @@ def test_features_equal_the_encoder_on_the_sampled_frames(folder, tmp_path, enco
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
+def test_one_video_file_is_extracted_as_in_its_folder(folder, tmp_path, encoder):
+    """input_dir may name one video (any extension): its features are those of the folder run; a file
+    that is no video fails with its reason, as in a folder."""
+    run(folder, tmp_path / "all", encoder)
+    summary = run(folder / "b/deep/lying.avi", tmp_path / "one", encoder)
+    assert summary.done == ["lying.avi"] and not summary.failed
+    one, all_ = (load_features(tmp_path / d / "features" / f)["features"]
+                 for d, f in (("one", "lying.avi.npz"), ("all", "b/deep/lying.avi.npz")))
+    np.testing.assert_array_equal(one, all_)
+    summary = run(folder / "notes.txt", tmp_path / "notes", encoder)
+    assert not summary.done and "cannot open" in summary.failed["notes.txt"]
+
+
 def test_rerun_recomputes_nothing_and_retries_failures(folder, tmp_path, encoder):
     out = tmp_path / "out"
     run(folder, out, encoder)
@@ -235,13 +248,13 @@ def test_per_frame_functions_run_in_the_workers_and_a_crash_costs_one_video(fold
 
 
 def test_the_vidrnn_command_works_from_any_folder(folder, tmp_path):
-    """`vidrnn extract ...` (the installed console command) run in the user's own folder, with paths
-    relative to it: the configs are found wherever the command runs, and outputs land in that folder."""
+    """`vidrnn extract ...` (the installed console command's main, as `python -m vidrnn`) run in the user's
+    own folder, with paths relative to it: the configs are found wherever the command runs, and outputs land
+    in that folder."""
     work = tmp_path / "user"
     shutil.copytree(folder, work / "my videos", symlinks=True)
-    cmd = [sys.executable, "-c", "import sys; from vidrnn.cli import main; sys.argv[0] = 'vidrnn'; main()",
-           "extract", "input_dir=my videos", "output_dir=feats", "video.size=32", "video.num_frames=3",
-           "video.workers=0", "quiet=true"]
+    cmd = [sys.executable, "-m", "vidrnn", "extract", "input_dir=my videos", "output_dir=feats", "video.size=32",
+           "video.num_frames=3", "video.workers=0", "quiet=true"]
     res = subprocess.run(cmd, cwd=work, env=pipeline_env(), capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and "4 extracted" in res.stdout, res.stderr  # 2: the folder's two bad files
     assert len(manifest(work / "feats")) == 4

@@ -204,7 +204,8 @@ def test_disk_full_is_one_line_and_loses_nothing(faults):
     assert 1 <= recorded < 6, f["after"]["videos"]
     again = f["again"]
     assert again.returncode == 0, again.stderr
-    assert f"count: {6 - recorded} videos done, {recorded} already done, 0 failed" in again.stdout
+    done = 6 - recorded
+    assert f"count: {done} video{'' if done == 1 else 's'} done, {recorded} already done, 0 failed" in again.stdout
     assert (f["out"] / "counts_windows.csv").read_text().count("\n") > 6
 
 

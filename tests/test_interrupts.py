@@ -262,7 +262,7 @@ def test_no_finished_video_is_computed_again(predicted):
     assert computed[:len(r.finished_at_kill)] == r.finished_at_kill
     skipped, done = len(r.finished_at_kill), len(videos) - len(r.finished_at_kill)
     said = f"{done} extracted, {skipped} already done" if r.name == "extract" else \
-        f"{done} videos done, {skipped} already done"
+        f"{done} video{'' if done == 1 else 's'} done, {skipped} already done"
     assert said in r.rerun.stdout, r.context()
     assert not tail, "the rerun left an unfinished line"
     for path, mtime in r.snapshot["mtimes"].items():  # extract: finished feature files were not rewritten

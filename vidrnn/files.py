@@ -41,6 +41,15 @@ def require_videos(root: str | os.PathLike, extensions=VIDEO_EXTENSIONS) -> list
     return found
 
 
+def videos_at(path: str | os.PathLike, extensions=VIDEO_EXTENSIONS) -> tuple[str, list[str]]:
+    """(folder, relative paths) of the videos ``path`` names: a folder's (``require_videos``), or one file
+    named itself, whatever its extension: its folder and its name."""
+    path = Path(path)
+    if path.is_file():
+        return str(path.parent), [path.name]
+    return str(path), require_videos(path, extensions)
+
+
 def shard_from_env(index: int | None = None, count: int | None = None) -> tuple[int, int]:
     """(index, count) of this process: given values, else torchrun's RANK/WORLD_SIZE, else a SLURM
     array's task id/count, else (0, 1)."""

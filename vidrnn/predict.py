@@ -15,7 +15,7 @@ from .checkpoint import build_model, load_checkpoint
 from .data import CountLabels, load_count_labels
 from .features import Encoded, Mapped, encode_videos, map_frames
 from .features.store import RunRecords, atomic_write, file_sha256
-from .files import VIDEO_EXTENSIONS, file_name, printable, require_videos, select_shard, single_line, tree_path
+from .files import VIDEO_EXTENSIONS, file_name, printable, select_shard, single_line, tree_path, videos_at
 from .metrics import count_errors
 from .models.encoder import EncoderError, FrameEncoder
 from .models.hog import HogPeopleCounter
@@ -112,9 +112,9 @@ class _Job:
 
 
 def _start(input_dir: str, output: str, settings: dict, *, extensions, shard) -> _Job:
-    """The job over this shard's videos under ``input_dir`` that no earlier run finished with ``settings``;
-    a shard without videos is an error."""
-    every = require_videos(input_dir, extensions)
+    """The job over this shard's videos under ``input_dir`` (or that one video file) that no earlier run
+    finished with ``settings``; a shard without videos is an error."""
+    input_dir, every = videos_at(input_dir, extensions)
     files = select_shard(every, *shard)
     if not files:
         raise ValueError(f"shard {shard[0]} of {shard[1]} has no videos ({input_dir} holds {len(every)})")
@@ -150,10 +150,10 @@ def caption_folder(input_dir: str, checkpoint: str, output: str, *, beam: int = 
                    decode_batch: int = 32, backend: str = "auto", workers: int = 2, batch_size: int = 32,
                    device: torch.device = torch.device("cpu"), extensions=VIDEO_EXTENSIONS, shard=(0, 1),
                    progress: bool = True, pictures: Pictures | None = None) -> PredictSummary:
-    """Caption every video under ``input_dir`` into ``output`` (.json or .csv: one caption per video;
-    .srt or .vtt: one caption per window of ``window_s`` seconds every ``stride_s``, one file per video,
-    named ``output`` for a single video, else ``<output without suffix>/<video id>.<suffix>``). Beam search
-    runs over ``decode_batch`` videos at once; each video's captions are recorded (``records_dir``) as soon
+    """Caption every video under ``input_dir`` (or that one video file) into ``output`` (.json or .csv: one
+    caption per video; .srt or .vtt: one caption per window of ``window_s`` seconds every ``stride_s``, one
+    file per video, named ``output`` for a single video, else ``<output without suffix>/<video id>.<suffix>``).
+    Beam search runs over ``decode_batch`` videos at once; each video's captions are recorded (``records_dir``) as soon
     as they are decoded, a rerun with the same checkpoint and settings skips them, and ``output`` is
     written at the end from the records."""
     if n_best > beam:
@@ -206,7 +206,7 @@ def caption_folder(input_dir: str, checkpoint: str, output: str, *, beam: int = 
         else:
             write_captions(output, [{"video_id": vid, **results[vid]} for vid in sorted(results)])
     if pictures is not None:  # contact sheets, annotated videos
-        pictures.add_captions(input_dir, job.ids, job.own(results), job.summary.done)
+        pictures.add_captions(job.input_dir, job.ids, job.own(results), job.summary.done)
     return job.summary
 
 
@@ -216,10 +216,10 @@ def count_folder(input_dir: str, output: str, *, checkpoint: str | None = None, 
                  batch_size: int = 32, device: torch.device = torch.device("cpu"), extensions=VIDEO_EXTENSIONS,
                  shard=(0, 1), progress: bool = True, pictures: Pictures | None = None
                  ) -> tuple[PredictSummary, dict | None]:
-    """Count people in every video under ``input_dir``: ``output`` (CSV ``video_id,count``), with
-    ``window_s`` also ``<output>_windows.csv`` (``video_id,start_s,end_s,count``: mean people visible in
-    each window), timeline plots in ``<output>_plots/``, and with ``labels`` MAE/RMSE in
-    ``<output>_metrics.json`` (returned too).
+    """Count people in every video under ``input_dir`` (or that one video file): ``output`` (CSV
+    ``video_id,count``), with ``window_s`` also ``<output>_windows.csv`` (``video_id,start_s,end_s,count``:
+    mean people visible in each window), timeline plots in ``<output>_plots/``, and with ``labels`` MAE/RMSE
+    in ``<output>_metrics.json`` (returned too).
 
     counter ``rnn`` uses the checkpoint's model (its sampling, ``num_frames`` ignored); ``hog`` runs
     OpenCV's HOG people detector on ``num_frames`` frames per clip (clip count: the most people seen in
@@ -260,7 +260,7 @@ def count_folder(input_dir: str, output: str, *, checkpoint: str | None = None, 
         metrics = _write_counts(output, results, sampling, truth=truth, labels=labels, plots=plots,
                                 computed=set(job.summary.done), workers=workers)
     if pictures is not None:  # contact sheets, annotated videos
-        pictures.add_counts(input_dir, job.ids, job.own(results), job.summary.done, output, truth=truth)
+        pictures.add_counts(job.input_dir, job.ids, job.own(results), job.summary.done, output, truth=truth)
     return job.summary, metrics
 
 

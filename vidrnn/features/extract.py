@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..files import VIDEO_EXTENSIONS, require_videos, select_shard, single_line
+from ..files import VIDEO_EXTENSIONS, select_shard, single_line, videos_at
 from ..models.encoder import FrameEncoder
 from ..video import Sampling
 from .encode import Encoded, encode_videos
@@ -48,13 +48,15 @@ def extract_folder(input_dir: str, output_dir: str, *, encoder: FrameEncoder | N
                    workers: int = 2, dtype: str = "float16", device: torch.device = torch.device("cpu"),
                    shard: tuple[int, int] = (0, 1), extensions=VIDEO_EXTENSIONS, videos: list[str] | None = None,
                    progress: bool = True) -> ExtractSummary:
-    """Extract every video under ``input_dir`` in this ``shard`` that an earlier run with the same
-    settings has not finished. Each video's features land atomically in
+    """Extract every video under ``input_dir`` (or that one video file) in this ``shard`` that an earlier
+    run with the same settings has not finished. Each video's features land atomically in
     ``output_dir/features/<relative path>.npz`` and its line in ``manifest.jsonl``; a video that cannot
     be read gets a one-line reason in ``failures.jsonl`` and the run goes on. ``videos`` (relative
     paths) restricts the job to those files instead of listing the folder. Without an ``encoder`` one is
     built from ``encoder_spec`` where a video is left to extract (so finished features need no weights)."""
-    videos = select_shard(sorted(videos) if videos is not None else require_videos(input_dir, extensions), *shard)
+    if videos is None:
+        input_dir, videos = videos_at(input_dir, extensions)
+    videos = select_shard(sorted(videos), *shard)
     records = RunRecords(output_dir)
     settings = {"encoder": encoder_spec, "sampling": sampling.as_dict(), "size": size, "dtype": dtype}
     finished = records.finished(settings)

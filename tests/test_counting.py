@@ -244,6 +244,22 @@ def test_sparse_frame_labels_train_a_fixed_camera_counter(trained, tmp_path):
         train_model("count", labels("last.csv", {15}), extract, model, trainer, out_dir=str(tmp_path / "b"))
 
 
+def test_one_recording_given_as_a_file_trains_on_its_mot_labels(trained, tmp_path):
+    """data.video_dir may name the one video file (the fixed-camera case): its MOT gt.txt labels it, the
+    start trains and the rest tests, as for a folder holding only that video."""
+    root, data, _ = trained
+    video = sorted(Path(data["videos_dir"], "part0").glob("*.mp4"))[0]
+    gt = _mot_gt(data, video, tmp_path / "gt.txt")
+    sampling = Sampling(mode="window", num_frames=4, window_s=1.0, stride_s=0.5)
+    extract = ExtractConfig(encoder=ENCODER, sampling=sampling, size=96, workers=0, progress=False)
+    model, trainer = ModelConfig(None, {"hidden": 16}), TrainConfig(max_epochs=2, patience=0)
+    result = train_model("count", DataConfig(str(video), str(gt), time_split=0.5, val_fraction=0.0,
+                                             cache_dir=str(root / "cache")),
+                         extract, model, trainer, out_dir=str(tmp_path / "run"))
+    assert result["epochs_run"] == 2 and result["test"]["MAE"] >= 0
+    assert json.loads((tmp_path / "run/metrics.json").read_text())["test"] == result["test"]
+
+
 def test_a_batch_without_labels_trains_nothing():
     counter = RecurrentCounter(12, cell="gru", hidden=8)
     loss = counter.loss(torch.randn(2, 5, 12), torch.full((2,), float("nan")), torch.full((2, 5), float("nan")))
@@ -283,6 +299,15 @@ def test_sparse_frame_labels_score_each_window(trained, tmp_path):
     assert f"{other} labels 24 of these videos but none of the frames sampled from them: no MAE" in said
 
 
+def _mot_gt(data: dict, video: Path, path: Path) -> Path:
+    """``video``'s per-frame counts as a MOT17 gt.txt: frame (1-based), id, box, conf 1, class 1
+    (pedestrian), visibility 1."""
+    rows = [r for r in read_csv_rows(data["frame_counts"]) if r["video_id"] == video.stem]
+    path.write_text("".join(f"{int(r['frame']) + 1},{k + 1},0,0,9,9,1,1,1\n" for r in rows
+                            for k in range(int(r["count"]))))
+    return path
+
+
 def test_a_mot_gt_file_beside_one_recording_labels_it(trained, tmp_path):
     """The README's ``count input_dir=cam1 ... labels=gt.txt``: a MOT file named gt.txt labels the folder's
     only video (its own name names no video), or the one video file given as input_dir."""
@@ -290,10 +315,7 @@ def test_a_mot_gt_file_beside_one_recording_labels_it(trained, tmp_path):
     video = sorted(Path(data["videos_dir"], "part0").glob("*.mp4"))[0]
     (tmp_path / "cam1").mkdir()
     (tmp_path / "cam1" / video.name).symlink_to(video)
-    rows = [r for r in read_csv_rows(data["frame_counts"]) if r["video_id"] == video.stem]
-    gt = tmp_path / "gt.txt"  # MOT17 rows: frame (1-based), id, box, conf 1, class 1 (pedestrian), visibility
-    gt.write_text("".join(f"{int(r['frame']) + 1},{k + 1},0,0,9,9,1,1,1\n" for r in rows
-                          for k in range(int(r["count"]))))
+    gt = _mot_gt(data, video, tmp_path / "gt.txt")
     res = run_pipeline("count", f"input_dir={tmp_path / 'cam1'}", "counter=hog", f"output={tmp_path}/c.csv",
                        f"labels={gt}", "video.num_frames=4", "plots=false", "sheets=false", "report=false",
                        "quiet=true")

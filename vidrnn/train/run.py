@@ -17,7 +17,7 @@ from ..data import fill_gaps, load_captions, load_count_labels, match_videos
 from ..distributed import barrier, current, from_main, in_process_group, per_rank_batch
 from ..features.cache import CACHE_DTYPE, cached_features, decoded_frames, extract_settings
 from ..features.store import atomic_write
-from ..files import list_videos
+from ..files import videos_at
 from ..metrics import mean_predictor_errors
 from ..models.captioner import build_captioner, captioner_class
 from ..models.counter import RecurrentCounter
@@ -172,7 +172,8 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
         extract = _settings_of(data.features_dir, extract)
     cells = _cells(task, model_cfg, extract)
     out_dir, batch_size = from_main(lambda: out_dir), per_rank_batch(batch_size)
-    videos = list_videos(data.video_dir)
+    video_dir, videos = videos_at(data.video_dir)  # a folder, or one video file
+    data = replace(data, video_dir=video_dir)
     stems = [PurePosixPath(f).stem for f in videos]  # a MOT gt.txt beside the folder's only video is that video's
     if task == "caption":
         labels = load_captions(data.annotations)

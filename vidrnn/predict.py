@@ -153,9 +153,9 @@ def caption_folder(input_dir: str, checkpoint: str, output: str, *, beam: int = 
     """Caption every video under ``input_dir`` (or that one video file) into ``output`` (.json or .csv: one
     caption per video; .srt or .vtt: one caption per window of ``window_s`` seconds every ``stride_s``, one
     file per video, named ``output`` for a single video, else ``<output without suffix>/<video id>.<suffix>``).
-    Beam search runs over ``decode_batch`` videos at once; each video's captions are recorded (``records_dir``) as soon
-    as they are decoded, a rerun with the same checkpoint and settings skips them, and ``output`` is
-    written at the end from the records."""
+    Beam search runs over ``decode_batch`` videos at once; each video's captions are recorded
+    (``records_dir``) as soon as they are decoded, a rerun with the same checkpoint and settings skips them,
+    and ``output`` is written at the end from the records."""
     if n_best > beam:
         raise ValueError(f"decode.n_best={n_best} needs decode.beam >= {n_best} "
                          f"(a beam of {beam} keeps {beam} captions)")

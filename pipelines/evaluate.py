@@ -12,8 +12,9 @@ def evaluate(cfg: DictConfig) -> int:
     if cfg.task == "caption":
         result = evaluate_captions(cfg.predictions, cfg.annotations, split=cfg.split, meteor=cfg.meteor)
         corpus = result["corpus"]
-        if result["meteor_note"]:
-            print(f"evaluate: METEOR: {result['meteor_note']}")
+        for key, what in (("tokenizer", "tokens"), ("meteor", "METEOR")):  # why a score may not match papers'
+            if result[f"{key}_note"]:
+                print(f"evaluate: {what}: {result[f'{key}_note']}")
     elif cfg.task == "count":
         result = evaluate_counts(cfg.predictions, cfg.annotations, split=cfg.split)
         corpus = {"MAE": result["MAE"], "RMSE": result["RMSE"]}

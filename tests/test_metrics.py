@@ -1,15 +1,19 @@
 """Caption metrics against pycocoevalcap's scorers, METEOR backends, tokenisation, and count errors."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import subprocess
+import sys
 
 import nltk.corpus
 import numpy as np
 import pytest
+from conftest import pipeline_env
 
-from vidrnn.metrics import (CAPTION_METRICS, METEOR_JAR, METEOR_NLTK, count_errors, mean_predictor_errors, meteor,
-                            score_captions, tokenize)
+from vidrnn.metrics import (CAPTION_METRICS, METEOR_JAR, METEOR_NLTK, PTB_JAR, PTB_NLTK, coco_tokens, count_errors,
+                            mean_predictor_errors, meteor, score_captions, tokenize)
 
 REFERENCES = {
     "guitar": ["A man is playing a guitar.", "A man plays the guitar on stage.",
@@ -129,6 +133,7 @@ def test_meteor_without_java_never_claims_the_jar(monkeypatch, wordnet):
         scores = score_captions(REFERENCES, HYPOTHESES)
         assert scores["corpus"]["METEOR"] is None and scores["per_video"]["guitar"]["METEOR"] is None
         assert scores["meteor_backend"] is None and "WordNet" in scores["meteor_note"]
+        assert scores["tokenizer"] == PTB_NLTK and "java is not on PATH" in scores["tokenizer_note"]
     else:
         assert result.backend == METEOR_NLTK and "not comparable" in result.note
         assert result.corpus == pytest.approx(np.mean(result.per_video))
@@ -136,11 +141,32 @@ def test_meteor_without_java_never_claims_the_jar(monkeypatch, wordnet):
         assert result.per_video[0] == max(result.per_video)  # the perfect match scores highest
 
 
+def test_a_java_that_starts_but_fails_on_the_jars_falls_back_and_never_hangs(tmp_path):
+    """A java that answers ``-version`` but dies running a jar (a broken runtime, a heap it cannot get):
+    tokens and METEOR fall back with a note that says so, and nothing waits on the dead process
+    (pycocoevalcap's METEOR wrapper kept its lock on the error and waited for it when collected)."""
+    pytest.importorskip("pycocoevalcap")
+    fake = tmp_path / "java"
+    fake.write_text('#!/bin/sh\n[ "$2" = -version ] && exit 0\necho "Error: broken runtime" >&2\nexit 1\n')
+    fake.chmod(0o755)
+    code = ("from vidrnn.metrics import score_captions\n"
+            "r = score_captions({'a': ['a dog runs']}, {'a': 'a dog'})\n"
+            "print(r['tokenizer'], r['tokenizer_note'], r['meteor_backend'], r['meteor_note'], sep='\\n')")
+    env = {**pipeline_env(), "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}"}
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    tokenizer, tokenizer_note, backend, meteor_note = res.stdout.splitlines()
+    assert tokenizer == PTB_NLTK and "status 1: Error: broken runtime" in tokenizer_note
+    assert backend != METEOR_JAR and "the METEOR 1.5 jar failed" in meteor_note
+
+
 def test_tokenize():
     assert tokenize("A Man, RIDING a horse!") == ["a", "man", "riding", "a", "horse"]
     assert tokenize("Don't stop; it's \"fun\"...") == ["do", "n't", "stop", "it", "'s", "fun"]
     assert tokenize("a man. a dog - running: fast?") == ["a", "man", "a", "dog", "running", "fast"]
     assert tokenize(" . ") == []
+    assert tokenize("It\u2019s a caf\u00e9 \u2014 10\u201315 people\u2026") == [  # curly quote, dashes, ellipsis
+        "it", "'s", "a", "caf\u00e9", "10", "15", "people"]
 
 
 def test_tokenize_matches_coco_ptb_tokenizer():
@@ -155,6 +181,62 @@ def test_tokenize_matches_coco_ptb_tokenizer():
         "The U.S. flag waves", "I cannot believe it isn't butter", "he won't go, i'm sure", "it costs $5 & 10%"]
     ptb = PTBTokenizer().tokenize({str(i): [{"caption": c}] for i, c in enumerate(captions)})
     assert [" ".join(tokenize(c)) for c in captions] == [ptb[str(i)][0] for i in range(len(captions))]
+
+
+# Captions where nltk's Treebank rules and Stanford's PTBTokenizer part ways (curly quotes, abbreviations,
+# runs of punctuation, unicode dashes and ellipses, emoji): web-sourced references hold such text.
+HARD_REFERENCES = {
+    "cafe": ["It’s a café — people drink coffee…", "Mr. Smith orders a latte at 3 p.m.",
+             "a man says “hello!!!” to the waiter", "people sit, talk, etc.."],
+    "race": ["cars race around a track vs. the clock", "a car’s wheel spins 😀", "what?! a crash",
+             "a #1 driver wins -- rock 'n' roll"],
+}
+HARD_HYPOTHESES = {"cafe": "Mr. Smith says “hello” in a café…", "race": "a car’s race vs. the clock!!!"}
+
+
+def _ptb_available():
+    pytest.importorskip("pycocoevalcap")
+    if shutil.which("java") is None:
+        pytest.skip("java is not installed")
+
+
+def test_coco_tokens_are_the_ptbtokenizer_jar_s():
+    """coco_tokens gives pycocoevalcap's PTBTokenizer tokens where nltk's rules differ; a line break of any
+    kind inside a caption stays inside it (pycocoevalcap's wrapper replaces only newlines)."""
+    _ptb_available()
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    captions = [c for refs in HARD_REFERENCES.values() for c in refs] + list(HARD_HYPOTHESES.values())
+    ptb = PTBTokenizer().tokenize({str(i): [{"caption": c}] for i, c in enumerate(captions)})
+    tokens = coco_tokens(captions)
+    assert tokens.backend == PTB_JAR and tokens.note is None
+    assert tokens.captions == [ptb[str(i)][0] for i in range(len(captions))]
+    assert tokens.captions != [" ".join(tokenize(c)) for c in captions]  # the fallback differs here
+    assert coco_tokens(["a dog\r\nruns.", "", "A cat\u2028sits", ""]).captions == ["a dog runs", "", "a cat sits", ""]
+    fallback = coco_tokens(captions, jar=False)
+    assert fallback.backend == PTB_NLTK and fallback.captions == [" ".join(tokenize(c)) for c in captions]
+
+
+def test_scores_on_hard_captions_equal_the_coco_evaluation():
+    """score_captions equals the COCO caption evaluation end to end (its PTBTokenizer, then its scorers)
+    on references whose tokens nltk's rules would get wrong."""
+    _ptb_available()
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    gts = PTBTokenizer().tokenize({v: [{"caption": c} for c in refs] for v, refs in HARD_REFERENCES.items()})
+    res = PTBTokenizer().tokenize({v: [{"caption": h}] for v, h in HARD_HYPOTHESES.items()})
+    bleus, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    expected = {**{f"BLEU-{k + 1}": bleus[k] for k in range(4)}, "ROUGE-L": Rouge().compute_score(gts, res)[0],
+                "CIDEr-D": Cider().compute_score(gts, res)[0]}
+    result = score_captions(HARD_REFERENCES, HARD_HYPOTHESES, meteor=False)
+    assert result["tokenizer"] == PTB_JAR and result["tokenizer_note"] is None
+    for name, value in expected.items():
+        assert result["corpus"][name] == pytest.approx(value, abs=1e-6), name
+    nltk_tokens = score_captions(HARD_REFERENCES, HARD_HYPOTHESES, meteor=False, exact_tokens=False)
+    assert nltk_tokens["tokenizer"] == PTB_NLTK and nltk_tokens["corpus"]["BLEU-4"] != result["corpus"]["BLEU-4"]
 
 
 def test_count_errors_per_clip():

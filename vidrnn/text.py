@@ -13,11 +13,16 @@ SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
 PUNCTUATION = frozenset(["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-",
                          ".", "?", "!", ",", ":", "-", "--", "...", ";"])
 _BRACKETS = {"(": "-lrb-", ")": "-rrb-", "[": "-lsb-", "]": "-rsb-", "{": "-lcb-", "}": "-rcb-"}
+# Unicode quotes, dashes and ellipses as PTBTokenizer reads them (its ASCII forms, then dropped as punctuation)
+_UNICODE_PUNCTUATION = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
+                                      "\u2026": " ... ", "\u2013": " -- ", "\u2014": " -- "})
 _TREEBANK = TreebankWordTokenizer()
 
 
 def tokenize(text: str) -> list[str]:
-    """Lowercased Penn Treebank tokens of ``text`` without punctuation, as the COCO evaluation tokenises.
+    """Lowercased Penn Treebank tokens of ``text`` without punctuation, as the COCO evaluation tokenises
+    (its PTBTokenizer jar: ``metrics.coco_tokens``; these rules differ on some abbreviations and runs of
+    punctuation).
 
     "Don't stop." -> ["do", "n't", "stop"]. Remembered: a training run meets each caption several times
     (vocabulary, ids, every validation), and the Treebank rules take about 0.1 ms a caption.
@@ -28,7 +33,7 @@ def tokenize(text: str) -> list[str]:
 @lru_cache(maxsize=1 << 18)  # MSR-VTT has 200,000 captions
 def _tokens(text: str) -> tuple[str, ...]:
     tokens = []
-    for token in _TREEBANK.tokenize(text.lower()):
+    for token in _TREEBANK.tokenize(text.lower().translate(_UNICODE_PUNCTUATION)):
         if len(token) > 1 and token.endswith(".") and token.count(".") == 1:
             token = token[:-1]  # a sentence-ending period inside the text ("man. a dog"); keeps "u.s."
         token = _BRACKETS.get(token, token)

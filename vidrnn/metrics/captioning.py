@@ -5,19 +5,19 @@ COCO caption evaluation code so that scores are comparable with published ones. 
 METEOR 1.5 jar (run through pycocoevalcap, which needs ``java``); without it nltk's re-implementation is
 used when WordNet is installed, and the result always says which backend produced the number.
 
-The scorers take tokenised captions: words joined by single spaces, as ``tokenize`` produces them.
+The scorers take tokenised captions: words joined by single spaces, as ``coco_tokens`` gives them.
 ``refs`` maps a video id to its reference captions, ``hyps`` maps a video id to one hypothesis.
 """
 from __future__ import annotations
 
 import math
-import shutil
 from collections import Counter
 from typing import NamedTuple, Optional
 
 import numpy as np
 
-from ..text import tokenize
+from .java import java_problem
+from .tokens import coco_tokens
 
 METEOR_JAR = "meteor-1.5-jar"
 METEOR_NLTK = "nltk"
@@ -168,15 +168,19 @@ class _Unavailable(Exception):
 
 def _meteor_jar(refs: dict, hyps: dict, videos: list) -> tuple[float, list[float]]:
     """METEOR 1.5 through pycocoevalcap, which runs the jar with ``java``."""
-    if shutil.which("java") is None:
-        raise _Unavailable("java is not on PATH")
+    problem = java_problem()
+    if problem:
+        raise _Unavailable(problem)
     try:
         from pycocoevalcap.meteor.meteor import Meteor
     except ImportError as error:
         raise _Unavailable(f"pycocoevalcap is not importable ({error})") from None
+    scorer = Meteor()
     try:
-        corpus, per_video = Meteor().compute_score({v: refs[v] for v in videos}, {v: [hyps[v]] for v in videos})
-    except (OSError, ValueError) as error:  # java failed to start or printed no score
+        corpus, per_video = scorer.compute_score({v: refs[v] for v in videos}, {v: [hyps[v]] for v in videos})
+    except (OSError, ValueError) as error:  # the jar died or printed no score
+        if scorer.lock.locked():  # the wrapper keeps its lock on an error, and its __del__ would wait for it
+            scorer.lock.release()
         raise _Unavailable(f"the METEOR 1.5 jar failed ({error!r})") from None
     return float(corpus), [float(s) for s in per_video]
 
@@ -217,17 +221,23 @@ _meteor = meteor  # score_captions' keyword argument ``meteor`` shadows the func
 
 
 # ---------------------------------------------------------------------------------------- all metrics
-def score_captions(references: dict[str, list[str]], hypotheses: dict[str, str], *, meteor: bool = True) -> dict:
+def score_captions(references: dict[str, list[str]], hypotheses: dict[str, str], *, meteor: bool = True,
+                   exact_tokens: bool = True) -> dict:
     """Score raw-text hypotheses against raw-text references with all caption metrics.
 
-    Both sides are tokenised with ``tokenize``; only videos with a hypothesis are scored. Returns
+    Both sides are tokenised as the COCO evaluation does (``coco_tokens``: its PTBTokenizer jar where
+    ``exact_tokens`` and java allow, else ``tokenize``); only videos with a hypothesis are scored. Returns
     ``{"corpus": {metric: value}, "per_video": {video_id: {metric: value}}, "meteor_backend": ...,
-    "meteor_note": ...}`` with the metrics of ``CAPTION_METRICS``; METEOR values are None when no
-    backend ran (``meteor_note`` says why).
+    "meteor_note": ..., "tokenizer": ..., "tokenizer_note": ...}`` with the metrics of ``CAPTION_METRICS``;
+    METEOR values are None when no backend ran (``meteor_note`` says why).
     """
     videos = _videos(references, hypotheses)
-    refs = {vid: [" ".join(tokenize(r)) for r in references[vid]] for vid in videos}
-    hyps = {vid: " ".join(tokenize(hypotheses[vid])) for vid in videos}
+    tokens = coco_tokens([c for vid in videos for c in (hypotheses[vid], *references[vid])], jar=exact_tokens)
+    found = iter(tokens.captions)
+    hyps, refs = {}, {}
+    for vid in videos:
+        hyps[vid] = next(found)
+        refs[vid] = [next(found) for _ in references[vid]]
 
     bleu_corpus, bleu_videos = bleu(refs, hyps)
     meteor_result = _meteor(refs, hyps) if meteor else MeteorResult(None, None, None, "METEOR not requested")
@@ -241,4 +251,6 @@ def score_captions(references: dict[str, list[str]], hypotheses: dict[str, str],
                       for i, vid in enumerate(videos)},
         "meteor_backend": meteor_result.backend,
         "meteor_note": meteor_result.note,
+        "tokenizer": tokens.backend,
+        "tokenizer_note": tokens.note,
     }

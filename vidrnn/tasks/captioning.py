@@ -26,7 +26,8 @@ class CaptionSamples:
 class CaptionTask:
     """Teacher-forced cross-entropy (label smoothing, scheduled sampling) over every (video, caption)
     pair each epoch; evaluation by greedy decoding (``beam`` > 1: beam search), scored with BLEU-4 and
-    CIDEr-D.
+    CIDEr-D on ``tokenize``'s tokens (``exact_tokens``: the COCO evaluation's jar where java runs, as
+    ``evaluate`` scores).
 
     A batch encodes each of its videos once, whatever number of its captions it holds. Training on
     frames (the encoder trained end to end), a video's captions come in groups of ``GROUP`` into the
@@ -37,8 +38,9 @@ class CaptionTask:
 
     def __init__(self, vocab: Vocab, train: CaptionSamples, val: CaptionSamples, *, batch_size: int = 32,
                  max_len: int = 20, label_smoothing: float = 0.1, scheduled_sampling: float = 0.0,
-                 max_epochs: int = 30, device: torch.device = torch.device("cpu"), seed: int = 0, beam: int = 1):
-        self.vocab, self.train, self.val, self.beam = vocab, train, val, beam
+                 max_epochs: int = 30, device: torch.device = torch.device("cpu"), seed: int = 0, beam: int = 1,
+                 exact_tokens: bool = False):
+        self.vocab, self.train, self.val, self.beam, self.exact_tokens = vocab, train, val, beam, exact_tokens
         self.batch_size, self.max_len, self.device = batch_size, max_len, device
         self.label_smoothing, self.scheduled_sampling, self.max_epochs = label_smoothing, scheduled_sampling, max_epochs
         pairs = [(k, vocab.encode(c, max_len)) for k, vid in enumerate(train.ids) for c in train.refs[vid]]
@@ -77,7 +79,8 @@ class CaptionTask:
             return {}
         hyps = describe(model, self.vocab, self.val.feats, ids=self.val.ids, beam=self.beam, max_len=self.max_len,
                         device=self.device)
-        scores = score_captions(self.val.refs, {v: h[0][0] for v, h in hyps.items()}, meteor=False)["corpus"]
+        scores = score_captions(self.val.refs, {v: h[0][0] for v, h in hyps.items()}, meteor=False,
+                                exact_tokens=self.exact_tokens)["corpus"]
         return {"BLEU-4": scores["BLEU-4"], "CIDEr-D": scores["CIDEr-D"]}
 
 

@@ -245,7 +245,8 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
     if splits["test"]:
         def test_scores() -> dict:
             best = build_model(load_checkpoint(Path(out_dir, "checkpoints", "best.pt"), task=task)).to(device)
-            return make_task(samples("test"), **({"beam": test_beam} if task == "caption" else {})).evaluate(best)
+            caption = {"beam": test_beam, "exact_tokens": True} if task == "caption" else {}  # as caption + evaluate
+            return make_task(samples("test"), **caption).evaluate(best)
 
         result["test"] = from_main(test_scores)
         if task == "caption":

@@ -25,6 +25,11 @@ def evaluate(cfg: DictConfig) -> int:
         f"{k} {v:.4f}" if v is not None else f"{k} n/a" for k, v in corpus.items()))
     if result["missing"]:
         print(f"evaluate: {len(result['missing'])} annotated videos have no prediction")
+    if result["unknown"]:
+        named = ", ".join(result["unknown"][:3]) + (", ..." if len(result["unknown"]) > 3 else "")
+        many = len(result["unknown"]) > 1
+        print(f"evaluate: {len(result['unknown'])} prediction{'s name' if many else ' names'} no annotated video, "
+              f"not scored ({named})")
     print(f"evaluate: written to {cfg.output}")
     return EXIT_OK
 

@@ -10,7 +10,7 @@ import sys
 import nltk.corpus
 import numpy as np
 import pytest
-from conftest import pipeline_env
+from conftest import pipeline_env, run_pipeline
 
 from vidrnn.metrics import (CAPTION_METRICS, METEOR_JAR, METEOR_NLTK, PTB_JAR, PTB_NLTK, coco_tokens, count_errors,
                             mean_predictor_errors, meteor, score_captions, tokenize)
@@ -314,3 +314,34 @@ def test_caption_results_of_other_code_score_like_ours(tmp_path, text):
     theirs.write_text(text)
     expected = evaluate_captions(str(ours), str(refs), meteor=False)
     assert evaluate_captions(str(theirs), str(refs), meteor=False) == expected and expected["videos"] == 2
+
+
+def test_prediction_ids_that_are_numbers_or_paths_find_their_videos(tmp_path):
+    """MSR-VTT results of other code often name video7010 by its number; a path names its last part. A
+    prediction naming no annotated video is listed as unknown (a typo), one of another split is not; with
+    no prediction matching, the error shows ids of both sides."""
+    from vidrnn.evaluate import evaluate_captions, evaluate_counts
+
+    refs = tmp_path / "refs.csv"
+    refs.write_text("video_id,caption,split\nvideo7010,a cat sits,test\nvideo7011,a dog runs,test\n"
+                    "video12,a man sings,train\n")
+    theirs = tmp_path / "theirs.json"
+    theirs.write_text('[{"image_id": 7010, "caption": "a cat sits"}, {"image_id": "x/video7011", "caption": "a dog"},'
+                      ' {"image_id": 12, "caption": "a man"}, {"image_id": "vidoe7012", "caption": "a typo"}]')
+    result = evaluate_captions(str(theirs), str(refs), split="test", meteor=False)
+    assert result["videos"] == 2 and result["missing"] == [] and result["unknown"] == ["vidoe7012"]
+    assert result["per_video"]["video7010"]["BLEU-1"] == pytest.approx(1.0)
+    res = run_pipeline("evaluate", f"predictions={theirs}", f"annotations={refs}", "split=test", "meteor=false",
+                       f"output={tmp_path}/m.json")
+    assert res.returncode == 0, res.stderr
+    assert "evaluate: 1 prediction names no annotated video, not scored (vidoe7012)" in res.stdout
+    nothing = tmp_path / "nothing.json"
+    nothing.write_text('[{"image_id": "clip_a", "caption": "a cat"}]')
+    with pytest.raises(ValueError, match=re.escape("no caption prediction names an annotated video (predictions: "
+                                                   "'clip_a'; annotations: 'video7010', 'video7011', 'video12')")):
+        evaluate_captions(str(nothing), str(refs), meteor=False)
+    counts = tmp_path / "counts.csv"
+    counts.write_text("video_id,count,split\nvid0001,2,test\nvid0002,0,test\n")
+    predicted = tmp_path / "predicted.csv"
+    predicted.write_text("video_id,count\n1,3\nvid0002,0\n")
+    assert evaluate_counts(str(predicted), str(counts))["MAE"] == pytest.approx(0.5)

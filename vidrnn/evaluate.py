@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import PurePosixPath
 
 from .data import load_captions, load_count_labels
@@ -9,14 +10,41 @@ from .metrics import count_errors, score_captions
 from .outputs import read_captions
 
 
-def _align(predicted: dict, truth_ids, what: str) -> dict:
-    """Predictions keyed by the annotation's ids (a prediction id may be a path whose stem is the id)."""
-    by_stem = {PurePosixPath(k).name: v for k, v in predicted.items()}
-    aligned = {vid: predicted.get(vid, by_stem.get(vid)) for vid in truth_ids}
-    aligned = {vid: v for vid, v in aligned.items() if v is not None}
+def _align(predicted: dict, truth_ids, what: str, known) -> tuple[dict, list[str]]:
+    """Predictions keyed by the annotation's ids (``truth_ids``), and the prediction ids that name none of
+    the annotated videos (``known``, every split). A prediction id may be a path whose last part is the id,
+    or the number of an id that is a word and that number (7010 for MSR-VTT's video7010)."""
+    known = list(known)
+    by_number: dict[int, list[str]] = {}
+    for vid in known:
+        match = re.fullmatch(r"[^\W\d]+_?(\d+)", vid)
+        if match:
+            by_number.setdefault(int(match.group(1)), []).append(vid)
+    known_set, wanted = set(known), set(truth_ids)
+
+    def annotated(key: str) -> str | None:
+        for candidate in (key, PurePosixPath(key).name):
+            if candidate in known_set:
+                return candidate
+        named = by_number.get(int(key), []) if key.isdigit() else []
+        return named[0] if len(named) == 1 else None
+
+    aligned, unknown = {}, []
+    for key, value in predicted.items():
+        vid = annotated(str(key))
+        if vid is None:
+            unknown.append(str(key))
+        elif vid in wanted and vid not in aligned:
+            aligned[vid] = value
     if not aligned:
-        raise ValueError(f"no {what} prediction names an annotated video")
-    return aligned
+        raise ValueError(f"no {what} prediction names an annotated video{'' if unknown else ' of this split'} "
+                         f"(predictions: {_examples(predicted)}; annotations: {_examples(truth_ids or known)})")
+    return aligned, unknown
+
+
+def _examples(ids, shown: int = 3) -> str:
+    ids = list(ids)
+    return ", ".join(map(repr, ids[:shown])) + (f", ... ({len(ids)})" if len(ids) > shown else "")
 
 
 def _predictions(path: str, read, what: str, layout: str) -> dict:
@@ -40,23 +68,21 @@ def _read_counts(path: str) -> dict[str, float]:
 def evaluate_captions(predictions: str, annotations: str, *, split: str | None = None, meteor: bool = True) -> dict:
     """BLEU-1..4, METEOR, ROUGE-L, CIDEr-D of a caption file (.json/.csv) against references, per video
     and for the corpus; ``split`` restricts to one split of the annotations."""
-    refs = load_captions(annotations)
-    if split:
-        refs = refs.subset(split)
-    hyps = _align(_predictions(predictions, read_captions, "caption", 'a JSON list of {"video_id" or "image_id", '
-                               '"caption"}, a JSON object of id -> caption, or a CSV with columns video_id,caption'),
-                  refs.captions, "caption")
+    every = load_captions(annotations)
+    refs = every.subset(split) if split else every
+    hyps, unknown = _align(_predictions(predictions, read_captions, "caption", 'a JSON list of {"video_id" or '
+                                        '"image_id", "caption"}, a JSON object of id -> caption, or a CSV with columns '
+                                        'video_id,caption'), refs.captions, "caption", every.captions)
     scores = score_captions({v: refs.captions[v] for v in hyps}, hyps, meteor=meteor)
-    return {**scores, "videos": len(hyps), "missing": sorted(set(refs.captions) - set(hyps))}
+    return {**scores, "videos": len(hyps), "missing": sorted(set(refs.captions) - set(hyps)), "unknown": unknown}
 
 
 def evaluate_counts(predictions: str, labels: str, *, split: str | None = None) -> dict:
     """MAE and RMSE of a ``video_id,count`` file against clip counts (or the mean of per-frame counts)."""
     truth = load_count_labels(labels)
-    values = dict(truth.clip) or {v: float(f[~(f != f)].mean()) for v, f in truth.frames.items()}
-    if split:
-        values = {v: c for v, c in values.items() if truth.splits.get(v) == split}
-    pred = _align(_predictions(predictions, _read_counts, "count", "a CSV with columns video_id,count"), values,
-                  "count")
+    every = dict(truth.clip) or {v: float(f[~(f != f)].mean()) for v, f in truth.frames.items()}
+    values = {v: c for v, c in every.items() if truth.splits.get(v) == split} if split else every
+    pred, unknown = _align(_predictions(predictions, _read_counts, "count", "a CSV with columns video_id,count"),
+                           values, "count", every)
     return {**count_errors({v: values[v] for v in pred}, pred), "videos": len(pred),
-            "missing": sorted(set(values) - set(pred))}
+            "missing": sorted(set(values) - set(pred)), "unknown": unknown}

@@ -10,13 +10,14 @@ from vidrnn.outputs import write_json
 
 def evaluate(cfg: DictConfig) -> int:
     if cfg.task == "caption":
-        result = evaluate_captions(cfg.predictions, cfg.annotations, split=cfg.split, meteor=cfg.meteor)
+        result = evaluate_captions(cfg.predictions, cfg.annotations, split=cfg.split, splits=cfg.splits,
+                                   meteor=cfg.meteor)
         corpus = result["corpus"]
         for key, what in (("tokenizer", "tokens"), ("meteor", "METEOR")):  # why a score may not match papers'
             if result[f"{key}_note"]:
                 print(f"evaluate: {what}: {result[f'{key}_note']}")
     elif cfg.task == "count":
-        result = evaluate_counts(cfg.predictions, cfg.annotations, split=cfg.split)
+        result = evaluate_counts(cfg.predictions, cfg.annotations, split=cfg.split, splits=cfg.splits)
         corpus = {"MAE": result["MAE"], "RMSE": result["RMSE"]}
     else:
         raise ValueError(f"task must be caption or count, not {cfg.task!r}")

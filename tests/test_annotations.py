@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from vidrnn.data import AnnotationError, CaptionSet, load_captions, match_videos, normalize_split
+from vidrnn.data import AnnotationError, CaptionSet, load_captions, load_splits, match_videos, normalize_split
 
 MSRVTT = {
     "info": {"contributor": "Microsoft MSM group", "version": "1.0"},
@@ -90,6 +90,25 @@ def test_msvd_csv(tmp_path):
         "-4wsuPCjDBc_5_15": ["A man is talking."],
     }
     assert cs.splits == {"mv89psg6zh4_33_46": None, "-4wsuPCjDBc_5_15": None}
+
+
+def test_msvd_standard_split_from_youtube_mapping(tmp_path):
+    """MSVD's corpus CSV has no splits; its youtube_mapping.txt numbers the clips, and papers split them
+    vid1-1200 train, vid1201-1300 val, vid1301-1970 test. A video_id,split CSV gives splits too."""
+    mapping = write(tmp_path, "youtube_mapping.txt", "-4wsuPCjDBc_5_15 vid1\nmv89psg6zh4_33_46 vid1201\n"
+                                                      "zzit5b_-ukg_5_20 vid1300\nzv2RIbUsnSw_159_170 vid1970\n\n")
+    assert load_splits(mapping) == {"-4wsuPCjDBc_5_15": "train", "mv89psg6zh4_33_46": "val",
+                                    "zzit5b_-ukg_5_20": "val", "zv2RIbUsnSw_159_170": "test"}
+    table = write(tmp_path, "splits.csv", "video_id,split\nclip1,train\nclip2,validate\nclip3,test\nclip4,\n")
+    assert load_splits(table) == {"clip1": "train", "clip2": "val", "clip3": "test"}
+    for name, text, says in [
+        ("far.txt", "a_1_2 vid1\nb_1_2 vid1971\n", r"far\.txt:2: vid1971 is outside MSVD's vid1-vid1970"),
+        ("other.csv", "id,fold\nclip1,train\n", r"other\.csv:1: neither a CSV with columns video_id,split nor MSVD"),
+        ("twice.csv", "video_id,split\nclip1,train\nclip1,test\n", r"twice\.csv:3: video 'clip1' is in split"),
+        ("bad.csv", "video_id,split\nclip1,holdout\n", r"bad\.csv:2: unknown split 'holdout'"),
+    ]:
+        with pytest.raises(AnnotationError, match=says):
+            load_splits(write(tmp_path, name, text))
 
 
 def test_plain_csv(tmp_path):

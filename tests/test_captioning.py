@@ -304,3 +304,38 @@ def test_many_annotated_videos_without_files_are_counted_not_listed(caplog):
     assert lines[:5] == [f"annotated video video{k} skipped: no file" for k in range(5)]
     assert lines[5:] == ["... and 6995 more annotated videos skipped (7000 in all have no single file under "
                          "/data/msrvtt)"]
+
+
+def test_msvd_trains_and_scores_on_its_standard_split(trained, tmp_path, caplog):
+    """MSVD as downloaded: clips named VideoID_Start_End, the corpus CSV (no splits) and youtube_mapping.txt:
+    with data.splits / splits= the standard split trains, validates and tests as papers do."""
+    from vidrnn.evaluate import evaluate_captions
+
+    root, data, _ = trained
+    refs = load_captions(data["captions"]).captions
+    videos = sorted(Path(data["videos_dir"]).rglob("*.mp4"))[:8]
+    clips, rows, mapping = tmp_path / "YouTubeClips", [], []
+    clips.mkdir()
+    for k, video in enumerate(videos):
+        clip = f"yt{k}-x_{k}_{k + 5}"
+        (clips / f"{clip}.mp4").symlink_to(video)
+        rows += [f"yt{k}-x,{k},{k + 5},{w},clean,10,English,\"{c}\"" for w, c in enumerate(refs[video.stem])]
+        mapping.append(f"{clip} vid{(1, 2, 3, 4, 5, 1250, 1301, 1970)[k]}")
+    corpus = tmp_path / "MSR Video Description Corpus.csv"
+    corpus.write_text("VideoID,Start,End,WorkerID,Source,AnnotationTime,Language,Description\n" + "\n".join(rows))
+    splits = tmp_path / "youtube_mapping.txt"
+    splits.write_text("\n".join(mapping) + "\n")
+    extract = ExtractConfig(encoder=ENCODER, sampling=Sampling(num_frames=6), size=64, workers=0, progress=False)
+    model = ModelConfig("attention", {"cell": "gru", "hidden": 32, "embed": 16, "dropout": 0.0})
+    msvd = DataConfig(str(clips), str(corpus), splits=str(splits), cache_dir=str(root / "cache"))
+    caplog.set_level("INFO", logger="vidrnn.train")
+    result = train_model("caption", msvd, extract, model, TrainConfig(max_epochs=2, patience=0),
+                         out_dir=str(tmp_path / "run"), batch_size=8, test_beam=5)
+    assert result["epochs_run"] == 2 and set(result["test"]) == {"BLEU-4", "CIDEr-D"}
+    assert "videos: {'train': 5, 'val': 1, 'test': 2}" in caplog.messages
+    res = run_pipeline("caption", f"input_dir={clips}", f"checkpoint={tmp_path}/run/checkpoints/best.pt",
+                       f"output={tmp_path}/c.json", "quiet=true", "sheets=false", "report=false")
+    assert res.returncode == 0, res.stderr
+    scored = evaluate_captions(str(tmp_path / "c.json"), str(corpus), split="test", splits=str(splits), meteor=False)
+    assert scored["videos"] == 2 and sorted(scored["per_video"]) == ["yt6-x_6_11", "yt7-x_7_12"]
+    assert scored["corpus"]["BLEU-4"] == pytest.approx(result["test"]["BLEU-4"], abs=1e-9)

@@ -5,7 +5,7 @@ import csv
 import re
 from pathlib import PurePosixPath
 
-from .data import load_captions, load_count_labels
+from .data import load_captions, load_count_labels, load_splits, normalize_split
 from .metrics import count_errors, score_captions
 from .outputs import read_captions
 
@@ -65,10 +65,13 @@ def _read_counts(path: str) -> dict[str, float]:
         return {r["video_id"]: float(r["count"]) for r in rows}
 
 
-def evaluate_captions(predictions: str, annotations: str, *, split: str | None = None, meteor: bool = True) -> dict:
+def evaluate_captions(predictions: str, annotations: str, *, split: str | None = None, splits: str | None = None,
+                      meteor: bool = True) -> dict:
     """BLEU-1..4, METEOR, ROUGE-L, CIDEr-D of a caption file (.json/.csv) against references, per video
-    and for the corpus; ``split`` restricts to one split of the annotations."""
+    and for the corpus; ``split`` restricts to one split of the annotations (or of the ``splits`` file)."""
     every = load_captions(annotations)
+    if splits:
+        every.splits.update(load_splits(splits))
     refs = every.subset(split) if split else every
     hyps, unknown = _align(_predictions(predictions, read_captions, "caption", 'a JSON list of {"video_id" or '
                                         '"image_id", "caption"}, a JSON object of id -> caption, or a CSV with columns '
@@ -77,11 +80,14 @@ def evaluate_captions(predictions: str, annotations: str, *, split: str | None =
     return {**scores, "videos": len(hyps), "missing": sorted(set(refs.captions) - set(hyps)), "unknown": unknown}
 
 
-def evaluate_counts(predictions: str, labels: str, *, split: str | None = None) -> dict:
-    """MAE and RMSE of a ``video_id,count`` file against clip counts (or the mean of per-frame counts)."""
+def evaluate_counts(predictions: str, labels: str, *, split: str | None = None, splits: str | None = None) -> dict:
+    """MAE and RMSE of a ``video_id,count`` file against clip counts (or the mean of per-frame counts);
+    ``split`` restricts to one split of the labels (or of the ``splits`` file)."""
     truth = load_count_labels(labels)
+    if splits:
+        truth.splits.update(load_splits(splits))
     every = dict(truth.clip) or {v: float(f[~(f != f)].mean()) for v, f in truth.frames.items()}
-    values = {v: c for v, c in every.items() if truth.splits.get(v) == split} if split else every
+    values = {v: c for v, c in every.items() if truth.splits.get(v) == normalize_split(split)} if split else every
     pred, unknown = _align(_predictions(predictions, _read_counts, "count", "a CSV with columns video_id,count"),
                            values, "count", every)
     return {**count_errors({v: values[v] for v in pred}, pred), "videos": len(pred),

@@ -83,6 +83,7 @@ class DataSchema:
     video_dir: str = MISSING
     annotations: str = MISSING
     frame_annotations: Optional[str] = MISSING
+    splits: Optional[str] = MISSING
     time_split: Optional[float] = number(0, 1, above=True, below=True)
     cache_dir: str = MISSING
     features_dir: Optional[str] = MISSING
@@ -221,6 +222,7 @@ class EvaluateSchema:
     predictions: str = MISSING
     annotations: str = MISSING
     split: Optional[str] = MISSING
+    splits: Optional[str] = MISSING
     meteor: bool = MISSING
     output: str = MISSING
 

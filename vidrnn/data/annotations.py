@@ -5,6 +5,7 @@ import csv
 import io
 import json
 import os
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -130,6 +131,37 @@ def load_captions(path: str | os.PathLike) -> CaptionSet:
     if "video_id" in header and "caption" in header:
         return _load_caption_csv(path, rows)
     raise _unknown_layout(path)
+
+
+# MSVD's standard split (Venugopalan et al. 2015, and the papers since) by the number of youtube_mapping.txt
+MSVD_SPLIT = ((1200, "train"), (1300, "val"), (1970, "test"))
+_MAPPING_LINE = re.compile(r"(\S+)\s+vid(\d+)")
+
+
+def load_splits(path: str | os.PathLike) -> dict[str, str]:
+    """video_id -> split from a ``video_id,split`` CSV, or from MSVD's ``youtube_mapping.txt`` (``<clip>
+    vid<N>`` lines): the standard split, vid1-1200 train, vid1201-1300 val, vid1301-1970 test."""
+    text = read_text(path)
+    lines = [(k, line.strip()) for k, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if lines and all(_MAPPING_LINE.fullmatch(line) for _, line in lines):
+        splits = {}
+        for k, line in lines:
+            clip, number = _MAPPING_LINE.fullmatch(line).groups()
+            split = next((name for last, name in MSVD_SPLIT if int(number) <= last), None)
+            if split is None or int(number) < 1:
+                raise AnnotationError.at(path, k, f"vid{number} is outside MSVD's vid1-vid1970")
+            splits[clip] = split
+        return splits
+    header, rows = read_csv(path, text)
+    if not {"video_id", "split"} <= set(header):
+        raise AnnotationError.at(path, 1, "neither a CSV with columns video_id,split nor MSVD's youtube_mapping.txt "
+                                          "(lines '<clip> vid<N>')")
+    splits = {}
+    for line, row in rows:
+        split = split_at(path, line, row["split"])
+        if split:
+            set_split(path, line, splits, row["video_id"].strip(), split)
+    return splits
 
 
 def _unknown_layout(path) -> AnnotationError:

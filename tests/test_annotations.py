@@ -104,6 +104,7 @@ def test_msvd_standard_split_from_youtube_mapping(tmp_path):
     for name, text, says in [
         ("far.txt", "a_1_2 vid1\nb_1_2 vid1971\n", r"far\.txt:2: vid1971 is outside MSVD's vid1-vid1970"),
         ("other.csv", "id,fold\nclip1,train\n", r"other\.csv:1: neither a CSV with columns video_id,split nor MSVD"),
+        ("refs.json", json.dumps(MSRVTT, indent=1), r"refs\.json:1: neither a CSV with columns video_id,split"),
         ("twice.csv", "video_id,split\nclip1,train\nclip1,test\n", r"twice\.csv:3: video 'clip1' is in split"),
         ("bad.csv", "video_id,split\nclip1,holdout\n", r"bad\.csv:2: unknown split 'holdout'"),
     ]:

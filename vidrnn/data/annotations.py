@@ -152,11 +152,11 @@ def load_splits(path: str | os.PathLike) -> dict[str, str]:
                 raise AnnotationError.at(path, k, f"vid{number} is outside MSVD's vid1-vid1970")
             splits[clip] = split
         return splits
-    header, rows = read_csv(path, text)
+    header = [name.strip().lower() for name in next(csv.reader(io.StringIO(text)), [])]
     if not {"video_id", "split"} <= set(header):
         raise AnnotationError.at(path, 1, "neither a CSV with columns video_id,split nor MSVD's youtube_mapping.txt "
                                           "(lines '<clip> vid<N>')")
-    splits = {}
+    splits, (_, rows) = {}, read_csv(path, text)
     for line, row in rows:
         split = split_at(path, line, row["split"])
         if split:

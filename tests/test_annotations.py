@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from vidrnn.data import AnnotationError, CaptionSet, load_captions, load_splits, match_videos, normalize_split
+from vidrnn.data import (AnnotationError, CaptionSet, apply_splits, load_captions, load_splits, match_videos,
+                         normalize_split)
 
 MSRVTT = {
     "info": {"contributor": "Microsoft MSM group", "version": "1.0"},
@@ -110,6 +111,12 @@ def test_msvd_standard_split_from_youtube_mapping(tmp_path):
     ]:
         with pytest.raises(AnnotationError, match=says):
             load_splits(write(tmp_path, name, text))
+    corpus = load_captions(write(tmp_path, "MSR Video Description Corpus.csv", MSVD))
+    apply_splits(mapping, corpus.splits, corpus.captions)
+    assert corpus.subset("test").captions == {} and list(corpus.subset("val").captions) == ["mv89psg6zh4_33_46"]
+    with pytest.raises(AnnotationError, match=r"splits\.csv gives a split to none of the 2 annotated videos \(it "
+                                              r"names 'clip1', 'clip2'\.\.\.; the annotations 'mv89psg6zh4_33_46'"):
+        apply_splits(table, corpus.splits, corpus.captions)
 
 
 def test_plain_csv(tmp_path):

@@ -5,7 +5,7 @@ import csv
 import re
 from pathlib import PurePosixPath
 
-from .data import load_captions, load_count_labels, load_splits, normalize_split
+from .data import apply_splits, load_captions, load_count_labels, normalize_split
 from .metrics import count_errors, score_captions
 from .outputs import read_captions
 
@@ -71,7 +71,7 @@ def evaluate_captions(predictions: str, annotations: str, *, split: str | None =
     and for the corpus; ``split`` restricts to one split of the annotations (or of the ``splits`` file)."""
     every = load_captions(annotations)
     if splits:
-        every.splits.update(load_splits(splits))
+        apply_splits(splits, every.splits, every.captions)
     refs = every.subset(split) if split else every
     hyps, unknown = _align(_predictions(predictions, read_captions, "caption", 'a JSON list of {"video_id" or '
                                         '"image_id", "caption"}, a JSON object of id -> caption, or a CSV with columns '
@@ -85,7 +85,7 @@ def evaluate_counts(predictions: str, labels: str, *, split: str | None = None, 
     ``split`` restricts to one split of the labels (or of the ``splits`` file)."""
     truth = load_count_labels(labels)
     if splits:
-        truth.splits.update(load_splits(splits))
+        apply_splits(splits, truth.splits, set(truth.clip) | set(truth.frames))
     every = dict(truth.clip) or {v: float(f[~(f != f)].mean()) for v, f in truth.frames.items()}
     values = {v: c for v, c in every.items() if truth.splits.get(v) == normalize_split(split)} if split else every
     pred, unknown = _align(_predictions(predictions, _read_counts, "count", "a CSV with columns video_id,count"),

@@ -164,6 +164,18 @@ def load_splits(path: str | os.PathLike) -> dict[str, str]:
     return splits
 
 
+def apply_splits(path: str | os.PathLike, splits: dict, ids) -> None:
+    """Set ``splits`` (video id -> split) from the splits file ``path`` (``load_splits``); a file that gives
+    none of the videos ``ids`` a split is an error (the wrong file, or ids of another layout)."""
+    given = load_splits(path)
+    ids = list(ids)
+    if not set(given) & set(ids):
+        raise AnnotationError(f"{path} gives a split to none of the {len(ids)} annotated videos (it names "
+                              f"{', '.join(map(repr, list(given)[:2]))}...; the annotations "
+                              f"{', '.join(map(repr, ids[:2]))}...)")
+    splits.update(given)
+
+
 def _unknown_layout(path) -> AnnotationError:
     """The error for a caption file in none of the accepted layouts."""
     return AnnotationError.at(path, 1, "unknown caption layout; expected " + "; or ".join(CAPTION_LAYOUTS))

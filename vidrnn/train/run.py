@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import build_model, load_checkpoint
-from ..data import fill_gaps, load_captions, load_count_labels, load_splits, match_videos
+from ..data import apply_splits, fill_gaps, load_captions, load_count_labels, match_videos
 from ..distributed import barrier, current, from_main, in_process_group, per_rank_batch
 from ..features.cache import CACHE_DTYPE, cached_features, decoded_frames, extract_settings
 from ..features.store import atomic_write
@@ -38,7 +38,7 @@ class DataConfig:
     video_dir: str
     annotations: str
     frame_annotations: str | None = None  # count: per-frame counts (CSV or MOT) beside clip counts
-    splits: str | None = None  # each video's split from this file (``load_splits``) instead of the annotations'
+    splits: str | None = None  # each video's split from this file (``apply_splits``) instead of the annotations'
     time_split: float | None = None  # count: train on windows before this fraction of each video, test after
     cache_dir: str = ".vidrnn_cache"
     features_dir: str | None = None  # an extract output folder to train on (with its settings), not the cache
@@ -182,9 +182,9 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
         labels = load_count_labels(data.annotations).for_videos(stems)
         if data.frame_annotations:
             labels.frames.update(load_count_labels(data.frame_annotations).for_videos(stems).frames)
-    if data.splits:
-        labels.splits.update(load_splits(data.splits))
     ids = list(labels.captions) if task == "caption" else sorted(set(labels.clip) | set(labels.frames))
+    if data.splits:
+        apply_splits(data.splits, labels.splits, ids)
     report = match_videos(ids, videos, getattr(labels, "paths", None))
     _warn_missing(report.missing, data.video_dir)
     if not report.matched:

@@ -147,7 +147,7 @@ def test_a_java_that_starts_but_fails_on_the_jars_falls_back_and_never_hangs(tmp
     (pycocoevalcap's METEOR wrapper kept its lock on the error and waited for it when collected)."""
     pytest.importorskip("pycocoevalcap")
     fake = tmp_path / "java"
-    fake.write_text('#!/bin/sh\n[ "$2" = -version ] && exit 0\necho "Error: broken runtime" >&2\nexit 1\n')
+    fake.write_text('#!/bin/sh\ncase "$*" in *-version*) exit 0;; esac\necho "Error: broken runtime" >&2\nexit 1\n')
     fake.chmod(0o755)
     code = ("from vidrnn.metrics import score_captions\n"
             "r = score_captions({'a': ['a dog runs']}, {'a': 'a dog'})\n"

@@ -168,7 +168,7 @@ class _Unavailable(Exception):
 
 def _meteor_jar(refs: dict, hyps: dict, videos: list) -> tuple[float, list[float]]:
     """METEOR 1.5 through pycocoevalcap, which runs the jar with ``java``."""
-    problem = java_problem()
+    problem = java_problem(heap="2G")  # the wrapper's own setting
     if problem:
         raise _Unavailable(problem)
     try:

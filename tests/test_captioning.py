@@ -128,6 +128,19 @@ def test_beam_search_finds_a_likelier_caption_than_greedy():
     assert best.logprob > greedy.logprob + 0.3
 
 
+def test_a_caption_is_never_empty():
+    """<eos> first is the likeliest caption of an undertrained model; both decoders give the likeliest
+    caption with a word instead (the empty one was written as "caption": "")."""
+    table = torch.full((6, 6), 1e-9)
+    table[1, 2], table[1, 4], table[1, 5] = 0.7, 0.2, 0.1  # after <bos>: <eos>, else "a", else "b"
+    table[4, 2] = table[5, 2] = table[2, 2] = table[3, 2] = 1.0
+    model = _Table(table / table.sum(1, keepdim=True))
+    feats = torch.zeros(2, 1, 1)
+    assert [h.tokens for h in greedy_decode(model, feats, bos=1, eos=2, max_len=5)] == [[4], [4]]
+    n_best = beam_search(model, feats, bos=1, eos=2, beam=3, max_len=5, n_best=2)
+    assert [[h.tokens for h in hyps] for hyps in n_best] == [[[4], [5]]] * 2
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny captioner trained on synthetic clips, and its data."""

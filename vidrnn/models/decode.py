@@ -16,18 +16,28 @@ class Hypothesis:
     score: float  # logprob / length ** length_penalty (length counts <eos>)
 
 
+def _word_logprobs(logits: torch.Tensor, eos: int, step: int) -> torch.Tensor:
+    """Log-probabilities of the next word (N, V); a caption has a word, so <eos> cannot come first (an
+    undertrained model's likeliest caption is often the empty one)."""
+    logp = F.log_softmax(logits.float(), -1)
+    if step == 0:
+        logp[:, eos] = float("-inf")
+    return logp
+
+
 @torch.no_grad()
 def greedy_decode(model: Captioner, feats: torch.Tensor, *, bos: int, eos: int, max_len: int = 20
                   ) -> list[Hypothesis]:
-    """The most likely word at each step; features (B, T, D) -> one hypothesis per video."""
+    """The most likely word at each step (<eos> not first); features (B, T, D) -> one hypothesis per
+    video."""
     memory = model.encode(feats)
     state = model.init_state(memory)
     tokens = torch.full((feats.shape[0],), bos, dtype=torch.long, device=feats.device)
     words, logprob = [], torch.zeros(feats.shape[0], device=feats.device)
     ended = torch.zeros(feats.shape[0], dtype=torch.bool, device=feats.device)
-    for _ in range(max_len):
+    for step in range(max_len):
         logits, state = model.step(tokens, state, memory)
-        best, tokens = F.log_softmax(logits.float(), -1).max(-1)  # (B,), (B,)
+        best, tokens = _word_logprobs(logits, eos, step).max(-1)  # (B,), (B,)
         logprob += best.masked_fill(ended, 0.0)
         words.append(tokens.masked_fill(ended, eos))
         ended |= tokens == eos
@@ -64,9 +74,9 @@ def beam_search(model: Captioner, feats: torch.Tensor, *, bos: int, eos: int, be
     def finish(b: int, words: list[int], logprob: float, ended: bool) -> None:
         finished[b].append(Hypothesis(words, logprob, logprob / (len(words) + ended) ** length_penalty))
 
-    for _ in range(max_len):
+    for step in range(max_len):
         logits, state = model.step(tokens, state, memory)
-        logp = F.log_softmax(logits.float(), -1)  # (B*k, V)
+        logp = _word_logprobs(logits, eos, step)  # (B*k, V)
         V = logp.shape[-1]
         top, idx = (scores.view(-1, 1) + logp).view(B, k * V).topk(k, dim=1)  # (B, k)
         # the bookkeeping is Python's, on the host: one copy each way per step, not one per video

@@ -48,6 +48,8 @@ def test_teacher_forcing_and_scheduled_sampling_match_step_by_step_decoding(kind
     feeds the model's own previous words, so it decodes greedily."""
     torch.manual_seed(0)
     model = build_captioner(kind, 24, 17, hidden=16, layers=2, embed=8).eval()
+    with torch.no_grad():  # as after training: <pad>, <bos> and <eos> unlikely (decoding never picks the first two)
+        model.out.bias[:3] = -1e4
     feats, caps = torch.randn(3, 5, 24), torch.randint(3, 17, (3, 9))
     caps[:, 0] = 1  # <bos>
     memory = model.encode(feats)
@@ -130,15 +132,15 @@ def test_beam_search_finds_a_likelier_caption_than_greedy():
 
 def test_a_caption_is_never_empty():
     """<eos> first is the likeliest caption of an undertrained model; both decoders give the likeliest
-    caption with a word instead (the empty one was written as "caption": "")."""
+    caption with a word instead (the empty one was written as "caption": ""), and never a <pad> or <bos>."""
     table = torch.full((6, 6), 1e-9)
     table[1, 2], table[1, 4], table[1, 5] = 0.7, 0.2, 0.1  # after <bos>: <eos>, else "a", else "b"
     table[4, 2] = table[5, 2] = table[2, 2] = table[3, 2] = 1.0
     model = _Table(table / table.sum(1, keepdim=True))
     feats = torch.zeros(2, 1, 1)
     assert [h.tokens for h in greedy_decode(model, feats, bos=1, eos=2, max_len=5)] == [[4], [4]]
-    n_best = beam_search(model, feats, bos=1, eos=2, beam=3, max_len=5, n_best=2)
-    assert [[h.tokens for h in hyps] for hyps in n_best] == [[[4], [5]]] * 2
+    n_best = beam_search(model, feats, bos=1, eos=2, beam=3, max_len=5, n_best=3)
+    assert [[h.tokens for h in hyps] for hyps in n_best] == [[[4], [5], [3]]] * 2  # never <pad> or <bos>
 
 
 @pytest.fixture(scope="module")

@@ -92,11 +92,11 @@ def describe(model: Captioner, vocab: Vocab, feats: torch.Tensor, *, ids: list[s
     out = {}
     for start in range(0, len(ids), batch_size):
         x = feats[start:start + batch_size].to(device)
+        special = {"bos": vocab.bos_id, "eos": vocab.eos_id, "pad": vocab.pad_id, "max_len": max_len}
         if beam == 1 and n_best == 1:
-            found = [[h] for h in greedy_decode(model, x, bos=vocab.bos_id, eos=vocab.eos_id, max_len=max_len)]
+            found = [[h] for h in greedy_decode(model, x, **special)]
         else:
-            found = beam_search(model, x, bos=vocab.bos_id, eos=vocab.eos_id, beam=beam, max_len=max_len,
-                                length_penalty=length_penalty, n_best=n_best)
+            found = beam_search(model, x, beam=beam, length_penalty=length_penalty, n_best=n_best, **special)
         for vid, hyps in zip(ids[start:start + batch_size], found):
             out[vid] = [(vocab.decode(h.tokens), h.score) for h in hyps]
     return out

@@ -354,3 +354,38 @@ def test_msvd_trains_and_scores_on_its_standard_split(trained, tmp_path, caplog)
     scored = evaluate_captions(str(tmp_path / "c.json"), str(corpus), split="test", splits=str(splits), meteor=False)
     assert scored["videos"] == 2 and sorted(scored["per_video"]) == ["yt6-x_6_11", "yt7-x_7_12"]
     assert scored["corpus"]["BLEU-4"] == pytest.approx(result["test"]["BLEU-4"], abs=1e-9)
+
+
+def test_caption_json_is_read_by_the_coco_caption_evaluation(trained, tmp_path):
+    """captions.json is a COCO results file: pycocotools' loadRes reads it against a COCO ground truth of the
+    references, and the COCO caption evaluation's steps on it (its PTBTokenizer, then its scorers) give
+    evaluate's BLEU, ROUGE-L and CIDEr-D."""
+    pytest.importorskip("pycocotools")
+    pytest.importorskip("pycocoevalcap")
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+    from pycocotools.coco import COCO
+
+    from vidrnn.evaluate import evaluate_captions
+
+    root, data, _ = trained
+    res = run_pipeline("caption", f"input_dir={data['videos_dir']}", f"checkpoint={root}/run/checkpoints/best.pt",
+                       f"output={tmp_path}/c.json", "quiet=true", "sheets=false", "report=false")
+    assert res.returncode == 0, res.stderr
+    every = load_captions(data["captions"])
+    truth = {"images": [{"id": v} for v in every.captions], "type": "captions", "info": {}, "licenses": [],
+             "annotations": [{"image_id": v, "id": k, "caption": c}
+                             for k, (v, c) in enumerate((v, c) for v, cs in every.captions.items() for c in cs)]}
+    (tmp_path / "truth.json").write_text(json.dumps(truth))
+    coco = COCO(str(tmp_path / "truth.json"))
+    results = coco.loadRes(str(tmp_path / "c.json"))
+    test = list(every.subset("test").captions)
+    gts = PTBTokenizer().tokenize({v: coco.imgToAnns[v] for v in test})
+    hyps = PTBTokenizer().tokenize({v: results.imgToAnns[v] for v in test})
+    bleus, _ = Bleu(4).compute_score(gts, hyps, verbose=0)
+    expected = {"BLEU-4": bleus[3], "ROUGE-L": Rouge().compute_score(gts, hyps)[0],
+                "CIDEr-D": Cider().compute_score(gts, hyps)[0]}
+    ours = evaluate_captions(str(tmp_path / "c.json"), data["captions"], split="test", meteor=False)["corpus"]
+    assert {k: ours[k] for k in expected} == pytest.approx(expected, abs=1e-6)

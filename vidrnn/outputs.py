@@ -28,11 +28,13 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_captions(path: str | os.PathLike, rows: list[dict]) -> None:
-    """Rows ``{"video_id", "caption"[, "score"][, "n_best": [{"caption", "score"}]]}`` as a COCO-style
-    results JSON list, or as CSV (``video_id,caption,score``; n-best as extra rows with a rank)."""
+    """Rows ``{"video_id", "caption"[, "score"][, "n_best": [{"caption", "score"}]]}`` as a COCO results
+    JSON list (``image_id`` repeats ``video_id``, so the COCO caption evaluation's ``loadRes`` reads it), or
+    as CSV (``video_id,caption,score``; n-best as extra rows with a rank)."""
     fmt = output_format(path, CAPTION_FORMATS, "caption")
     if fmt == ".json":
-        write_text(path, json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
+        coco = [{"video_id": r["video_id"], "image_id": r["video_id"], **r} for r in rows]
+        write_text(path, json.dumps(coco, indent=1, ensure_ascii=False) + "\n")
         return
     if fmt != ".csv":
         raise ValueError(f"{path}: one caption per video is written as .json or .csv")

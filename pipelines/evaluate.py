@@ -5,6 +5,7 @@ from omegaconf import DictConfig
 
 from pipelines.common import EXIT_OK, hydra_app, run_app
 from vidrnn.evaluate import evaluate_captions, evaluate_counts
+from vidrnn.files import some_of
 from vidrnn.outputs import write_json
 
 
@@ -27,10 +28,9 @@ def evaluate(cfg: DictConfig) -> int:
     if result["missing"]:
         print(f"evaluate: {len(result['missing'])} annotated videos have no prediction")
     if result["unknown"]:
-        named = ", ".join(result["unknown"][:3]) + (", ..." if len(result["unknown"]) > 3 else "")
         many = len(result["unknown"]) > 1
         print(f"evaluate: {len(result['unknown'])} prediction{'s name' if many else ' names'} no annotated video, "
-              f"not scored ({named})")
+              f"not scored ({some_of(result['unknown'])})")
     print(f"evaluate: written to {cfg.output}")
     return EXIT_OK
 

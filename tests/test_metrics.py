@@ -334,7 +334,7 @@ def test_prediction_ids_that_are_numbers_or_paths_find_their_videos(tmp_path):
     res = run_pipeline("evaluate", f"predictions={theirs}", f"annotations={refs}", "split=test", "meteor=false",
                        f"output={tmp_path}/m.json")
     assert res.returncode == 0, res.stderr
-    assert "evaluate: 1 prediction names no annotated video, not scored (vidoe7012)" in res.stdout
+    assert "evaluate: 1 prediction names no annotated video, not scored ('vidoe7012')" in res.stdout
     nothing = tmp_path / "nothing.json"
     nothing.write_text('[{"image_id": "clip_a", "caption": "a cat"}]')
     with pytest.raises(ValueError, match=re.escape("no caption prediction names an annotated video (predictions: "

@@ -6,6 +6,7 @@ import re
 from pathlib import PurePosixPath
 
 from .data import apply_splits, load_captions, load_count_labels, normalize_split
+from .files import some_of
 from .metrics import count_errors, score_captions
 from .outputs import read_captions
 
@@ -38,13 +39,8 @@ def _align(predicted: dict, truth_ids, what: str, known) -> tuple[dict, list[str
             aligned[vid] = value
     if not aligned:
         raise ValueError(f"no {what} prediction names an annotated video{'' if unknown else ' of this split'} "
-                         f"(predictions: {_examples(predicted)}; annotations: {_examples(truth_ids or known)})")
+                         f"(predictions: {some_of(predicted)}; annotations: {some_of(truth_ids or known)})")
     return aligned, unknown
-
-
-def _examples(ids, shown: int = 3) -> str:
-    ids = list(ids)
-    return ", ".join(map(repr, ids[:shown])) + (f", ... ({len(ids)})" if len(ids) > shown else "")
 
 
 def _predictions(path: str, read, what: str, layout: str) -> dict:

@@ -89,6 +89,12 @@ def single_line(text: str) -> str:
     return _CONTROL.sub(lambda m: repr(m[0])[1:-1], printable(text))
 
 
+def some_of(names, shown: int = 3) -> str:
+    """The first ``shown`` of ``names``, quoted, for a message: ``'a', 'b', 'c', ...`` where there are more."""
+    names = list(names)
+    return ", ".join(map(repr, names[:shown])) + (", ..." if len(names) > shown else "")
+
+
 NAME_MAX = 255  # bytes in one file name on Linux and macOS file systems
 
 

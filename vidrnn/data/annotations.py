@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ..files import printable
+from ..files import printable, some_of
 
 SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "validate": "val", "validation": "val",
                  "valid": "val", "dev": "val", "test": "test", "testing": "test"}
@@ -167,12 +167,10 @@ def load_splits(path: str | os.PathLike) -> dict[str, str]:
 def apply_splits(path: str | os.PathLike, splits: dict, ids) -> None:
     """Set ``splits`` (video id -> split) from the splits file ``path`` (``load_splits``); a file that gives
     none of the videos ``ids`` a split is an error (the wrong file, or ids of another layout)."""
-    given = load_splits(path)
-    ids = list(ids)
+    given, ids = load_splits(path), list(ids)
     if not set(given) & set(ids):
         raise AnnotationError(f"{path} gives a split to none of the {len(ids)} annotated videos (it names "
-                              f"{', '.join(map(repr, list(given)[:2]))}...; the annotations "
-                              f"{', '.join(map(repr, ids[:2]))}...)")
+                              f"{some_of(given, 2)}; the annotations {some_of(ids, 2)})")
     splits.update(given)
 
 

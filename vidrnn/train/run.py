@@ -17,7 +17,7 @@ from ..data import apply_splits, fill_gaps, load_captions, load_count_labels, ma
 from ..distributed import barrier, current, from_main, in_process_group, per_rank_batch
 from ..features.cache import CACHE_DTYPE, cached_features, decoded_frames, extract_settings
 from ..features.store import atomic_write
-from ..files import videos_at
+from ..files import some_of, videos_at
 from ..metrics import mean_predictor_errors
 from ..models.captioner import build_captioner, captioner_class
 from ..models.counter import RecurrentCounter
@@ -188,10 +188,9 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
     report = match_videos(ids, videos, getattr(labels, "paths", None))
     _warn_missing(report.missing, data.video_dir)
     if not report.matched:
-        named = ", ".join(map(repr, ids[:3])) + (", ..." if len(ids) > 3 else "")
-        raise ValueError(f"none of the {len(ids)} annotated videos ({named}) has a file under {data.video_dir}: a "
-                         "video_id names a file by its stem or its relative path without extension"
-                         if ids else f"{data.annotations}: no annotated videos")
+        raise ValueError(f"none of the {len(ids)} annotated videos ({some_of(ids)}) has a file under "
+                         f"{data.video_dir}: a video_id names a file by its stem or its relative path without "
+                         "extension" if ids else f"{data.annotations}: no annotated videos")
     if report.unlabelled:
         log.info("%d video files have no labels and are not used", len(report.unlabelled))
     inputs, indices, failed = _inputs(data, extract, sorted(report.matched.values()), device)

@@ -142,14 +142,15 @@ def load_splits(path: str | os.PathLike) -> dict[str, str]:
     """video_id -> split from a ``video_id,split`` CSV, or from MSVD's ``youtube_mapping.txt`` (``<clip>
     vid<N>`` lines): the standard split, vid1-1200 train, vid1201-1300 val, vid1301-1970 test."""
     text = read_text(path)
-    lines = [(k, line.strip()) for k, line in enumerate(text.splitlines(), 1) if line.strip()]
-    if lines and all(_MAPPING_LINE.fullmatch(line) for _, line in lines):
+    mapped = [(k, _MAPPING_LINE.fullmatch(line.strip())) for k, line in enumerate(text.splitlines(), 1)
+              if line.strip()]
+    if mapped and all(match for _, match in mapped):
         splits = {}
-        for k, line in lines:
-            clip, number = _MAPPING_LINE.fullmatch(line).groups()
-            split = next((name for last, name in MSVD_SPLIT if int(number) <= last), None)
-            if split is None or int(number) < 1:
-                raise AnnotationError.at(path, k, f"vid{number} is outside MSVD's vid1-vid1970")
+        for k, match in mapped:
+            clip, number = match[1], int(match[2])
+            split = next((name for last, name in MSVD_SPLIT if number <= last), None) if number >= 1 else None
+            if split is None:
+                raise AnnotationError.at(path, k, f"vid{match[2]} is outside MSVD's vid1-vid1970")
             splits[clip] = split
         return splits
     header = [name.strip().lower() for name in next(csv.reader(io.StringIO(text)), [])]

@@ -89,14 +89,13 @@ def describe(model: Captioner, vocab: Vocab, feats: torch.Tensor, *, ids: list[s
              device: torch.device = torch.device("cpu")) -> dict[str, list[tuple[str, float]]]:
     """Captions for features (S, N, D): id -> up to ``n_best`` (caption, score) pairs, best first."""
     model.eval()
-    out = {}
+    out, words = {}, {"bos": vocab.bos_id, "eos": vocab.eos_id, "pad": vocab.pad_id, "max_len": max_len}
     for start in range(0, len(ids), batch_size):
         x = feats[start:start + batch_size].to(device)
-        special = {"bos": vocab.bos_id, "eos": vocab.eos_id, "pad": vocab.pad_id, "max_len": max_len}
         if beam == 1 and n_best == 1:
-            found = [[h] for h in greedy_decode(model, x, **special)]
+            found = [[h] for h in greedy_decode(model, x, **words)]
         else:
-            found = beam_search(model, x, beam=beam, length_penalty=length_penalty, n_best=n_best, **special)
+            found = beam_search(model, x, beam=beam, length_penalty=length_penalty, n_best=n_best, **words)
         for vid, hyps in zip(ids[start:start + batch_size], found):
             out[vid] = [(vocab.decode(h.tokens), h.score) for h in hyps]
     return out

@@ -142,7 +142,8 @@ def test_a_folder_of_frames_says_how_to_make_a_video(tmp_path):
     for i in range(1, 4):
         cv2.imwrite(str(frames / f"{i:06d}.jpg"), np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(FileNotFoundError, match=re.escape(
-            f"{tmp_path}: no video files (.mp4, .avi, .mov, .mkv, .webm, .m4v, .mpg, .mpeg, .wmv, .flv, .3gp, .ts); "
+            f"{tmp_path}: no video files (.mp4, .avi, .mov, .mkv, .webm, .m4v, .mpg, .mpeg, .wmv, .flv, .3gp, .ts, "
+            ".mts, .m2ts, .vob, .ogv, .asf, .mxf, .mjpeg, .mjpg); "
             "it holds 3 images, e.g. MOT17-09/img1/000001.jpg: a sequence of frames is read as a video once made "
             "into one, e.g. ffmpeg -framerate 25 -i img1/%06d.jpg seq.mp4")):
         require_videos(tmp_path)

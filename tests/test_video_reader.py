@@ -109,6 +109,17 @@ def test_a_still_image_named_like_a_video_is_refused(tmp_path, ext, name):
         open_video(path)
 
 
+def test_a_motion_jpeg_stream_is_a_video(tmp_path):
+    """An IP camera's .mjpeg is JPEG frames one after another: it starts like a photo but is read as video."""
+    path = tmp_path / "camera.mjpeg"
+    path.write_bytes(b"".join(cv2.imencode(".jpg", cv2.cvtColor(indexed_frame(i), cv2.COLOR_RGB2BGR))[1].tobytes()
+                             for i in range(12)))
+    with open_video(path) as reader:
+        frames = [frame for _, frame in read_frames(reader, range(100))]
+    assert len(frames) == 12
+    assert [frame_id(f) for f in frames] == list(range(12))
+
+
 @pytest.mark.parametrize("degrees,corner", [(90, "top right"), (180, "bottom right"), (270, "bottom left")])
 def test_a_rotated_video_is_read_upright(tmp_path, degrees, corner):
     """A phone's portrait video is stored sideways with a display matrix: frames come out as players show

@@ -7,7 +7,7 @@ import re
 from pathlib import Path, PurePosixPath
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv",
-                    ".3gp", ".ts")
+                    ".3gp", ".ts", ".mts", ".m2ts", ".vob", ".ogv", ".asf", ".mxf", ".mjpeg", ".mjpg")
 
 
 def list_videos(root: str | os.PathLike, extensions=VIDEO_EXTENSIONS) -> list[str]:

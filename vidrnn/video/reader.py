@@ -219,6 +219,21 @@ _IMAGE_MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"BM"
                 (b"MM\x00*", "TIFF"))
 
 
+def _jpeg_follows_jpeg(path: str, limit: int = 64 << 20) -> bool:
+    """Whether an image's end marker is followed by another image's start within the first ``limit`` bytes
+    (a photo holds one image; a motion-JPEG stream one per frame)."""
+    marker, tail = b"\xff\xd9\xff\xd8", b""
+    with open(path, "rb") as f:
+        while f.tell() < limit:
+            block = f.read(1 << 20)
+            if not block:
+                return False
+            if marker in tail + block:
+                return True
+            tail = block[-3:]
+    return False
+
+
 def _not_a_video(path: str) -> str | None:
     """Why a file the decoders would open is no video: a still image (JPEG, PNG, BMP, TIFF, WebP), which
     FFmpeg reads as a one-frame video, or a streaming playlist (HLS, DASH), which makes it read the files
@@ -227,6 +242,8 @@ def _not_a_video(path: str) -> str | None:
         head = f.read(512)
     image = "WebP" if head[:4] == b"RIFF" and head[8:12] == b"WEBP" else \
         next((name for magic, name in _IMAGE_MAGIC if head.startswith(magic)), None)
+    if image == "JPEG" and _jpeg_follows_jpeg(path):
+        image = None  # a motion-JPEG stream (an IP camera's .mjpeg): JPEG frames one after another
     if image:
         return f"a still image ({image}), not a video"
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")  # a byte-order mark, blank lines

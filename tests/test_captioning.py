@@ -321,9 +321,11 @@ def test_many_annotated_videos_without_files_are_counted_not_listed(caplog):
                          "/data/msrvtt)"]
 
 
-def test_msvd_trains_and_scores_on_its_standard_split(trained, tmp_path, caplog):
-    """MSVD as downloaded: clips named VideoID_Start_End, the corpus CSV (no splits) and youtube_mapping.txt:
-    with data.splits / splits= the standard split trains, validates and tests as papers do."""
+@pytest.mark.parametrize("named", ["clip", "vid"])
+def test_msvd_trains_and_scores_on_its_standard_split(trained, tmp_path, caplog, named):
+    """MSVD as downloaded: clips named VideoID_Start_End (or, in some copies, renamed vid<N> as
+    youtube_mapping.txt numbers them), the corpus CSV (no splits) and youtube_mapping.txt: with
+    data.splits / splits= the standard split trains, validates and tests as papers do."""
     from vidrnn.evaluate import evaluate_captions
 
     root, data, _ = trained
@@ -332,10 +334,10 @@ def test_msvd_trains_and_scores_on_its_standard_split(trained, tmp_path, caplog)
     clips, rows, mapping = tmp_path / "YouTubeClips", [], []
     clips.mkdir()
     for k, video in enumerate(videos):
-        clip = f"yt{k}-x_{k}_{k + 5}"
-        (clips / f"{clip}.mp4").symlink_to(video)
+        clip, number = f"yt{k}-x_{k}_{k + 5}", (1, 2, 3, 4, 5, 1250, 1301, 1970)[k]
+        (clips / f"{clip if named == 'clip' else f'vid{number}'}.mp4").symlink_to(video)
         rows += [f"yt{k}-x,{k},{k + 5},{w},clean,10,English,\"{c}\"" for w, c in enumerate(refs[video.stem])]
-        mapping.append(f"{clip} vid{(1, 2, 3, 4, 5, 1250, 1301, 1970)[k]}")
+        mapping.append(f"{clip} vid{number}")
     corpus = tmp_path / "MSR Video Description Corpus.csv"
     corpus.write_text("VideoID,Start,End,WorkerID,Source,AnnotationTime,Language,Description\n" + "\n".join(rows))
     splits = tmp_path / "youtube_mapping.txt"

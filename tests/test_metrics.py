@@ -345,3 +345,23 @@ def test_prediction_ids_that_are_numbers_or_paths_find_their_videos(tmp_path):
     predicted = tmp_path / "predicted.csv"
     predicted.write_text("video_id,count\n1,3\nvid0002,0\n")
     assert evaluate_counts(str(predicted), str(counts))["MAE"] == pytest.approx(0.5)
+
+
+def test_predictions_named_after_the_annotated_files_find_their_videos(tmp_path):
+    """The caption app names a video by its file; annotations whose ids are not file names (COCO's numeric
+    ids with file_name, MSR-VTT's path) still score those predictions."""
+    import json
+
+    from vidrnn.evaluate import evaluate_captions
+
+    refs = tmp_path / "refs.json"
+    refs.write_text(json.dumps({"images": [{"id": 1, "file_name": "clips/beach.mp4", "split": "test"},
+                                           {"id": 2, "file_name": "clips/park.mp4", "split": "test"}],
+                                "annotations": [{"image_id": 1, "caption": "waves roll in"},
+                                                {"image_id": 2, "caption": "a dog runs"}]}))
+    ours = tmp_path / "ours.json"
+    ours.write_text('[{"video_id": "beach", "caption": "waves roll in"}, '
+                    '{"video_id": "clips/park", "caption": "a dog"}]')
+    result = evaluate_captions(str(ours), str(refs), split="test", meteor=False)
+    assert result["videos"] == 2 and result["unknown"] == [] and result["missing"] == []
+    assert result["per_video"]["1"]["BLEU-1"] == pytest.approx(1.0)

@@ -11,23 +11,29 @@ from .metrics import count_errors, score_captions
 from .outputs import read_captions
 
 
-def _align(predicted: dict, truth_ids, what: str, known) -> tuple[dict, list[str]]:
+def _align(predicted: dict, truth_ids, what: str, known, paths: dict | None = None) -> tuple[dict, list[str]]:
     """Predictions keyed by the annotation's ids (``truth_ids``), and the prediction ids that name none of
     the annotated videos (``known``, every split). A prediction id may be a path whose last part is the id,
-    or the number of an id that is a word and that number (7010 for MSR-VTT's video7010)."""
+    the name of the video's file (``paths``: id -> file path hint; a caption run names videos by their
+    files), or the number of an id that is a word and that number (7010 for MSR-VTT's video7010)."""
     known = list(known)
     by_number: dict[int, list[str]] = {}
     for vid in known:
         match = re.fullmatch(r"[^\W\d]+_?(\d+)", vid)
         if match:
             by_number.setdefault(int(match.group(1)), []).append(vid)
+    by_file: dict[str, list[str]] = {}
+    for vid, hint in (paths or {}).items():
+        hint = PurePosixPath(hint.replace("\\", "/"))
+        for name in {hint.with_suffix("").as_posix(), hint.stem}:
+            by_file.setdefault(name, []).append(vid)
     known_set, wanted = set(known), set(truth_ids)
 
     def annotated(key: str) -> str | None:
         for candidate in (key, PurePosixPath(key).name):
             if candidate in known_set:
                 return candidate
-        named = by_number.get(int(key), []) if key.isdigit() else []
+        named = by_file.get(key) or (by_number.get(int(key), []) if key.isdigit() else [])
         return named[0] if len(named) == 1 else None
 
     aligned, unknown = {}, []
@@ -67,11 +73,11 @@ def evaluate_captions(predictions: str, annotations: str, *, split: str | None =
     and for the corpus; ``split`` restricts to one split of the annotations (or of the ``splits`` file)."""
     every = load_captions(annotations)
     if splits:
-        apply_splits(splits, every.splits, every.captions)
+        apply_splits(splits, every.splits, every.captions, every.paths)
     refs = every.subset(split) if split else every
     hyps, unknown = _align(_predictions(predictions, read_captions, "caption", 'a JSON list of {"video_id" or '
                                         '"image_id", "caption"}, a JSON object of id -> caption, or a CSV with columns '
-                                        'video_id,caption'), refs.captions, "caption", every.captions)
+                                        'video_id,caption'), refs.captions, "caption", every.captions, every.paths)
     scores = score_captions({v: refs.captions[v] for v in hyps}, hyps, meteor=meteor)
     return {**scores, "videos": len(hyps), "missing": sorted(set(refs.captions) - set(hyps)), "unknown": unknown}
 

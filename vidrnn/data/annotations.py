@@ -138,9 +138,10 @@ MSVD_SPLIT = ((1200, "train"), (1300, "val"), (1970, "test"))
 _MAPPING_LINE = re.compile(r"(\S+)\s+vid(\d+)")
 
 
-def load_splits(path: str | os.PathLike) -> dict[str, str]:
+def load_splits(path: str | os.PathLike, names: dict | None = None) -> dict[str, str]:
     """video_id -> split from a ``video_id,split`` CSV, or from MSVD's ``youtube_mapping.txt`` (``<clip>
-    vid<N>`` lines): the standard split, vid1-1200 train, vid1201-1300 val, vid1301-1970 test."""
+    vid<N>`` lines): the standard split, vid1-1200 train, vid1201-1300 val, vid1301-1970 test. For the
+    mapping, ``names`` (if given) gets clip -> ``vid<N>``, the name of MSVD copies whose files are renamed."""
     text = read_text(path)
     mapped = [(k, _MAPPING_LINE.fullmatch(line.strip())) for k, line in enumerate(text.splitlines(), 1)
               if line.strip()]
@@ -152,6 +153,8 @@ def load_splits(path: str | os.PathLike) -> dict[str, str]:
             if split is None:
                 raise AnnotationError.at(path, k, f"vid{match[2]} is outside MSVD's vid1-vid1970")
             splits[clip] = split
+            if names is not None:
+                names[clip] = f"vid{match[2]}"
         return splits
     header = [name.strip().lower() for name in next(csv.reader(io.StringIO(text)), [])]
     if not {"video_id", "split"} <= set(header):
@@ -165,14 +168,21 @@ def load_splits(path: str | os.PathLike) -> dict[str, str]:
     return splits
 
 
-def apply_splits(path: str | os.PathLike, splits: dict, ids) -> None:
+def apply_splits(path: str | os.PathLike, splits: dict, ids, paths: dict | None = None) -> None:
     """Set ``splits`` (video id -> split) from the splits file ``path`` (``load_splits``); a file that gives
-    none of the videos ``ids`` a split is an error (the wrong file, or ids of another layout)."""
-    given, ids = load_splits(path), list(ids)
+    none of the videos ``ids`` a split is an error (the wrong file, or ids of another layout). ``paths``
+    (video id -> file path hint) gets the file names the splits file gives (MSVD's ``vid<N>``) where it has
+    none, so videos whose files carry those names are found."""
+    names: dict[str, str] = {}
+    given, ids = load_splits(path, names), list(ids)
     if not set(given) & set(ids):
         raise AnnotationError(f"{path} gives a split to none of the {len(ids)} annotated videos (it names "
                               f"{some_of(given, 2)}; the annotations {some_of(ids, 2)})")
     splits.update(given)
+    if paths is not None:
+        for video_id in ids:
+            if video_id in names:
+                paths.setdefault(video_id, names[video_id])
 
 
 def _unknown_layout(path) -> AnnotationError:

@@ -184,7 +184,7 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
             labels.frames.update(load_count_labels(data.frame_annotations).for_videos(stems).frames)
     ids = list(labels.captions) if task == "caption" else sorted(set(labels.clip) | set(labels.frames))
     if data.splits:
-        apply_splits(data.splits, labels.splits, ids)
+        apply_splits(data.splits, labels.splits, ids, getattr(labels, "paths", None))
     report = match_videos(ids, videos, getattr(labels, "paths", None))
     _warn_missing(report.missing, data.video_dir)
     if not report.matched:

@@ -22,7 +22,7 @@ from vidrnn.device import decode_workers, resolve_device
 from vidrnn.files import shard_from_env, single_line
 from vidrnn.models import FrameEncoder, resolved_weights
 from vidrnn.schemas import unknown_key, validate  # (importing it registers the apps' schemas)
-from vidrnn.sweeps import ERROR, clear_error, one_line, record_error
+from vidrnn.sweeps import ERROR, clear_error, mark_sweep_start, one_line, record_error, sweep_runs
 from vidrnn.video import Sampling
 
 EXIT_OK, EXIT_ERROR, EXIT_SOME_FAILED = 0, 1, 2
@@ -102,6 +102,7 @@ class RunDirCheck(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         _make_dir(config.hydra.sweep.dir)
+        mark_sweep_start(config.hydra.sweep.dir)
 
     def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
         """An Optuna search whose last trial failed like every one before it ends here as any sweep with
@@ -109,14 +110,14 @@ class RunDirCheck(Callback):
         trials = OmegaConf.select(config, "hydra.sweeper.n_trials", default=None)
         if config.hydra.mode == RunMode.MULTIRUN and trials and config.hydra.job.num >= trials - 1:
             sweep = Path(config.hydra.sweep.dir)
-            if all((run.parent.parent / ERROR).exists() for run in sweep.glob("**/.hydra/overrides.yaml")):
+            if all((run / ERROR).exists() for run in sweep_runs(sweep)):
                 self.on_multirun_end(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         """A sweep with failed runs ends with one line naming them and status 2 (their errors are in their
         run dirs' error.txt and the summary table)."""
         sweep = Path(config.hydra.sweep.dir)
-        failed = [str(p.parent.relative_to(sweep)) for p in sweep.glob(f"**/{ERROR}")]
+        failed = [str(run.relative_to(sweep)) for run in sweep_runs(sweep) if (run / ERROR).exists()]
         if failed:
             failed.sort(key=lambda name: (len(name), name))  # 2 before 10
             print(f"error: failed runs of the sweep: {', '.join(failed)} (each run dir under {sweep} has its "
@@ -153,10 +154,10 @@ def run_app(job: Callable[[DictConfig], int], cfg: DictConfig) -> None:
               else f"error: {error_line(e)}", file=sys.stderr)
         if run_dir:
             record_error(run_dir, e)
-        if (run_dir and interrupted) or os.environ.get("VIDRNN_DEBUG"):
+        if os.environ.get("VIDRNN_DEBUG"):
             raise
         code = 130 if interrupted else EXIT_ERROR
-    if run_dir is None:
+    if run_dir is None or code == 130:  # an interrupt ends a sweep too (SystemExit passes Hydra's job wrapper)
         sys.exit(code)
 
 

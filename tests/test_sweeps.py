@@ -3,13 +3,19 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
-from conftest import run_pipeline
+from conftest import pipeline_env, run_pipeline
 
-from vidrnn.sweeps import clear_error, finished_result, record_error, summarize_sweep
+from vidrnn.sweeps import check_settings, clear_error, finished_result, record_error, summarize_sweep
 from vidrnn.synth import make_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,6 +68,8 @@ def test_finished_result(tmp_path):
     assert finished_result(tmp_path, 3) is None and finished_result(tmp_path, 2)["best"]["MAE"] == 1.0
     (tmp_path / "metrics.json").write_text(json.dumps({**metrics(2, 1.0), "stopped_early": True}))
     assert finished_result(tmp_path, 3) is not None
+    (tmp_path / "metrics.json").write_text(json.dumps({**metrics(9, 1.0), "complete": False}))  # interrupted
+    assert finished_result(tmp_path, 3) is None
 
 
 def test_a_failed_run_keeps_its_error_until_it_is_tried_again(tmp_path):
@@ -105,6 +113,37 @@ def test_multirun_writes_a_summary_and_a_rerun_skips_finished_runs(tmp_path):
     assert (sweep / "summary.md").read_text() in res.stdout and (sweep / "summary.png").read_bytes().startswith(PNG)
     assert len((sweep / "summary.csv").read_text().splitlines()) == 5
 
+    # a smaller sweep into the same dir: its two runs are runs 0 and 1 as before, and the table holds them alone
+    smaller = [a for a in args if not a.startswith("model.")] + ["model.hidden=8", "model.cell=gru,rnn"]
+    res = run_pipeline("train", *smaller)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("already finished") == 2
+    with open(sweep / "summary.csv", newline="") as f:
+        assert [(r["run"], r["model.cell"]) for r in csv.DictReader(f)] == [("0", "gru"), ("1", "rnn")]
+    # the same runs in another order: run 0 would be rnn, but its dir holds the gru model, so it is not skipped
+    swapped = smaller[:-1] + ["model.cell=rnn,gru"]
+    res = run_pipeline("train", *swapped)
+    assert res.returncode == 2 and "already finished" not in res.stdout, res.stdout + res.stderr
+    assert f"error: {sweep}/0 holds a run with other settings (model.cell 'gru' there, 'rnn' now)" in res.stderr
+    assert res.stderr.strip().splitlines()[-1].startswith("error: failed runs of the sweep: 0, 1 (")
+    assert torch.load(sweep / "0" / "checkpoints" / "best.pt", weights_only=True)["model_config"]["cell"] == "gru"
+
+
+def test_a_run_dir_reruns_only_with_its_own_settings(tmp_path):
+    """Skipping or resuming a run dir with other settings would keep the old model: an error naming them,
+    unless trainer.resume=false; a dir where nothing was trained yet takes any settings."""
+    settings = {"task": "count", "model": {"hidden": 256, "cell": "gru"}, "trainer": {"max_epochs": 3, "lr": 0.001}}
+    check_settings(tmp_path, settings)
+    check_settings(tmp_path, {**settings, "model": {"hidden": 32, "cell": "gru"}})  # nothing trained there yet
+    check_settings(tmp_path, settings)
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics(3, 1.0)))
+    check_settings(tmp_path, {**settings, "trainer": {"max_epochs": 9, "lr": 0.001}})  # train longer: resume
+    with pytest.raises(ValueError, match=re.escape(f"{tmp_path} holds a run with other settings (model.hidden 256 "
+                                                   "there, 32 now): give this run another hydra.run.dir")):
+        check_settings(tmp_path, {**settings, "model": {"hidden": 32, "cell": "gru"}})
+    check_settings(tmp_path, {**settings, "model": {"hidden": 32, "cell": "gru"}}, resume=False)
+    check_settings(tmp_path, {**settings, "model": {"hidden": 32, "cell": "gru"}})  # recorded by the fresh run
+
 
 @pytest.mark.parametrize("launcher, target", [
     ("submitit_slurm", "SlurmLauncher"), ("slurm", "SlurmLauncher"), ("joblib", "JoblibLauncher")])
@@ -136,3 +175,24 @@ def test_a_failed_run_is_one_line_and_the_sweep_goes_on_to_status_2(tmp_path):
         assert [r["status"] for r in csv.DictReader(f)] == ["failed", "done"]
     assert "| failed |" in res.stdout and "| done |" in res.stdout  # the table is printed at the end
     assert res.stderr.strip().splitlines()[-1].startswith("error: failed runs of the sweep: 0 (")
+
+
+def test_ctrl_c_ends_a_sweep_with_one_line_and_status_130(tmp_path):
+    """Ctrl-C in the middle of a sweep's first run stops the sweep: the usual line, no traceback."""
+    data = make_dataset(tmp_path / "data", num_videos=12, width=64, height=48, num_frames=8, fps=8.0)
+    sweep = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "pipelines.train", "-m", "task=count", f"data.video_dir={data['videos_dir']}",
+           f"data.annotations={data['counts']}", "video.size=32", "video.num_frames=3", "encoder.layer=layer1",
+           "trainer.max_epochs=100000", "model.cell=gru,rnn", "video.workers=0", "quiet=true",
+           f"hydra.sweep.dir={sweep}", f"data.cache_dir={tmp_path / 'cache'}"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=pipeline_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 300
+    while not (sweep / "0" / "checkpoints" / "last.pt").exists() and proc.poll() is None:
+        assert time.monotonic() < deadline, "the sweep's first run wrote no checkpoint"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == "interrupted: what was finished is kept; run the same command again to go on"
+    assert not (sweep / "1").exists()  # the sweep stopped

@@ -17,12 +17,15 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from .features.store import atomic_write
 from .schemas import validate
 
-METRICS, ERROR = "metrics.json", "error.txt"
+METRICS, ERROR, SETTINGS, STARTED = "metrics.json", "error.txt", "settings.json", ".sweep_started"
 SKIP = ("epoch", "lr", "seconds")  # history columns that are not results
 
 
 def _finished(metrics: dict, max_epochs: int) -> bool:
-    return metrics.get("epochs_run", 0) >= max_epochs or bool(metrics.get("stopped_early"))
+    """Trained to the end and scored (``complete`` is false from the first epoch until the test scores are
+    in; metrics of older runs lack it)."""
+    return (metrics.get("epochs_run", 0) >= max_epochs or bool(metrics.get("stopped_early"))) \
+        and metrics.get("complete", True)
 
 
 def _read_metrics(run_dir: Path) -> dict | None:
@@ -36,6 +39,40 @@ def finished_result(run_dir: str | os.PathLike, max_epochs: int) -> dict | None:
     """The run's metrics.json when it trained to the end (``max_epochs`` epochs or stopped early), else None."""
     metrics = _read_metrics(Path(run_dir))
     return metrics if metrics is not None and _finished(metrics, max_epochs) else None
+
+
+# Settings a rerun of a run dir may change: how and where it runs, how long it trains.
+RESUMABLE = ("quiet", "device", "video.workers", "data.cache_dir", "trainer.resume", "trainer.max_epochs",
+             "trainer.patience")
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1}."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def check_settings(run_dir: str | os.PathLike, settings: dict, resume: bool = True) -> None:
+    """A run dir holds one training run. Rerunning it with other settings would skip or resume the run
+    trained with the old ones, so that is an error naming them (unless not ``resume``: train afresh). The
+    settings (a run's config; ``RESUMABLE`` keys left out) are kept in the run dir's settings.json."""
+    path, run = Path(run_dir, SETTINGS), Path(run_dir)
+    now = {k: v for k, v in _flat(json.loads(json.dumps(settings))).items() if k not in RESUMABLE}
+    trained = (run / METRICS).exists() or (run / "checkpoints" / "last.pt").exists()
+    if resume and trained and path.exists():
+        before = json.loads(path.read_text())
+        changed = [f"{k} {before.get(k)!r} there, {now.get(k)!r} now" for k in sorted(set(before) | set(now))
+                   if before.get(k) != now.get(k)]
+        if changed:
+            raise ValueError(f"{run} holds a run with other settings ({'; '.join(changed[:3])}"
+                             f"{'; ...' if len(changed) > 3 else ''}): give this run another hydra.run.dir (a sweep: "
+                             "another hydra.sweep.dir), or trainer.resume=false to train it afresh there")
+    atomic_write(path, lambda f: f.write(json.dumps(now, indent=1).encode()))
 
 
 def one_line(error: BaseException) -> str:
@@ -76,15 +113,25 @@ def _run_row(run_dir: Path) -> dict:
     return row
 
 
-def _run_dirs(sweep_dir: Path) -> list[Path]:
-    runs = [p.parent.parent for p in sweep_dir.glob("**/.hydra/overrides.yaml")]
+def mark_sweep_start(sweep_dir: str | os.PathLike) -> None:
+    """Note that a sweep starts in ``sweep_dir`` now: run dirs an earlier, larger sweep left there are not
+    this sweep's (``sweep_runs``)."""
+    atomic_write(Path(sweep_dir, STARTED), lambda f: f.write(b""))
+
+
+def sweep_runs(sweep_dir: str | os.PathLike) -> list[Path]:
+    """The run dirs of the last sweep launched into ``sweep_dir`` (each job rewrites its .hydra files;
+    every run dir where no sweep was marked), by job number."""
+    sweep = Path(sweep_dir)
+    started = (sweep / STARTED).stat().st_mtime_ns if (sweep / STARTED).exists() else 0
+    runs = [p.parent.parent for p in sweep.glob("**/.hydra/overrides.yaml") if p.stat().st_mtime_ns >= started]
     return sorted(runs, key=lambda p: (0, int(p.name), "") if p.name.isdigit() else (1, 0, str(p)))
 
 
 def summarize_sweep(sweep_dir: str | os.PathLike) -> list[dict]:
     """One row per run of a sweep dir; writes summary.csv, summary.md and summary.png into it."""
     sweep = Path(sweep_dir)
-    rows = [_run_row(run) for run in _run_dirs(sweep)]
+    rows = [_run_row(run) for run in sweep_runs(sweep)]
     if not rows:
         raise ValueError(f"no runs in {sweep} (a run dir holds .hydra/overrides.yaml)")
     columns = list(dict.fromkeys(k for row in rows for k in row))

@@ -110,7 +110,7 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable], step: Callable[[nn
         log.info("epoch %d: loss %.4f  %s  (%.1fs)", epoch, row["train_loss"],
                  "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)), row["seconds"])
         plot, drawn = time.perf_counter() >= plot_after, time.perf_counter()
-        write_metrics(out, state, cfg, plot=plot)
+        write_metrics(out, state, cfg, plot=plot, complete=False)
         if plot:
             plot_after = time.perf_counter() + 19 * (time.perf_counter() - drawn)
     return write_metrics(out, state, cfg) if main else summarize(state, cfg)
@@ -140,9 +140,9 @@ def summarize(state: dict, cfg: TrainConfig) -> dict:
             "stopped_early": bool(cfg.patience and state["stale"] >= cfg.patience), "history": history}
 
 
-def write_metrics(out: Path, state: dict, cfg: TrainConfig, *, plot: bool = True) -> dict:
-    """metrics.json (``summarize``) and, with ``plot``, curves.png."""
-    summary = summarize(state, cfg)
+def write_metrics(out: Path, state: dict, cfg: TrainConfig, *, plot: bool = True, complete: bool = True) -> dict:
+    """metrics.json (``summarize``; ``complete`` false while training goes on) and, with ``plot``, curves.png."""
+    summary = {**summarize(state, cfg), "complete": complete}
     atomic_write(out / "metrics.json", lambda f: f.write(json.dumps(summary, indent=1).encode()))
     if plot:
         plot_curves(summary["history"], out / "curves.png")

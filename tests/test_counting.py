@@ -1,5 +1,7 @@
 """Counting: the recurrent counter, training a tiny model, the count pipeline and its files, HOG."""
 import json
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -242,6 +244,13 @@ def test_sparse_frame_labels_train_a_fixed_camera_counter(trained, tmp_path):
     assert result["epochs_run"] == 2 and 0 < result["final"]["train_loss"] < float("inf")
     with pytest.raises(ValueError, match="none of the 48 training clips has a count"):
         train_model("count", labels("last.csv", {15}), extract, model, trainer, out_dir=str(tmp_path / "b"))
+    clip_counts = replace(labels("sparse.csv", {2, 10}), annotations=data["counts"])
+    with pytest.raises(ValueError, match=re.escape("needs video.sampling=window and per-frame counts (video_id,frame,"
+                                                   f"count or a MOT gt.txt), not clip counts ({data['counts']})")):
+        train_model("count", clip_counts, extract, model, trainer, out_dir=str(tmp_path / "c"))
+    with pytest.raises(ValueError, match="needs video.sampling=window .*, not video.sampling=uniform$"):
+        train_model("count", labels("sparse.csv", {2, 10}), replace(extract, sampling=Sampling(num_frames=4)), model,
+                    trainer, out_dir=str(tmp_path / "d"))
 
 
 def test_one_recording_given_as_a_file_trains_on_its_mot_labels(trained, tmp_path):

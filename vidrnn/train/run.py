@@ -183,6 +183,11 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
         if data.frame_annotations:
             labels.frames.update(load_count_labels(data.frame_annotations).for_videos(stems).frames)
     ids = list(labels.captions) if task == "caption" else sorted(set(labels.clip) | set(labels.frames))
+    if task == "count" and data.time_split and (extract.sampling.mode != "window" or not labels.frames):
+        raise ValueError("data.time_split splits each video's windows in time: it needs video.sampling=window and "
+                         "per-frame counts (video_id,frame,count or a MOT gt.txt), not "
+                         + (f"video.sampling={extract.sampling.mode}" if extract.sampling.mode != "window"
+                            else f"clip counts ({data.annotations})"))
     if data.splits:
         apply_splits(data.splits, labels.splits, ids, getattr(labels, "paths", None))
     report = match_videos(ids, videos, getattr(labels, "paths", None))

@@ -13,6 +13,9 @@ from vidrnn.report import write_report
 
 def caption(cfg: DictConfig) -> int:
     d = cfg.decode
+    if d.n_best > 1 and Path(cfg.output).suffix.lower() in (".srt", ".vtt"):
+        raise ValueError(f"decode.n_best={d.n_best}: a {Path(cfg.output).suffix} file holds one caption per window; "
+                         "n-best captions go into .json or .csv")
     options = folder_options(cfg)
     pictures = Pictures(Path(cfg.output).parent, sheets=cfg.sheets, render=cfg.render, references=cfg.references,
                         backend=cfg.video.backend, workers=options["workers"], progress=not cfg.quiet)
@@ -25,7 +28,10 @@ def caption(cfg: DictConfig) -> int:
               "or relative paths where stems repeat)")
     if cfg.report:
         print(f"caption: report {write_report(pictures.dir, title=f'captions of {cfg.input_dir}')}")
-    return report("caption", summary, cfg.output)
+    out, videos = Path(cfg.output), len(summary.done) + summary.skipped + len(summary.failed)
+    timed_folder = out.suffix.lower() in (".srt", ".vtt") and videos > 1  # one file per video, in a folder
+    return report("caption", summary, f"{out.with_suffix('')}/ (a {out.suffix} file per video)" if timed_folder
+                  else cfg.output)
 
 
 @hydra_app("caption")

@@ -242,6 +242,16 @@ def test_caption_pipeline_formats_parse_back(trained, tmp_path):
         segments = read_timed_captions(tmp_path / f"t{suffix}")
         assert len(segments) == 4 and segments[0][0] == 0.0 and segments[-1][1] == pytest.approx(2.0)
         assert all(a < b for a, b, _ in segments) and all(text for _, _, text in segments)
+    (one / "other.mp4").symlink_to(sorted(Path(videos).rglob("*.mp4"))[-1])  # two videos: a file each, in a folder
+    res = run_pipeline("caption", f"input_dir={one}", f"checkpoint={ckpt}", f"output={tmp_path}/s.vtt",
+                       "window.window_s=0.5", "window.stride_s=0.5", "quiet=true", "sheets=false", "report=false")
+    assert res.returncode == 0, res.stderr
+    assert f"caption: 2 videos done, 0 already done, 0 failed -> {tmp_path}/s/ (a .vtt file per video)" in res.stdout
+    assert all(len(read_timed_captions(tmp_path / f"s/{name}.vtt")) == 4 for name in ("clip", "other"))
+    res = run_pipeline("caption", f"input_dir={one}", f"checkpoint={ckpt}", f"output={tmp_path}/n.srt",
+                       "decode.n_best=3")
+    assert res.returncode == 1 and res.stderr == ("error: decode.n_best=3: a .srt file holds one caption per window; "
+                                                  "n-best captions go into .json or .csv\n")
     res = run_pipeline("evaluate", f"predictions={tmp_path}/c.json", f"annotations={data['captions']}",
                        f"output={tmp_path}/m.json", "meteor=false")
     assert res.returncode == 0, res.stderr
@@ -273,6 +283,23 @@ def test_one_video_file_is_captioned_as_the_folder_that_holds_it(trained, tmp_pa
     res = run_pipeline("caption", f"input_dir={video}", f"checkpoint={ckpt}", f"output={file / 'c.json'}",
                        "quiet=true")
     assert "caption: 0 videos done, 1 already done" in res.stdout  # resumes like a folder
+
+
+def test_a_caption_output_inside_its_input_folder_is_not_read_back(trained, tmp_path):
+    """Annotated videos and contact sheets written inside the input folder are no input: a rerun finds the
+    same videos, all done."""
+    from vidrnn.pictures import Pictures
+    from vidrnn.predict import caption_folder
+    root, data, _ = trained
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "clip.mp4").symlink_to(Path(data["videos_dir"]) / "part0/vid0000.mp4")
+    for _ in range(2):
+        summary = caption_folder(str(videos), str(root / "run/checkpoints/best.pt"), str(videos / "c.json"),
+                                 workers=0, progress=False, pictures=Pictures(videos, render=True))
+    assert (videos / "rendered/clip.mp4").is_file()
+    assert summary.done == [] and summary.skipped == 1
+    assert [r["video_id"] for r in json.loads((videos / "c.json").read_text())] == ["clip"]
 
 
 def test_checkpoints_are_checked(trained, tmp_path):

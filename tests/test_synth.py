@@ -162,3 +162,15 @@ def test_make_dataset(tmp_path):
     make_dataset(tmp_path / "b", **kwargs)
     for name in ("captions.json", "counts.csv", "frame_counts.csv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_make_dataset_again_with_fewer_clips_leaves_only_its_own(tmp_path):
+    """A smaller dataset into the same folder (the demo at another size) removes the clips of the larger one
+    it does not write (they would be read as more videos, with repeating stems); other files stay."""
+    kw = {"width": 32, "height": 24, "num_frames": 4}
+    make_dataset(tmp_path, num_videos=12, **kw)
+    (tmp_path / "videos" / "notes.txt").write_text("mine")
+    data = make_dataset(tmp_path, num_videos=4, **kw)
+    videos = sorted(p.relative_to(tmp_path / "videos").as_posix() for p in (tmp_path / "videos").rglob("vid*"))
+    assert len(videos) == 4 and len({v.split("/")[-1].split(".")[0] for v in videos}) == 4, videos
+    assert data["num_videos"] == 4 and (tmp_path / "videos" / "notes.txt").read_text() == "mine"

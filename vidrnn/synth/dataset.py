@@ -107,6 +107,14 @@ def _write_captions(path: Path, entries: Sequence[_Entry]) -> None:
     path.write_text(json.dumps({"videos": videos, "sentences": sentences}, indent=1) + "\n")
 
 
+def _remove_stale_clips(videos: Path, keep: set[str]) -> None:
+    """Delete clips an earlier ``make_dataset`` wrote into ``videos`` that this one does not (another size or
+    layout), so the folder holds this dataset alone; other files are left alone."""
+    for path in videos.rglob("vid[0-9][0-9][0-9][0-9].*") if videos.is_dir() else ():
+        if path.suffix in (".mp4", ".avi") and path.relative_to(videos).as_posix() not in keep:
+            path.unlink()
+
+
 def make_dataset(
     out_dir: str | Path,
     *,
@@ -135,6 +143,7 @@ def make_dataset(
         _Entry(f"vid{i:04d}", _video_path(i, num_videos, avi_fraction, subdirs), split, spec)
         for i, (spec, split) in enumerate(zip(specs, splits))
     ]
+    _remove_stale_clips(out / "videos", {e.path for e in entries})
     frames_written = 0
     for e in entries:
         target = out / "videos" / e.path

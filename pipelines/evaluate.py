@@ -23,10 +23,11 @@ def evaluate(cfg: DictConfig) -> int:
     else:
         raise ValueError(f"task must be caption or count, not {cfg.task!r}")
     write_json(cfg.output, result)
-    print(f"evaluate: {result['videos']} videos: " + "  ".join(
+    print(f"evaluate: {result['videos']} video{'' if result['videos'] == 1 else 's'}: " + "  ".join(
         f"{k} {v:.4f}" if v is not None else f"{k} n/a" for k, v in corpus.items()))
     if result["missing"]:
-        print(f"evaluate: {len(result['missing'])} annotated videos have no prediction")
+        many = len(result["missing"]) > 1
+        print(f"evaluate: {len(result['missing'])} annotated video{'s have' if many else ' has'} no prediction")
     if result["unknown"]:
         many = len(result["unknown"]) > 1
         print(f"evaluate: {len(result['unknown'])} prediction{'s name' if many else ' names'} no annotated video, "

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from conftest import run_pipeline
+from conftest import run_pipeline, write_opencv
 
 from vidrnn.models.counter import RecurrentCounter
 from vidrnn.outputs import read_csv_rows
@@ -337,6 +337,73 @@ def test_a_mot_gt_file_beside_one_recording_labels_it(trained, tmp_path):
     assert (tmp_path / "one/c.csv").read_text() == (tmp_path / "c.csv").read_text()
     assert (tmp_path / "one/c_metrics.json").read_text() == (tmp_path / "c_metrics.json").read_text()
     assert (tmp_path / f"one/sheets/{video.stem}.png").stat().st_size > 0
+
+
+def _hog_count(videos, output, **kw):
+    from vidrnn.predict import count_folder
+    return count_folder(str(videos), str(output), counter="hog", num_frames=3, workers=0, progress=False, **kw)
+
+
+def test_a_rerun_with_other_options_leaves_no_files_of_the_earlier_run(tmp_path):
+    """Windows, metrics and timeline plots that a rerun's options do not ask for are removed, not left from the
+    earlier run (nor shown in the report)."""
+    from vidrnn.report import write_report
+    data = make_dataset(tmp_path / "data", num_videos=2, width=64, height=48, num_frames=8, fps=4.0, subdirs=False)
+    out = tmp_path / "out"
+    companions = [out / "counts_windows.csv", out / "counts_metrics.json"]
+    _, metrics = _hog_count(data["videos_dir"], out / "counts.csv", labels=data["frame_counts"], window_s=1.0)
+    assert metrics and all(p.exists() for p in companions) and len(list(out.glob("counts_plots/*.png"))) == 2
+    _, metrics = _hog_count(data["videos_dir"], out / "counts.csv", plots=False)
+    assert metrics is None and not any(p.exists() for p in companions) and not list(out.glob("counts_plots/*"))
+    assert "MAE" not in write_report(out).read_text()
+
+
+def test_labels_name_videos_as_training_annotations_do(tmp_path, caplog):
+    """count labels= matches ids to files as train does (stem, relative path, file name); labelled ids with no
+    file are named in a warning."""
+    data = make_dataset(tmp_path / "data", num_videos=4, width=64, height=48, num_frames=8, fps=4.0)
+    files = sorted(p.relative_to(data["videos_dir"]).as_posix() for p in Path(data["videos_dir"]).rglob("vid*"))
+    counts = {r["video_id"]: r["count"] for r in read_csv_rows(data["counts"])}
+    named = [files[0].rsplit(".", 1)[0], Path(files[1]).name, Path(files[2]).stem, "vid9999"]  # path, name, stem
+    labels = tmp_path / "labels.csv"
+    labels.write_text("video_id,count\n" + "".join(f"{n},{counts.get(Path(n).stem.split('.')[0], 1)}\n"
+                                                    for n in named))
+    caplog.set_level("WARNING", logger="vidrnn")
+    _, metrics = _hog_count(data["videos_dir"], tmp_path / "c.csv", labels=str(labels))
+    assert sorted(metrics["clip"]["per_video"]) == sorted(Path(f).stem for f in files[:3])
+    assert f"{labels} labels 1 video with no file under {data['videos_dir']}: 'vid9999'" in caplog.messages
+
+
+def test_a_video_replaced_under_its_name_is_counted_again(tmp_path):
+    """A video file with another size or modification time than when it was counted is counted again;
+    records of older versions, without that fingerprint, are taken as they are."""
+    from vidrnn.predict import records_dir
+    data = make_dataset(tmp_path / "data", num_videos=3, width=64, height=48, num_frames=8, fps=4.0, subdirs=False)
+    videos, out = Path(data["videos_dir"]), tmp_path / "counts.csv"
+    _hog_count(videos, out)
+    replaced = next(videos.glob("vid0001.*"))
+    write_opencv(replaced, 20, "MJPG" if replaced.suffix == ".avi" else "mp4v")
+    summary, _ = _hog_count(videos, out)
+    assert summary.done == ["vid0001"] and summary.skipped == 2
+    manifest = records_dir(str(out)) / "manifest.jsonl"
+    records = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert [r["result"]["meta"]["frame_count"] for r in records if r["video"] == replaced.name] == [8, 20]
+    old = [{k: v for k, v in r.items() if k != "source"} for r in records]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in old))
+    assert _hog_count(videos, out)[0].skipped == 3
+
+
+def test_a_count_output_inside_its_input_folder_is_not_read_back(tmp_path):
+    """The folders a run writes (records, plots, contact sheets, annotated videos) are no input, even inside
+    the input folder: a rerun finds the same videos, all done."""
+    from vidrnn.pictures import Pictures
+    data = make_dataset(tmp_path / "data", num_videos=2, width=64, height=48, num_frames=8, fps=4.0, subdirs=False)
+    videos = Path(data["videos_dir"])
+    for _ in range(2):
+        summary, _ = _hog_count(videos, videos / "counts.csv", pictures=Pictures(videos, render=True))
+    assert (videos / "rendered/vid0000.mp4").is_file()
+    assert summary.done == [] and summary.skipped == 2
+    assert [r["video_id"] for r in read_csv_rows(videos / "counts.csv")] == ["vid0000", "vid0001"]
 
 
 @pytest.mark.parametrize("name", ["counts.json", "counts", "counts.txt"])

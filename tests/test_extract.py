@@ -15,6 +15,7 @@ from conftest import make_index_lie, pipeline_env, run_pipeline, write_opencv
 from vidrnn import device as device_module
 from vidrnn.features import encode as encode_module
 from vidrnn.features import extract_folder, load_features, storage_dtype
+from vidrnn.features.cache import extract_settings
 from vidrnn.models import FrameEncoder
 from vidrnn.video import Sampling, VideoError, open_video, read_frames, read_sampled
 
@@ -118,6 +119,36 @@ def test_rerun_recomputes_nothing_and_retries_failures(folder, tmp_path, encoder
     assert third.done == [] and third.skipped == 5
     changed = run(folder, out, encoder, sampling=Sampling(num_frames=2))  # other settings: recomputed
     assert len(changed.done) == 5
+
+
+def test_features_overwritten_by_other_settings_are_extracted_again(folder, tmp_path, encoder):
+    """A video's latest manifest line tells what its feature file holds: a rerun with the settings of an
+    earlier line extracts it again, and train takes the settings that most feature files have."""
+    out, overwritten = tmp_path / "out", GOOD[:3]
+    run(folder, out, encoder)
+    run(folder, out, encoder, sampling=Sampling(num_frames=2), videos=overwritten)
+    assert extract_settings(out)["sampling"]["num_frames"] == 2  # 3 files of 2 frames, 1 of 4
+    again = run(folder, out, encoder)
+    assert sorted(again.done) == overwritten and again.skipped == 1
+    assert all(load_features(out / "features" / f"{v}.npz")["features"].shape[0] == 4 for v in GOOD)
+    assert extract_settings(out)["sampling"]["num_frames"] == 4
+    run(folder, out, encoder, sampling=Sampling(num_frames=2), videos=GOOD[:2])  # 2 and 2: the last written
+    assert extract_settings(out)["sampling"]["num_frames"] == 2
+
+
+def test_a_video_replaced_under_its_name_is_extracted_again(folder, tmp_path, encoder):
+    """A video file with another size or modification time than when it was extracted is extracted again;
+    manifest lines of older versions, without that fingerprint, are taken as they are."""
+    out = tmp_path / "out"
+    run(folder, out, encoder)
+    shutil.copy(folder / "a/clip.mp4", folder / "b/clip.mp4")
+    again = run(folder, out, encoder)
+    assert again.done == ["b/clip.mp4"] and again.skipped == 3
+    a, b = (load_features(out / "features" / f"{s}/clip.mp4.npz")["features"] for s in "ab")
+    np.testing.assert_array_equal(a, b)
+    old = [{k: v for k, v in e.items() if k != "source"} for e in manifest(out)]
+    (out / "manifest.jsonl").write_text("".join(json.dumps(e) + "\n" for e in old))
+    assert run(folder, out, encoder).skipped == 4
 
 
 def test_two_shards_cover_every_video_once(folder, tmp_path, encoder):

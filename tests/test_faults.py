@@ -27,9 +27,12 @@ from conftest import ROOT, pipeline_env, run_pipeline
 from omegaconf import OmegaConf
 
 from pipelines.common import MIN_FREE_BYTES, RunDirCheck
+from vidrnn.checkpoint import CheckpointError, load_checkpoint
 from vidrnn.features import load_features
-from vidrnn.files import require_videos
+from vidrnn.files import list_videos, require_videos
 from vidrnn.predict import records_dir
+from vidrnn.schemas import (CaptionSchema, CountSchema, DemoSchema, EvaluateSchema, ExtractSchema, SummarizeSchema,
+                            TrainSchema, validate)
 from vidrnn.synth import make_dataset
 from vidrnn.train.loop import TrainConfig
 from vidrnn.train.run import DataConfig, ExtractConfig, ModelConfig, train_model
@@ -147,6 +150,57 @@ def test_a_folder_of_frames_says_how_to_make_a_video(tmp_path):
             "it holds 3 images, e.g. MOT17-09/img1/000001.jpg: a sequence of frames is read as a video once made "
             "into one, e.g. ffmpeg -framerate 25 -i img1/%06d.jpg seq.mp4")):
         require_videos(tmp_path)
+
+
+def test_hidden_folders_and_macos_resource_files_are_not_searched(tmp_path):
+    """macOS's ``._name.mp4`` beside each video (on USB disks and shares) and hidden folders (.git, .Trash,
+    caches) hold no videos; a hidden folder given as the input is searched, and a folder or broken link
+    named like a video is still listed (so that it is reported)."""
+    root = tmp_path / ".videos"
+    for name in ("a.mp4", "._a.mp4", "sub/b.mov", "sub/._b.mov", ".git/c.mp4", ".Trash/d.mp4", ".vidrnn_cache/e.mp4"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"\0")
+    (root / "folder.mp4").mkdir()
+    (root / "gone.mp4").symlink_to(root / "missing.mp4")
+    assert list_videos(root) == ["a.mp4", "folder.mp4", "gone.mp4", "sub/b.mov"]
+
+
+HOME_PATHS = {TrainSchema: ["data.video_dir", "data.annotations", "data.frame_annotations", "data.splits",
+                            "data.cache_dir", "data.features_dir", "encoder.weights"],
+              CaptionSchema: ["input_dir", "checkpoint", "output", "references"],
+              CountSchema: ["input_dir", "checkpoint", "output", "labels"],
+              EvaluateSchema: ["predictions", "annotations", "splits", "output"],
+              ExtractSchema: ["input_dir", "output_dir"], SummarizeSchema: ["sweep_dir"], DemoSchema: ["output_dir"]}
+
+
+@pytest.mark.parametrize("schema", HOME_PATHS, ids=lambda schema: schema.__name__)
+def test_paths_may_start_with_the_home_folder(monkeypatch, tmp_path, schema):
+    """``~`` in a path key of any app is the user's home folder (``validate``, as each app starts, expands it)."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cfg = OmegaConf.structured(schema)
+    for key in HOME_PATHS[schema]:
+        OmegaConf.update(cfg, key, f"~/{key}")
+    validate(cfg, unset_ok=True)
+    assert {key: OmegaConf.select(cfg, key) for key in HOME_PATHS[schema]} == {
+        key: f"{tmp_path}/{key}" for key in HOME_PATHS[schema]}
+
+
+def test_a_run_dir_is_a_checkpoint_and_paths_may_start_with_home(setup):
+    """checkpoint= a train run's folder (or its checkpoints folder) uses its checkpoints/best.pt; another
+    folder is one line saying where a run writes it. Command-line paths may start with ``~`` (in Hydra's
+    quotes, as a shell that expands no ``~`` after ``=`` passes it)."""
+    root = setup["root"]
+    assert load_checkpoint(root / "run" / "checkpoints", task="count")["task"] == "count"
+    with pytest.raises(CheckpointError, match=re.escape(f"{root}/empty: a folder, not a checkpoint file (a training "
+                                                        "run writes <run dir>/checkpoints/best.pt)")):
+        load_checkpoint(root / "empty")
+    videos = Path(setup["videos"]).relative_to(root)
+    res = subprocess.run([sys.executable, "-m", "pipelines.count", f"input_dir='~/{videos}'", "checkpoint='~/run'",
+                          "output='~/home/counts.csv'", f"hydra.run.dir={root}/logs_home", *COUNT], cwd=ROOT,
+                         env={**pipeline_env(), "HOME": str(root)}, capture_output=True, text=True, timeout=600,
+                         check=False)
+    assert res.returncode == 0, res.stderr
+    assert len((root / "home" / "counts.csv").read_text().splitlines()) == 7
 
 
 def test_output_under_a_regular_file(faults, setup):

@@ -365,3 +365,108 @@ def test_predictions_named_after_the_annotated_files_find_their_videos(tmp_path)
     result = evaluate_captions(str(ours), str(refs), split="test", meteor=False)
     assert result["videos"] == 2 and result["unknown"] == [] and result["missing"] == []
     assert result["per_video"]["1"]["BLEU-1"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(("name", "text", "says"), [
+    ("p.json", '[{"video_id": "v2", "caption": "a dog"}, {"video_id": "v1", "caption": null}]',
+     "p.json:[1] (video_id 'v1'): caption is null, not text"),
+    ("p.json", '[{"video_id": "v1"}]', "p.json:[0] (video_id 'v1'): missing key 'caption'"),
+    ("p.json", '[{"image_id": 7, "caption": ["a", "b"]}]',
+     """p.json:[0] (image_id 7): caption is ["a", "b"], not text"""),
+    ("p.json", '[{"caption": "a cat"}]', "p.json:[0]: missing key 'video_id' (or 'image_id')"),
+    ("p.json", '{"v1": ["a cat", "a dog"]}', """p.json:['v1']: ["a cat", "a dog"] is not a caption"""),
+    ("p.json", '{"v1": "a cat",\n "v2": "a dog"', "p.json:2: invalid JSON: Expecting ',' delimiter"),
+    ("p.csv", "video_id,caption\nv1,a cat, sitting\n", "p.csv:2: 3 columns, but the header has 2"),
+    ("p.csv", "video_id,caption\n,a cat\n", "p.csv:2: empty video_id"),
+    ("p.json", "[]", "p.json: no predictions"),
+    ("p.csv", "video_id,caption\n", "p.csv: no predictions"),
+    ("p.json", "", "p.json: no predictions"),
+])
+def test_a_wrong_caption_prediction_is_named_with_its_entry(tmp_path, name, text, says):
+    """A caption that is no text, or an entry without its id or caption, is one line naming the file and the
+    entry (a CSV's line, a JSON list's index and id), not a crash or only the layouts."""
+    from vidrnn.evaluate import evaluate_captions
+
+    refs, bad = tmp_path / "refs.csv", tmp_path / name
+    refs.write_text("video_id,caption\nv1,a cat sits\nv2,a dog runs\n")
+    bad.write_text(text)
+    with pytest.raises(ValueError, match=f"^{re.escape(str(tmp_path / says))}"):
+        evaluate_captions(str(bad), str(refs), meteor=False)
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("video_id,count\nv1,2\nv2,\n", "p.csv:3 (video_id 'v2'): count '' is not a number"),
+    ("video_id,count\nv1,two\n", "p.csv:2 (video_id 'v1'): count 'two' is not a number"),
+    ("video_id,count\nv1,nan\n", "p.csv:2 (video_id 'v1'): count 'nan' is not a number"),
+    ("video_id,count\nv1,1\nv2,-inf\n", "p.csv:3 (video_id 'v2'): count '-inf' is not a number"),
+    ("video_id,count\n", "p.csv: no predictions"),
+])
+def test_a_wrong_count_prediction_is_named_with_its_line(tmp_path, text, says):
+    """An empty count, or one that is no finite number (metrics.json never holds NaN), names its line."""
+    from vidrnn.evaluate import evaluate_counts
+
+    truth, bad = tmp_path / "truth.csv", tmp_path / "p.csv"
+    truth.write_text("video_id,count\nv1,2\nv2,3\n")
+    bad.write_text(text)
+    with pytest.raises(ValueError, match=f"^{re.escape(str(tmp_path / says))}$"):
+        evaluate_counts(str(bad), str(truth))
+
+
+@pytest.mark.parametrize(("name", "text", "says"), [
+    ("p.json", '[{"video_id": "v1", "caption": "a"}, {"video_id": "v2", "caption": "b"}, '
+               '{"video_id": "v1", "caption": "c"}]', "p.json: video 'v1' is predicted twice ([0] and [2])"),
+    ("p.json", '{"v1": "a", "v2": "b", "v1": "c"}', "p.json: key 'v1' is given twice in one JSON object"),
+    ("p.csv", "video_id,caption\nv1,a\nv2,b\nv1,c\n", "p.csv: video 'v1' is predicted twice (line 2 and line 4)"),
+    ("p.csv", "video_id,rank,caption,score\nv1,1,a,0.1\nv1,1,b,0.2\n",
+     "p.csv: video 'v1' is predicted twice (line 2 and line 3)"),
+    ("p.json", '[{"video_id": "v1", "caption": "a"}, {"image_id": "clips/v1", "caption": "b"}]',
+     "p.json: predictions 'v1' and 'clips/v1' both name video 'v1'"),
+])
+def test_a_video_predicted_twice_is_an_error(tmp_path, name, text, says):
+    """Two predictions for one video (the last used to win unseen) are an error naming the video and both
+    places; COCO's evaluation cannot score two captions of one image either."""
+    from vidrnn.evaluate import evaluate_captions
+
+    refs, bad = tmp_path / "refs.csv", tmp_path / name
+    refs.write_text("video_id,caption\nv1,a cat sits\nv2,a dog runs\n")
+    bad.write_text(text)
+    with pytest.raises(ValueError, match=f"^{re.escape(str(tmp_path / says))}"):
+        evaluate_captions(str(bad), str(refs), meteor=False)
+
+
+def test_n_best_captions_score_their_best(tmp_path):
+    """The caption app's n-best outputs (CSV: ranked rows per video; JSON: an n_best list) score rank 1."""
+    from vidrnn.evaluate import evaluate_captions
+    from vidrnn.outputs import write_captions
+
+    refs, ours = tmp_path / "refs.csv", tmp_path / "ours.json"
+    refs.write_text("video_id,caption\nv1,a cat sits on a mat\nv2,a dog runs\n")
+    ours.write_text('[{"video_id": "v1", "caption": "a cat sits"}, {"video_id": "v2", "caption": "a dog"}]')
+    rows = [{"video_id": "v1", "caption": "a cat sits", "score": -1.0,
+             "n_best": [{"caption": "a cat sits", "score": -1.0}, {"caption": "a dog", "score": -2.0}]},
+            {"video_id": "v2", "caption": "a dog", "score": -1.5,
+             "n_best": [{"caption": "a dog", "score": -1.5}, {"caption": "a cat", "score": -3.0}]}]
+    expected = evaluate_captions(str(ours), str(refs), meteor=False)
+    for name in ("n_best.csv", "n_best.json"):
+        write_captions(tmp_path / name, rows)
+        assert evaluate_captions(str(tmp_path / name), str(refs), meteor=False) == expected
+
+
+def test_prediction_csvs_are_read_like_annotation_csvs(tmp_path):
+    """A byte-order mark (Excel's UTF-8 CSV) and spaces or capitals in the header, which the annotation
+    loaders accept, are accepted in prediction files too; the app counts its videos in good English."""
+    from vidrnn.evaluate import evaluate_captions, evaluate_counts
+
+    truth, counts = tmp_path / "truth.csv", tmp_path / "counts.csv"
+    truth.write_text("video_id,count\nv1,2\nv2,3\n")
+    counts.write_text("\ufeffVideo_ID, count\nv1, 2\n", encoding="utf-8")
+    assert evaluate_counts(str(counts), str(truth))["MAE"] == pytest.approx(0.0)
+    refs, captions = tmp_path / "refs.csv", tmp_path / "captions.csv"
+    refs.write_text("video_id,caption\nv1,a cat sits\n")
+    captions.write_text("\ufeffvideo_id, caption\nv1,a cat sits\n", encoding="utf-8")
+    assert evaluate_captions(str(captions), str(refs), meteor=False)["videos"] == 1
+    res = run_pipeline("evaluate", "task=count", f"predictions={counts}", f"annotations={truth}",
+                       f"output={tmp_path}/m.json", f"hydra.run.dir={tmp_path}/logs")
+    assert res.returncode == 0, res.stderr
+    assert "evaluate: 1 video: MAE 0.0000" in res.stdout
+    assert "evaluate: 1 annotated video has no prediction" in res.stdout

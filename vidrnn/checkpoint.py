@@ -16,9 +16,21 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message is one line naming the file."""
 
 
+def checkpoint_file(path: str | os.PathLike) -> str:
+    """``path``, or for a train run's folder (or its ``checkpoints`` folder) the ``best.pt`` in it."""
+    if not os.path.isdir(path):
+        return str(path)
+    for best in (os.path.join(path, "checkpoints", "best.pt"), os.path.join(path, "best.pt")):
+        if os.path.isfile(best):
+            return best
+    raise CheckpointError(f"{path}: a folder, not a checkpoint file (a training run writes "
+                          f"<run dir>/checkpoints/best.pt)")
+
+
 def load_checkpoint(path: str | os.PathLike, *, task: str | None = None) -> dict:
-    """The checkpoint at ``path``, loaded with ``weights_only=True`` (a file carrying pickled objects
-    other than tensors and plain data is refused); ``task`` checks it was trained for that task."""
+    """The checkpoint at ``path`` (``checkpoint_file``), loaded with ``weights_only=True`` (a file carrying
+    pickled objects other than tensors and plain data is refused); ``task`` checks it was trained for that task."""
+    path = checkpoint_file(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: no such checkpoint file")
     if not saved_by_torch(path):

@@ -1,21 +1,26 @@
 """Scoring prediction files against annotation files: captions and people counts."""
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import PurePosixPath
 
-from .data import apply_splits, load_captions, load_count_labels, normalize_split
+from .data import AnnotationError, apply_splits, load_captions, load_count_labels, normalize_split
+from .data.annotations import read_text
 from .files import some_of
 from .metrics import count_errors, score_captions
-from .outputs import read_captions
+from .outputs import PredictionError, read_captions, read_counts
+
+CAPTION_LAYOUT = ('a JSON list of {"video_id" or "image_id", "caption"}, a JSON object of id -> caption, or a CSV '
+                  'with columns video_id,caption')
 
 
-def _align(predicted: dict, truth_ids, what: str, known, paths: dict | None = None) -> tuple[dict, list[str]]:
-    """Predictions keyed by the annotation's ids (``truth_ids``), and the prediction ids that name none of
-    the annotated videos (``known``, every split). A prediction id may be a path whose last part is the id,
-    the name of the video's file (``paths``: id -> file path hint; a caption run names videos by their
-    files), or the number of an id that is a word and that number (7010 for MSR-VTT's video7010)."""
+def _align(source: str, predicted: dict, truth_ids, what: str, known, paths: dict | None = None
+           ) -> tuple[dict, list[str]]:
+    """Predictions (of the file ``source``) keyed by the annotation's ids (``truth_ids``), and the prediction
+    ids that name none of the annotated videos (``known``, every split). A prediction id may be a path whose
+    last part is the id, the name of the video's file (``paths``: id -> file path hint; a caption run names
+    videos by their files), or the number of an id that is a word and that number (7010 for MSR-VTT's
+    video7010); two ids that name one video are an error."""
     known = list(known)
     by_number: dict[int, list[str]] = {}
     for vid in known:
@@ -36,13 +41,18 @@ def _align(predicted: dict, truth_ids, what: str, known, paths: dict | None = No
         named = by_file.get(key) or (by_number.get(int(key), []) if key.isdigit() else [])
         return named[0] if len(named) == 1 else None
 
-    aligned, unknown = {}, []
+    aligned, unknown, named = {}, [], {}
     for key, value in predicted.items():
         vid = annotated(str(key))
         if vid is None:
             unknown.append(str(key))
-        elif vid in wanted and vid not in aligned:
-            aligned[vid] = value
+        elif vid in named:
+            raise ValueError(f"{source}: predictions {named[vid]!r} and {key!r} both name video {vid!r}; one "
+                             "prediction per video is scored")
+        else:
+            named[vid] = key
+            if vid in wanted:
+                aligned[vid] = value
     if not aligned:
         raise ValueError(f"no {what} prediction names an annotated video{'' if unknown else ' of this split'} "
                          f"(predictions: {some_of(predicted)}; annotations: {some_of(truth_ids or known)})")
@@ -50,21 +60,20 @@ def _align(predicted: dict, truth_ids, what: str, known, paths: dict | None = No
 
 
 def _predictions(path: str, read, what: str, layout: str) -> dict:
-    """``read(path)``; a file that is not such a prediction file is one line naming it and the layout."""
+    """``read(path, text)``; a wrong entry is one line naming it (``PredictionError``), a file that is not
+    such a prediction file one line naming it and the layout."""
     try:
-        return read(path)
-    except UnicodeDecodeError:
+        text = read_text(path)
+    except AnnotationError:
         raise ValueError(f"{path}: not UTF-8 text, so not a {what} prediction file ({layout})") from None
-    except (KeyError, TypeError, ValueError) as e:  # missing columns or keys, a value that is no number
+    if not text.strip():
+        raise ValueError(f"{path}: no predictions")
+    try:
+        return read(path, text)
+    except PredictionError:
+        raise
+    except (KeyError, TypeError, ValueError) as e:  # missing columns or keys, another layout
         raise ValueError(f"{path}: not a {what} prediction file ({layout})") from e
-
-
-def _read_counts(path: str) -> dict[str, float]:
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = csv.DictReader(f)
-        if not {"video_id", "count"} <= set(rows.fieldnames or ()):
-            raise KeyError("video_id,count")
-        return {r["video_id"]: float(r["count"]) for r in rows}
 
 
 def evaluate_captions(predictions: str, annotations: str, *, split: str | None = None, splits: str | None = None,
@@ -75,9 +84,8 @@ def evaluate_captions(predictions: str, annotations: str, *, split: str | None =
     if splits:
         apply_splits(splits, every.splits, every.captions, every.paths)
     refs = every.subset(split) if split else every
-    hyps, unknown = _align(_predictions(predictions, read_captions, "caption", 'a JSON list of {"video_id" or '
-                                        '"image_id", "caption"}, a JSON object of id -> caption, or a CSV with columns '
-                                        'video_id,caption'), refs.captions, "caption", every.captions, every.paths)
+    found = _predictions(predictions, read_captions, "caption", CAPTION_LAYOUT)
+    hyps, unknown = _align(predictions, found, refs.captions, "caption", every.captions, every.paths)
     scores = score_captions({v: refs.captions[v] for v in hyps}, hyps, meteor=meteor)
     return {**scores, "videos": len(hyps), "missing": sorted(set(refs.captions) - set(hyps)), "unknown": unknown}
 
@@ -90,7 +98,7 @@ def evaluate_counts(predictions: str, labels: str, *, split: str | None = None, 
         apply_splits(splits, truth.splits, set(truth.clip) | set(truth.frames))
     every = dict(truth.clip) or {v: float(f[~(f != f)].mean()) for v, f in truth.frames.items()}
     values = {v: c for v, c in every.items() if truth.splits.get(v) == normalize_split(split)} if split else every
-    pred, unknown = _align(_predictions(predictions, _read_counts, "count", "a CSV with columns video_id,count"),
-                           values, "count", every)
+    found = _predictions(predictions, read_counts, "count", "a CSV with columns video_id,count")
+    pred, unknown = _align(predictions, found, values, "count", every)
     return {**count_errors({v: values[v] for v in pred}, pred), "videos": len(pred),
             "missing": sorted(set(values) - set(pred)), "unknown": unknown}

@@ -8,6 +8,8 @@ import json
 import os
 from pathlib import Path
 
+from .data.annotations import AnnotationError, read_csv, read_text, require_columns
+from .data.labels import number_at
 from .features.store import atomic_write
 
 CAPTION_FORMATS = (".json", ".csv", ".srt", ".vtt")
@@ -47,20 +49,130 @@ def write_captions(path: str | os.PathLike, rows: list[dict]) -> None:
     write_text(path, buf.getvalue())
 
 
-def read_captions(path: str | os.PathLike) -> dict[str, str]:
+class PredictionError(AnnotationError):
+    """A wrong entry of a prediction file (or none at all); the message names the file and the entry."""
+
+
+def read_captions(path: str | os.PathLike, text: str | None = None) -> dict[str, str]:
     """video_id -> best caption, from a file written by ``write_captions`` or laid out as other captioning
     code writes its results: a COCO results list (``image_id`` for ``video_id``), or a JSON object of
-    id -> caption or id -> [{"caption"}, ...] (best first), alone or under ``predictions`` / ``results``."""
-    path = Path(path)
-    if path.suffix.lower() != ".json":
-        with open(path, newline="", encoding="utf-8") as f:
-            return {r["video_id"]: r["caption"] for r in csv.DictReader(f) if r.get("rank", "1") == "1"}
-    data = json.loads(path.read_text(encoding="utf-8"))
+    id -> caption or id -> [{"caption"}, ...] (best first), alone or under ``predictions`` / ``results``
+    (``text``: the file's content, when already read). A wrong entry, or a video given twice, is a
+    PredictionError; a file in none of these layouts another ValueError, KeyError or TypeError."""
+    text = read_text(path) if text is None else text
+    if Path(path).suffix.lower() != ".json":
+        rows = _prediction_rows(path, text, ("video_id", "caption"))
+        return _unique(path, [(f"line {line}", _csv_id(path, line, row), row["caption"])
+                              for line, row in rows if row.get("rank", "1").strip() == "1"])
+    try:
+        data = json.loads(text, object_pairs_hook=lambda pairs: _json_object(path, pairs))
+    except json.JSONDecodeError as e:
+        raise PredictionError.at(path, e.lineno, f"invalid JSON: {e.msg} (column {e.colno})") from None
     if isinstance(data, list):
-        return {str(r["video_id"] if "video_id" in r else r["image_id"]): r["caption"] for r in data}
-    found = data.get("predictions", data.get("results", data))
-    return {str(vid): c if isinstance(c, str) else (c[0] if isinstance(c, list) else c)["caption"]
-            for vid, c in found.items()}
+        return _unique(path, [_listed_caption(path, i, r) for i, r in enumerate(data)])
+    key = next((k for k in ("predictions", "results") if isinstance(data, dict) and k in data), None)
+    found = data[key] if key else data
+    if not isinstance(found, dict) or (found and not any(isinstance(c, (str, list, dict)) for c in found.values())):
+        raise TypeError("not a JSON list or object of captions")  # e.g. counts: not a caption file at all
+    return _unique(path, [(vid, vid, _caption_of(path, f"{key or ''}[{vid!r}]", c)) for vid, c in found.items()])
+
+
+def read_counts(path: str | os.PathLike, text: str | None = None) -> dict[str, float]:
+    """video_id -> count of a ``video_id,count`` CSV (``text``: its content, when already read). A count
+    that is no finite number, or a video given twice, is a PredictionError; a file without those columns
+    another ValueError."""
+    entries = []
+    for line, row in _prediction_rows(path, read_text(path) if text is None else text, ("video_id", "count")):
+        vid = _csv_id(path, line, row)
+        entries.append((f"line {line}", vid, _count(path, f"{line} (video_id {vid!r})", row["count"])))
+    return _unique(path, entries)
+
+
+def _prediction_rows(path, text: str, columns) -> list[tuple[int, dict[str, str]]]:
+    """(line, row) of each row of a prediction CSV, read as an annotation CSV is (a byte-order mark, and
+    spaces or capitals in the header, allowed); a row of another length is a PredictionError, JSON or a
+    header without ``columns`` another ValueError (not such a file)."""
+    if text.lstrip().startswith(("{", "[")):
+        raise ValueError(f"{path}: JSON, not CSV")
+    try:
+        header, rows = read_csv(path, text)
+    except AnnotationError as e:
+        raise PredictionError(str(e)) from None
+    require_columns(path, header, columns)
+    return rows
+
+
+def _unique(path, entries: list[tuple[str, str, object]]) -> dict:
+    """video_id -> prediction of (where, video_id, prediction) entries; a video given twice (the error
+    names both places) or no entry at all is a PredictionError."""
+    found, seen = {}, {}
+    for where, vid, value in entries:
+        if vid in seen:
+            raise PredictionError(f"{path}: video {vid!r} is predicted twice ({seen[vid]} and {where}); "
+                                  "one prediction per video is scored")
+        found[vid], seen[vid] = value, where
+    if not found:
+        raise PredictionError(f"{path}: no predictions")
+    return found
+
+
+def _csv_id(path, line: int, row: dict[str, str]) -> str:
+    """The video_id of a CSV row; an empty one is a PredictionError."""
+    vid = row["video_id"].strip()
+    if not vid:
+        raise PredictionError.at(path, line, "empty video_id")
+    return vid
+
+
+def _count(path, where: str, cell: str) -> float:
+    """The number in a count cell (``number_at``); one that is no finite number is a PredictionError."""
+    try:
+        return number_at(path, where, "count", cell)
+    except AnnotationError as e:
+        raise PredictionError(str(e)) from None
+
+
+def _json_object(path, pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object; one with a key given twice (JSON readers keep the last) is a PredictionError."""
+    found = dict(pairs)
+    if len(found) < len(pairs):
+        keys = [k for k, _ in pairs]
+        twice = next(k for i, k in enumerate(keys) if k in keys[:i])
+        raise PredictionError(f"{path}: key {twice!r} is given twice in one JSON object")
+    return found
+
+
+def _shown(value) -> str:
+    """A JSON value in a message, cut to 40 characters."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _listed_caption(path, i: int, entry) -> tuple[str, str, str]:
+    """(where, video_id, caption) of the entry ``[i]`` of a COCO results list."""
+    if not isinstance(entry, dict):
+        raise PredictionError.at(path, f"[{i}]", f'{_shown(entry)} is not an object {{"video_id", "caption"}}')
+    key = "video_id" if "video_id" in entry else "image_id"
+    vid = entry.get(key)
+    if isinstance(vid, bool) or not isinstance(vid, (str, int)) or not str(vid).strip():
+        raise PredictionError.at(path, f"[{i}]", "missing key 'video_id' (or 'image_id')" if key not in entry
+                                 else f"{key} is {_shown(vid)}, not an id")
+    return f"[{i}]", str(vid).strip(), _caption_of(path, f"[{i}] ({key} {vid!r})", entry)
+
+
+def _caption_of(path, where: str, value) -> str:
+    """The caption of an entry: text, an object's ``caption``, or a best-first list's first ``caption``."""
+    best = value[0] if isinstance(value, list) and value and isinstance(value[0], dict) else value
+    if isinstance(best, dict):
+        if "caption" not in best:
+            raise PredictionError.at(path, where, "missing key 'caption'")
+        best = best["caption"]
+        if not isinstance(best, str):
+            raise PredictionError.at(path, where, f"caption is {_shown(best)}, not text")
+    if not isinstance(best, str):
+        raise PredictionError.at(path, where, f'{_shown(value)} is not a caption (text, {{"caption"}}, or a list of '
+                                              f'{{"caption"}}, best first)')
+    return best
 
 
 def _timestamp(seconds: float, sep: str) -> str:

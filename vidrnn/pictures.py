@@ -412,6 +412,10 @@ class Pictures:
                 errors.append({"video_id": vid, "picture_error": error})
         self._record(errors)
 
+    def folders(self) -> list[Path]:
+        """The folders the pictures go in (whether or not this run draws any: an earlier one may have)."""
+        return [self.dir / SHEETS, self.dir / RENDERED]
+
     def _targets(self, vid: str) -> list[Path]:
         return [self.dir / SHEETS / file_name(vid, ".png")] * self.sheets + \
             [self.dir / RENDERED / file_name(vid, ".mp4")] * self.render

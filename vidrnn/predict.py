@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -11,11 +12,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .checkpoint import build_model, load_checkpoint
+from .checkpoint import build_model, checkpoint_file, load_checkpoint
 from .data import CountLabels, load_count_labels
 from .features import Encoded, Mapped, encode_videos, map_frames
 from .features.store import RunRecords, atomic_write, file_sha256
-from .files import VIDEO_EXTENSIONS, file_name, printable, select_shard, single_line, tree_path, videos_at
+from .files import (VIDEO_EXTENSIONS, file_name, printable, select_shard, single_line, some_of, tree_path,
+                    videos_at)
 from .metrics import count_errors
 from .models.encoder import EncoderError, FrameEncoder
 from .models.hog import HogPeopleCounter
@@ -78,6 +80,24 @@ def records_dir(output: str) -> Path:
     return Path(f"{Path(output).with_suffix('')}_records")
 
 
+def plots_dir(output: str) -> Path:
+    """Where a count run draws each video's count timeline: ``<output without suffix>_plots/``."""
+    return Path(f"{Path(output).with_suffix('')}_plots")
+
+
+def _written_by_run(output: str, pictures: Pictures | None) -> list[Path]:
+    """The folders that caption and count runs into ``output`` write (records, count timelines, pictures)."""
+    return [records_dir(output), plots_dir(output), *(pictures.folders() if pictures is not None else [])]
+
+
+def _outside(videos: list[str], input_dir: str, folders: list[Path]) -> list[str]:
+    """``videos`` (relative to ``input_dir``) less those in any of ``folders`` below ``input_dir``: a run's
+    outputs inside its input folder are not read back as input."""
+    root, real = Path(os.path.realpath(input_dir)), [Path(os.path.realpath(d)) for d in folders]
+    inside = [d.relative_to(root).parts for d in real if d.is_relative_to(root)]
+    return [v for v in videos if not any(p and PurePosixPath(v).parts[:len(p)] == p for p in inside)]
+
+
 @dataclass
 class _Job:
     """This shard's videos still to do, the ids of every video in the folder, and the records that keep
@@ -111,17 +131,17 @@ class _Job:
         return {vid: r for vid, r in results.items() if vid in self.mine}
 
 
-def _start(input_dir: str, output: str, settings: dict, *, extensions, shard) -> _Job:
+def _start(input_dir: str, output: str, settings: dict, *, extensions, shard, pictures: Pictures | None) -> _Job:
     """The job over this shard's videos under ``input_dir`` (or that one video file) that no earlier run
-    finished with ``settings``; a shard without videos is an error."""
+    finished with ``settings``, those in the folders the run writes left out; a shard without videos is an
+    error."""
     input_dir, every = videos_at(input_dir, extensions)
+    every = _outside(every, input_dir, _written_by_run(output, pictures))
     files = select_shard(every, *shard)
     if not files:
         raise ValueError(f"shard {shard[0]} of {shard[1]} has no videos ({input_dir} holds {len(every)})")
-    records = RunRecords(records_dir(output))
-    finished = records.finished(settings)
-    todo = [f for f in files if f not in finished]
-    records.forget_failures(todo)
+    records = RunRecords(records_dir(output), input_dir)
+    finished, todo = records.start(files, settings)
     log.info("%d videos: %d already done (%s), %d to do", len(files), len(files) - len(todo), records.dir, len(todo))
     ids = video_ids(every)
     return _Job(input_dir, todo, ids, {ids[f] for f in files}, records, settings,
@@ -166,9 +186,9 @@ def caption_folder(input_dir: str, checkpoint: str, output: str, *, beam: int = 
     if timed:
         sampling = replace(sampling, mode="window", window_s=window_s, stride_s=stride_s)
     decode = {"beam": beam, "max_len": max_len or ckpt["max_len"], "length_penalty": length_penalty, "n_best": n_best}
-    job = _start(input_dir, output, {"checkpoint": file_sha256(checkpoint), "timed": timed,
+    job = _start(input_dir, output, {"checkpoint": file_sha256(checkpoint_file(checkpoint)), "timed": timed,
                                      "sampling": sampling.as_dict(), "decode": decode},
-                 extensions=extensions, shard=shard)
+                 extensions=extensions, shard=shard, pictures=pictures)
     pending = []
 
     def flush() -> None:
@@ -235,7 +255,7 @@ def count_folder(input_dir: str, output: str, *, checkpoint: str | None = None, 
                              "counter=hog (OpenCV's people detector: no training)")
         ckpt = load_checkpoint(checkpoint, task="count")
         model, sampling = build_model(ckpt).to(device), Sampling(**ckpt["sampling"])
-        identity = {"counter": "rnn", "checkpoint": file_sha256(checkpoint)}
+        identity = {"counter": "rnn", "checkpoint": file_sha256(checkpoint_file(checkpoint))}
     elif counter == "hog":
         hog_counter, sampling = HogPeopleCounter(**(hog or {})), Sampling(num_frames=num_frames)
         identity = {"counter": "hog", "hog": hog or {}}
@@ -244,9 +264,13 @@ def count_folder(input_dir: str, output: str, *, checkpoint: str | None = None, 
     if window_s:
         sampling = replace(sampling, mode="window", window_s=window_s, stride_s=stride_s)
     truth = load_count_labels(labels) if labels else None  # a bad file stops the job before any video is read
-    job = _start(input_dir, output, {**identity, "sampling": sampling.as_dict()}, extensions=extensions, shard=shard)
+    job = _start(input_dir, output, {**identity, "sampling": sampling.as_dict()}, extensions=extensions, shard=shard,
+                 pictures=pictures)
     if truth is not None:
-        truth = truth.for_videos(job.ids.values())
+        truth, unmatched = truth.for_files(job.ids)
+        if unmatched and (truth.clip or truth.frames):  # (none matched: a warning with the metrics)
+            log.warning("%s labels %d video%s with no file under %s: %s", labels, len(unmatched),
+                        "" if len(unmatched) == 1 else "s", job.input_dir, some_of(unmatched))
     if counter == "rnn":
         found = _rnn_counts(job, ckpt, model, sampling, backend=backend, workers=workers, batch_size=batch_size,
                             device=device, progress=progress)
@@ -299,9 +323,11 @@ def _write_counts(output: str, results: dict, sampling: Sampling, *, truth: Coun
                   plots: bool, computed: set[str], workers: int = 1) -> dict | None:
     """counts.csv, the per-window CSV, timeline plots (with labels all of them, else those of the videos
     ``computed`` now and those whose plot is missing; drawn in up to ``workers`` processes) and, with
-    ``truth`` (read from the file ``labels``), metrics; returns the metrics."""
+    ``truth`` (read from the file ``labels``), metrics; returns the metrics. Those of these files that the
+    options do not ask for are removed, so that none is left from an earlier run with other options."""
     out = Path(output)
-    base = out.with_suffix("")
+    base, plotted = out.with_suffix(""), plots_dir(output)
+    windows_csv, metrics_json = Path(f"{base}_windows.csv"), Path(f"{base}_metrics.json")
     rows, window_rows, windowed = [], [], sampling.mode == "window"
     for vid, (clip, frames, meta) in sorted(results.items()):
         if windowed:
@@ -312,16 +338,22 @@ def _write_counts(output: str, results: dict, sampling: Sampling, *, truth: Coun
             rows.append([vid, float(clip[0])])
     write_csv(out, ["video_id", "count"], rows)
     if windowed:
-        write_csv(f"{base}_windows.csv", ["video_id", "start_s", "end_s", "count"], window_rows)
+        write_csv(windows_csv, ["video_id", "start_s", "end_s", "count"], window_rows)
+    else:
+        windows_csv.unlink(missing_ok=True)
     if plots:
-        paths = {vid: Path(f"{base}_plots") / file_name(vid, ".png") for vid in results}
+        paths = {vid: plotted / file_name(vid, ".png") for vid in results}
         jobs = [(paths[vid], vid, meta, frames, truth.frames.get(vid) if truth else None)
                 for vid, (_, frames, meta) in results.items()
                 if vid in computed or truth is not None or not paths[vid].exists()]
         for job, error in zip(jobs, draw_each(_plot_timeline, jobs, workers=workers)):
             if error:
                 log.warning("PLOT FAILED %s: %s", job[1], error)
+    else:  # an earlier run's plots of the videos counted now are out of date (a later run would keep them)
+        for vid in computed:
+            (plotted / file_name(vid, ".png")).unlink(missing_ok=True)
     if truth is None:
+        metrics_json.unlink(missing_ok=True)
         return None
     metrics = {}
     clip_truth = {v: truth.clip[v] for v in results if v in truth.clip}
@@ -349,7 +381,7 @@ def _write_counts(output: str, results: dict, sampling: Sampling, *, truth: Coun
         log.warning("%s labels %s", labels, f"{named} of these videos but none of the frames sampled from them: no "
                     "MAE (count in windows, window_s=..., to score each window against its labelled frames)" if named
                     else "none of these videos (ids are file stems, or relative paths where stems repeat): no MAE")
-    write_json(f"{base}_metrics.json", metrics)
+    write_json(metrics_json, metrics)
     return metrics
 
 

@@ -11,6 +11,7 @@ checkpoints and library calls); ``validate`` checks them when a pipeline starts.
 # ruff: noqa: FA100, UP006, UP035
 import dataclasses
 import difflib
+import os
 import re
 import typing
 from dataclasses import dataclass, field
@@ -45,6 +46,11 @@ def _out_of_range(value: Any, low, high, above: bool, below: bool) -> Optional[s
     return f"in {'(' if above else '['}{low:g}, {high:g}{')' if below else ']'}"
 
 
+def path() -> Any:
+    """A file or folder field: ``validate`` expands a leading ``~`` (the user's home) in its value."""
+    return field(default=MISSING, metadata={"path": True})
+
+
 def device_field() -> Any:
     return one_of("auto", "cpu", "cuda", "cuda:N", "mps", pattern=r"auto|cpu|cuda(:\d+)?|mps")
 
@@ -52,7 +58,7 @@ def device_field() -> Any:
 @dataclass
 class EncoderSchema:
     name: str = MISSING  # any torchvision classification model
-    weights: Optional[str] = MISSING  # null | DEFAULT | a torchvision weights name | a state_dict file
+    weights: Optional[str] = path()  # null | DEFAULT | a torchvision weights name | a state_dict file
     layer: Optional[str] = MISSING
     pooling: str = one_of("avg", "grid")
     grid: int = number(1)
@@ -80,13 +86,13 @@ class ShardSchema:
 
 @dataclass
 class DataSchema:
-    video_dir: str = MISSING
-    annotations: str = MISSING
-    frame_annotations: Optional[str] = MISSING
-    splits: Optional[str] = MISSING
+    video_dir: str = path()
+    annotations: str = path()
+    frame_annotations: Optional[str] = path()
+    splits: Optional[str] = path()
     time_split: Optional[float] = number(0, 1, above=True, below=True)
-    cache_dir: str = MISSING
-    features_dir: Optional[str] = MISSING
+    cache_dir: str = path()
+    features_dir: Optional[str] = path()
     val_fraction: float = number(0, 1, below=True)
     min_count: int = number(1)
     max_len: int = number(3)  # <bos>, a word, <eos>
@@ -148,7 +154,7 @@ class TrainSchema:
 @dataclass
 class FolderSchema:
     """What every app that walks a folder of videos takes."""
-    input_dir: str = MISSING
+    input_dir: str = path()
     extensions: List[str] = MISSING
     device: str = device_field()
     batch_size: int = number(1)
@@ -159,7 +165,7 @@ class FolderSchema:
 
 @dataclass
 class ExtractSchema(FolderSchema):
-    output_dir: str = MISSING
+    output_dir: str = path()
     dtype: str = one_of("float16", "float32")
     encoder: EncoderSchema = field(default_factory=EncoderSchema)
 
@@ -167,7 +173,7 @@ class ExtractSchema(FolderSchema):
 @dataclass
 class PredictSchema(FolderSchema):
     """What the caption and count apps share: a prediction file and pictures beside it."""
-    output: str = MISSING
+    output: str = path()
     sheets: bool = MISSING
     render: bool = MISSING
     report: bool = MISSING
@@ -190,8 +196,8 @@ class WindowSchema:
 
 @dataclass
 class CaptionSchema(PredictSchema):
-    checkpoint: str = MISSING
-    references: Optional[str] = MISSING
+    checkpoint: str = path()
+    references: Optional[str] = path()
     decode: DecodeSchema = field(default_factory=DecodeSchema)
     window: WindowSchema = field(default_factory=WindowSchema)
 
@@ -207,9 +213,9 @@ class HogSchema:
 
 @dataclass
 class CountSchema(PredictSchema):
-    checkpoint: Optional[str] = MISSING
+    checkpoint: Optional[str] = path()
     counter: str = one_of("rnn", "hog")
-    labels: Optional[str] = MISSING
+    labels: Optional[str] = path()
     window_s: Optional[float] = number(0, above=True)
     stride_s: float = number(0, above=True)
     plots: bool = MISSING
@@ -219,17 +225,17 @@ class CountSchema(PredictSchema):
 @dataclass
 class EvaluateSchema:
     task: str = one_of("caption", "count")
-    predictions: str = MISSING
-    annotations: str = MISSING
+    predictions: str = path()
+    annotations: str = path()
     split: Optional[str] = MISSING
-    splits: Optional[str] = MISSING
+    splits: Optional[str] = path()
     meteor: bool = MISSING
-    output: str = MISSING
+    output: str = path()
 
 
 @dataclass
 class SummarizeSchema:
-    sweep_dir: str = MISSING
+    sweep_dir: str = path()
 
 
 @dataclass
@@ -240,7 +246,7 @@ class DemoSizeSchema:
 @dataclass
 class DemoSchema:
     demo: DemoSizeSchema = field(default_factory=DemoSizeSchema)
-    output_dir: str = MISSING
+    output_dir: str = path()
     seed: int = MISSING
     device: str = device_field()
     quiet: bool = MISSING
@@ -292,7 +298,8 @@ SCHEMAS = {"extract": ExtractSchema, "train": TrainSchema, "caption": CaptionSch
 def validate(cfg: DictConfig, prefix: str = "", *, unset_ok: bool = False) -> None:
     """Raise ValueError naming the first key that is unset (``???``; allowed with ``unset_ok``), that its
     schema lacks (added by a config file; the apps refuse ``+key=...`` on the command line), or whose
-    value is not one its schema allows (a choice, or a number out of its range)."""
+    value is not one its schema allows (a choice, or a number out of its range). A leading ``~`` of a path
+    key's value (a ``path()`` field) is expanded in ``cfg``."""
     schema = OmegaConf.get_type(cfg)
     fields = {f.name: f for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
     for key in cfg:
@@ -310,6 +317,8 @@ def validate(cfg: DictConfig, prefix: str = "", *, unset_ok: bool = False) -> No
             raise ValueError(f"{name} must be one of {' | '.join(meta['choices'])}, not {value!r}")
         elif "range" in meta and (wanted := _out_of_range(value, *meta["range"])):
             raise ValueError(f"{name} must be {wanted}, not {value!r}")
+        elif meta.get("path") and isinstance(value, str) and value.startswith("~"):
+            cfg[key] = os.path.expanduser(value)
 
 
 def _closest(prefix: str, key: str, keys) -> str:

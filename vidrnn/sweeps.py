@@ -220,7 +220,7 @@ class SummarizeCallback(Callback):
             sys.exit(1)
         for key, exists, what in (("data.video_dir", os.path.isdir, "folder"),
                                   ("data.annotations", os.path.isfile, "file")):
-            value = OmegaConf.select(config, key, default=None, throw_on_missing=False)
+            value = OmegaConf.select(shared, key, default=None, throw_on_missing=False)  # ~ expanded
             if isinstance(value, str) and not exists(value):  # None where it is swept or unset
                 print(f"error: {key}={value}: no such {what}", file=sys.stderr)
                 sys.exit(1)

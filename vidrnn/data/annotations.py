@@ -275,16 +275,17 @@ class MatchReport:
 
 
 class _FileIndex:
-    """Relative file paths looked up by full path, by path without extension, or by stem."""
+    """Relative file paths looked up by full path, by path without extension, by stem, or by file name."""
 
     def __init__(self, files):
         self.files = set(files)
-        self.by_path, self.by_stem = defaultdict(list), defaultdict(list)
+        self.by_path, self.by_stem, self.by_name = defaultdict(list), defaultdict(list), defaultdict(list)
         self.by_printable = defaultdict(list)  # names with bytes that are not UTF-8, as ids write them
         for f in sorted(self.files):
             p = PurePosixPath(f)
             self.by_path[p.with_suffix("").as_posix()].append(f)
             self.by_stem[p.stem].append(f)
+            self.by_name[p.name].append(f)
             for name in {p.stem, p.with_suffix("").as_posix()}:
                 if printable(name) != name:
                     self.by_printable[printable(name)].append(f)
@@ -296,7 +297,7 @@ class _FileIndex:
         name = PurePosixPath(name.replace("\\", "/")).as_posix()
         if name in self.files:
             return [name]
-        return self.by_path.get(name) or self.by_stem.get(name, [])
+        return self.by_path.get(name) or self.by_stem.get(name) or self.by_name.get(name, [])
 
 
 def match_videos(ids, files: list[str], paths: dict[str, str] | None = None) -> MatchReport:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .annotations import AnnotationError, read_csv, read_text, require_columns, set_split, split_at
+from .annotations import AnnotationError, match_videos, read_csv, read_text, require_columns, set_split, split_at
 
 MOT_COLUMNS = ("frame", "id", "bb_left", "bb_top", "bb_width", "bb_height", "conf", "class", "visibility")
 MOT15_COLUMNS = MOT_COLUMNS[:7] + ("x", "y", "z")  # also detection files: class/x/y/z are -1
@@ -35,8 +35,21 @@ class CountLabels:
         (frames,) = self.frames.values()
         return CountLabels(frames={ids[0]: frames}, splits={ids[0]: None})
 
+    def for_files(self, files: dict[str, str]) -> tuple[CountLabels, list[str]]:
+        """These labels keyed by the ids of the video files they name (``files``: relative path -> video id),
+        a label's id naming a file as annotations do for training (``match_videos``: by stem, relative path
+        or file name), and the labelled ids that name none of the files."""
+        labels = self.for_videos(files.values())
+        report = match_videos(sorted(set(labels.clip) | set(labels.frames)), list(files))
+        vid = {label: files[f] for label, f in report.matched.items()}
 
-def _number(path, line: int, column: str, text: str) -> float:
+        def renamed(values: dict) -> dict:
+            return {vid[k]: v for k, v in values.items() if k in vid}
+
+        return CountLabels(renamed(labels.clip), renamed(labels.frames), renamed(labels.splits)), list(report.missing)
+
+
+def number_at(path, line: int | str, column: str, text: str) -> float:
     """``text`` as a finite number, else AnnotationError naming the line and column."""
     try:
         value = float(text)
@@ -49,7 +62,7 @@ def _number(path, line: int, column: str, text: str) -> float:
 
 def _count(path, line: int, text: str) -> float:
     """A people count: a number that is not negative."""
-    value = _number(path, line, "count", text)
+    value = number_at(path, line, "count", text)
     if value < 0:
         raise AnnotationError.at(path, line, f"count {value:g} is negative")
     return value
@@ -100,7 +113,7 @@ def _read_frame_counts(path) -> tuple[dict[str, np.ndarray], dict[str, str | Non
 
 def _frame(path, line: int, text: str, *, first: int) -> int:
     """A frame number (an integer, at least ``first``) as a 0-based index."""
-    value = _number(path, line, "frame", text)
+    value = number_at(path, line, "frame", text)
     if not value.is_integer() or value < first:
         raise AnnotationError.at(path, line, f"frame {text.strip()!r} is not an integer >= {first}")
     return int(value) - first
@@ -158,7 +171,7 @@ def _mot_row(path, line: int, text: str) -> tuple[int, float, float, float, floa
         raise AnnotationError.at(path, line, f"{len(cells)} columns; expected MOT rows "
                                              f"{','.join(MOT_COLUMNS)} or {','.join(MOT15_COLUMNS)}")
     names = MOT15_COLUMNS if len(cells) == 10 else MOT_COLUMNS
-    row = {name: _number(path, line, name, cell) for name, cell in zip(names[1:], cells[1:])}
+    row = {name: number_at(path, line, name, cell) for name, cell in zip(names[1:], cells[1:])}
     cls = row.get("class", -1)
     return (_frame(path, line, cells[0], first=1), row["id"], row["conf"], PEDESTRIAN if cls == -1 else cls,
             row.get("visibility", 1.0))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 from ..device import decoder_threads
 from ..video import VideoError, read_sampled
 from .extract import ExtractSummary, extract_folder
-from .store import MANIFEST, _read_jsonl, load_features
+from .store import MANIFEST, latest_entries, load_features
 
 CACHE_DTYPE = "float32"
 
@@ -42,15 +43,17 @@ def cached_features(video_dir: str, videos: list[str], *, cache_root: str, encod
 
 
 def extract_settings(folder: str | os.PathLike) -> dict:
-    """The settings (encoder, sampling, size, dtype) of the features in an ``extract`` output folder: those
-    of most of its videos, where runs with other settings wrote into it too."""
+    """The settings (encoder, sampling, size, dtype) of the features in an ``extract`` output folder (its
+    latest line per video): those of most of its videos, where runs with other settings wrote into it too,
+    and of the one written last among as many."""
     if not Path(folder).is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
-    settings = [e["settings"] for e in _read_jsonl(Path(folder, MANIFEST)) if isinstance(e.get("settings"), dict)]
-    if not settings:
+    keys = [json.dumps(e["settings"], sort_keys=True) for e in latest_entries(Path(folder, MANIFEST))
+            if isinstance(e.get("settings"), dict)]
+    if not keys:
         raise FileNotFoundError(f"{folder}: no extracted features (not an extract output_dir?)")
-    keys = [json.dumps(s, sort_keys=True) for s in settings]
-    return json.loads(max(set(keys), key=keys.count))
+    videos = Counter(keys)
+    return json.loads(max(reversed(keys), key=videos.__getitem__))  # max keeps the first of equals: the latest
 
 
 class _Decode(Dataset):

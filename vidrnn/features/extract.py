@@ -49,19 +49,18 @@ def extract_folder(input_dir: str, output_dir: str, *, encoder: FrameEncoder | N
                    shard: tuple[int, int] = (0, 1), extensions=VIDEO_EXTENSIONS, videos: list[str] | None = None,
                    progress: bool = True) -> ExtractSummary:
     """Extract every video under ``input_dir`` (or that one video file) in this ``shard`` that an earlier
-    run with the same settings has not finished. Each video's features land atomically in
-    ``output_dir/features/<relative path>.npz`` and its line in ``manifest.jsonl``; a video that cannot
-    be read gets a one-line reason in ``failures.jsonl`` and the run goes on. ``videos`` (relative
-    paths) restricts the job to those files instead of listing the folder. Without an ``encoder`` one is
-    built from ``encoder_spec`` where a video is left to extract (so finished features need no weights)."""
+    run with the same settings has not finished (its features still in their file, from the video file as it
+    is now). Each video's features land atomically in ``output_dir/features/<relative path>.npz`` and its
+    line in ``manifest.jsonl``; a video that cannot be read gets a one-line reason in ``failures.jsonl``
+    and the run goes on. ``videos`` (relative paths) restricts the job to those files instead of listing
+    the folder. Without an ``encoder`` one is built from ``encoder_spec`` where a video is left to extract
+    (so finished features need no weights)."""
     if videos is None:
         input_dir, videos = videos_at(input_dir, extensions)
     videos = select_shard(sorted(videos), *shard)
-    records = RunRecords(output_dir)
+    records = RunRecords(output_dir, input_dir)
     settings = {"encoder": encoder_spec, "sampling": sampling.as_dict(), "size": size, "dtype": dtype}
-    finished = records.finished(settings)
-    todo = [v for v in videos if v not in finished]
-    records.forget_failures(todo)
+    finished, todo = records.start(videos, settings)
     summary = ExtractSummary(total=len(videos), skipped=len(videos) - len(todo),
                              entries={v: finished[v] for v in videos if v in finished})
     log.info("%d videos in shard %d/%d: %d already done, %d to extract", len(videos), shard[0], shard[1],

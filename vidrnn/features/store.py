@@ -101,23 +101,64 @@ def load_features(path: str | os.PathLike) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
+def fingerprint(path: str | os.PathLike) -> dict | None:
+    """What tells a file replaced under the same name, cheaply: its size and modification time (None where
+    it cannot be read)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def latest_entries(manifest: str | os.PathLike) -> list[dict]:
+    """The last line of each video in a manifest, in the order they were written."""
+    rows = [e for e in _read_jsonl(Path(manifest)) if isinstance(e, dict) and isinstance(e.get("video"), str)]
+    last = {e["video"]: k for k, e in enumerate(rows)}
+    return [rows[k] for k in sorted(last.values())]
+
+
 class RunRecords:
-    """The manifest (one JSON line per finished video) and failures file of an output folder.
+    """The manifest (one JSON line per finished video) and failures file of an output folder, for the videos
+    under ``videos_dir``.
 
     Lines are appended under an exclusive lock, so shards running at once can share one folder; a
     video counts as done only once its line is in the manifest, after its feature file is in place.
+    Each line keeps the fingerprint of its video file as this run first saw it, so a video replaced since
+    is done again.
     """
 
-    def __init__(self, output_dir: str | os.PathLike):
-        self.dir = Path(output_dir)
+    def __init__(self, output_dir: str | os.PathLike, videos_dir: str | os.PathLike):
+        self.dir, self.videos_dir = Path(output_dir), Path(videos_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.manifest, self.failures = self.dir / MANIFEST, self.dir / FAILURES
+        self._prints: dict[str, dict | None] = {}
+
+    def fingerprint(self, video: str) -> dict | None:
+        """The fingerprint of ``video`` (a relative path) when this run first asked for it."""
+        if video not in self._prints:
+            self._prints[video] = fingerprint(self.videos_dir / video)
+        return self._prints[video]
+
+    def start(self, videos: list[str], settings: dict) -> tuple[dict[str, dict], list[str]]:
+        """(entries finished with ``settings``, ``videos`` still to do); the fingerprints of ``videos`` are
+        taken now, before any is read, and the earlier failures of those to do are forgotten."""
+        for video in videos:
+            self.fingerprint(video)
+        finished = self.finished(settings)
+        todo = [v for v in videos if v not in finished]
+        self.forget_failures(todo)
+        return finished, todo
 
     def finished(self, settings: dict) -> dict[str, dict]:
-        """Manifest entries made with ``settings`` (whose feature file, where they name one, still exists),
-        by video."""
-        return {e["video"]: e for e in _read_jsonl(self.manifest) if e.get("settings") == settings
-                and ("feature_file" not in e or (self.dir / e["feature_file"]).is_file())}
+        """Manifest entries made with ``settings`` from their video file as it is now (lines of older
+        versions, without a fingerprint, are taken as they are), by video. An entry that names a feature file
+        counts only while it is its video's latest line (a later run overwrote the file) and the file exists."""
+        rows = _read_jsonl(self.manifest)
+        latest = {e.get("video"): e for e in rows}
+        return {e["video"]: e for e in rows if e.get("settings") == settings
+                and ("source" not in e or e["source"] == self.fingerprint(e["video"]))
+                and ("feature_file" not in e or (latest[e["video"]] is e and (self.dir / e["feature_file"]).is_file()))}
 
     def lock(self) -> _locked:
         """An exclusive lock to hold while writing files from the records: of shards that finish at once,
@@ -125,7 +166,7 @@ class RunRecords:
         return _locked(self.dir / ".lock")
 
     def add_finished(self, entry: dict) -> None:
-        _append_jsonl(self.manifest, [entry])
+        _append_jsonl(self.manifest, [{**entry, "source": self.fingerprint(entry["video"])}])
 
     def add_failure(self, video: str, reason: str) -> None:
         _append_jsonl(self.failures, [{"video": video, "reason": reason}])

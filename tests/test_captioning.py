@@ -418,3 +418,15 @@ def test_caption_json_is_read_by_the_coco_caption_evaluation(trained, tmp_path):
                 "CIDEr-D": Cider().compute_score(gts, hyps)[0]}
     ours = evaluate_captions(str(tmp_path / "c.json"), data["captions"], split="test", meteor=False)["corpus"]
     assert {k: ours[k] for k in expected} == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("suffix", [".srt", ".vtt"])
+def test_timed_captions_never_show_two_cues_at_once(tmp_path, suffix):
+    """Overlapping windows (the last one pulled back to end with the video, or stride_s < window_s): each cue
+    ends where the next starts."""
+    from vidrnn.outputs import write_timed_captions
+
+    windows = [(0.0, 5.0, "a"), (5.0, 10.0, "b"), (9.5, 14.5, "c"), (12.0, 17.0, "d")]
+    write_timed_captions(tmp_path / f"t{suffix}", windows)
+    assert read_timed_captions(tmp_path / f"t{suffix}") == [(0.0, 5.0, "a"), (5.0, 9.5, "b"), (9.5, 12.0, "c"),
+                                                             (12.0, 17.0, "d")]

@@ -433,3 +433,16 @@ def test_counting_without_a_checkpoint_points_to_the_detector(tmp_path):
 
     with pytest.raises(ValueError, match=r"needs checkpoint=.*, or use counter=hog \(OpenCV's people detector"):
         count_folder(str(tmp_path), str(tmp_path / "c.csv"))
+
+
+def test_a_frame_that_overlapping_windows_share_is_scored_and_drawn_once():
+    """With window_s > stride_s a sampled frame lies in two windows: per frame it counts once, its two
+    predictions averaged (the frames MAE used to score it twice)."""
+    from types import SimpleNamespace
+
+    from vidrnn.predict import per_frame
+
+    meta = SimpleNamespace(frame_indices=[[0, 2, 4], [2, 4, 6]], timestamps=[[0.0, 0.2, 0.4], [0.2, 0.4, 0.6]])
+    (idx, times), counts = per_frame(meta, np.array([[1, 2, 3], [4, 5, 6]], np.float32))
+    assert idx.tolist() == [0, 2, 4, 6] and times.tolist() == [0.0, 0.2, 0.4, 0.6]
+    assert counts.tolist() == [1.0, 3.0, 4.0, 6.0]

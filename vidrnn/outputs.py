@@ -181,8 +181,12 @@ def _timestamp(seconds: float, sep: str) -> str:
 
 
 def write_timed_captions(path: str | os.PathLike, segments: list[tuple[float, float, str]]) -> None:
-    """(start_s, end_s, caption) segments as SubRip (.srt) or WebVTT (.vtt)."""
+    """(start_s, end_s, caption) segments, in time order, as SubRip (.srt) or WebVTT (.vtt); a cue ends where
+    the next one starts (windows that overlap, such as the last one pulled back to end with the video, would
+    show two captions at once)."""
     fmt = output_format(path, CAPTION_FORMATS, "caption")
+    segments = [(a, min(b, after[0]) if after else b, text)
+                for (a, b, text), after in zip(segments, [*segments[1:], None])]
     if fmt == ".srt":
         blocks = [f"{k}\n{_timestamp(a, ',')} --> {_timestamp(b, ',')}\n{text}\n" for k, (a, b, text) in
                   enumerate(segments, 1)]

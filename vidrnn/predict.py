@@ -362,10 +362,11 @@ def _write_counts(output: str, results: dict, sampling: Sampling, *, truth: Coun
     frame_truth, frame_pred, window_truth, window_pred = {}, {}, {}, {}
     for vid, (_, frames, meta) in results.items():
         if vid in truth.frames:
-            idx, labelled = np.asarray(meta.frame_indices).reshape(-1), truth.frames[vid]
+            (idx, _), predicted = per_frame(meta, frames)
+            labelled = truth.frames[vid]
             keep = (idx < len(labelled)) & ~np.isnan(labelled[np.minimum(idx, len(labelled) - 1)])
             if keep.any():
-                frame_truth[vid], frame_pred[vid] = labelled[idx[keep]], frames.reshape(-1)[keep]
+                frame_truth[vid], frame_pred[vid] = labelled[idx[keep]], predicted[keep]
             if windowed:  # the mean of the labelled frames in a window against the window's count
                 ranges = _window_frames(sampling, meta)
                 pairs = [(np.nanmean(labelled[a:b]), f.mean()) for (a, b), f in zip(ranges, frames)
@@ -395,24 +396,34 @@ def plot_title(vid: str, width: int = 70) -> str:
     return vid if len(vid) <= width else f"{vid[:width // 2 - 1]}…{vid[-(width // 2 - 1):]}"
 
 
+def per_frame(meta, frames: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """((sampled frame indices, their times), predicted count of each) in frame order, from per-window counts
+    ``frames`` (W, N): a frame that overlapping windows share is counted once, its predictions averaged."""
+    idx, inverse = np.unique(np.asarray(meta.frame_indices).reshape(-1), return_inverse=True)
+    times = np.zeros(len(idx))
+    times[inverse] = np.asarray(meta.timestamps, float).reshape(-1)
+    counts = np.bincount(inverse, weights=frames.reshape(-1)) / np.bincount(inverse)
+    return (idx, times), counts.astype(np.float32)
+
+
 def _plot_timeline(path: Path, vid: str, meta, frames: np.ndarray, truth: np.ndarray | None) -> None:
     """Predicted people per sampled frame over time, the true per-frame count overlaid when known."""
     from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
 
-    times, counts = np.asarray(meta.timestamps).reshape(-1), frames.reshape(-1)
-    order = np.argsort(times, kind="stable")
+    (_, times), counts = per_frame(meta, frames)
     fig = Figure(figsize=(8, 3))
     ax = fig.add_subplot()
-    ax.plot(times[order], counts[order], marker=".", lw=1, label="predicted")
+    ax.plot(times, counts, marker=".", lw=1, label="predicted")
     if truth is not None and meta.fps:  # the labelled frames, joined (labels on every n-th frame get dots)
         known = np.flatnonzero(np.isfinite(truth))
         sparse = len(known) < len(truth) / 2
         ax.plot(known / meta.fps, truth[known], color="0.3", lw=1.5, marker="o" if sparse else None, ms=3,
                 label="ground truth", zorder=3)
     top = max(1.0, counts.max(initial=0) * 1.2, np.nanmax(truth, initial=0) * 1.2 if truth is not None else 0)
-    ax.set(xlabel="time (s)", ylabel="people", title=plot_title(vid), ylim=(-0.3, top))
-    ax.legend(loc="upper right")
+    ax.set(xlabel="time (s)", ylabel="people", ylim=(0, top))
+    ax.set_title(plot_title(vid, 48), loc="left")
+    ax.legend(loc="lower right", bbox_to_anchor=(1, 1), ncol=2, frameon=False, borderaxespad=0.3)  # above the data
     ax.grid(alpha=0.3)
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.17, top=0.88)  # fixed margins: tight_layout costs a third
+    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.17, top=0.8)  # fixed margins: tight_layout costs a third
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=80))

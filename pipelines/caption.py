@@ -5,7 +5,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from pipelines.common import folder_options, hydra_app, report, run_app
+from pipelines.common import folder_options, hydra_app, report, run_app, warn_unread_video_keys
 from vidrnn.pictures import Pictures
 from vidrnn.predict import caption_folder
 from vidrnn.report import write_report
@@ -16,6 +16,7 @@ def caption(cfg: DictConfig) -> int:
     if d.n_best > 1 and Path(cfg.output).suffix.lower() in (".srt", ".vtt"):
         raise ValueError(f"decode.n_best={d.n_best}: a {Path(cfg.output).suffix} file holds one caption per window; "
                          "n-best captions go into .json or .csv")
+    warn_unread_video_keys("caption")
     options = folder_options(cfg)
     pictures = Pictures(Path(cfg.output).parent, sheets=cfg.sheets, render=cfg.render, references=cfg.references,
                         backend=cfg.video.backend, workers=options["workers"], progress=not cfg.quiet)

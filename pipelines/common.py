@@ -70,6 +70,15 @@ def folder_options(cfg: DictConfig) -> dict:
             "shard": shard_from_env(cfg.shard.index, cfg.shard.count), "progress": not cfg.quiet}
 
 
+def warn_unread_video_keys(app: str, read=("video.backend", "video.workers"), why: str = "the checkpoint's "
+                           "sampling and frame size are used (those it was trained with)") -> None:
+    """A line naming the ``video.*`` keys set on the command line that this run does not ``read``."""
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task]
+    unread = [k for k in keys if k.startswith("video.") and k not in read]
+    if unread:
+        print(f"{app}: warning: {', '.join(unread)} not used: {why}")
+
+
 def encoder_spec(encoder: DictConfig) -> dict:
     """The plain dict that describes the frame encoder (for manifests and checkpoints); ``DEFAULT``
     weights are named as the weights they are."""

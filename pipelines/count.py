@@ -5,13 +5,18 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from pipelines.common import folder_options, hydra_app, report, run_app
+from pipelines.common import folder_options, hydra_app, report, run_app, warn_unread_video_keys
 from vidrnn.pictures import Pictures
 from vidrnn.predict import count_folder
 from vidrnn.report import write_report
 
 
 def count(cfg: DictConfig) -> int:
+    if cfg.counter == "hog":
+        warn_unread_video_keys("count", ("video.backend", "video.workers", "video.num_frames"),
+                               "the HOG detector reads video.num_frames full-size frames per clip or window")
+    else:
+        warn_unread_video_keys("count")
     options = folder_options(cfg)
     pictures = Pictures(Path(cfg.output).parent, sheets=cfg.sheets, render=cfg.render, backend=cfg.video.backend,
                         workers=options["workers"], progress=not cfg.quiet)  # count_folder hands it the labels

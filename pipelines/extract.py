@@ -11,6 +11,9 @@ from vidrnn.features import extract_folder
 def extract(cfg: DictConfig) -> int:
     options = folder_options(cfg)  # (the device first: device=cuda without one fails before the encoder is built)
     encoder, spec = encoder_from(cfg.encoder)
+    if spec["weights"] is None:
+        print(f"extract: note: encoder.weights=null: {spec['name']} with random weights (encoder.weights=DEFAULT "
+              "for its ImageNet weights, or a state_dict file)")
     summary = extract_folder(cfg.input_dir, cfg.output_dir, encoder=encoder, encoder_spec=spec,
                              sampling=sampling_from(cfg.video), size=cfg.video.size, dtype=cfg.dtype, **options)
     print(f"extract: {len(summary.done)} extracted, {summary.skipped} already done, "

@@ -37,6 +37,9 @@ def train(cfg: DictConfig) -> int:
     if "test" in result:
         decoding = f" (beam {result['test_beam']})" if "test_beam" in result else ""
         print(f"train: test{decoding} " + "  ".join(f"{k} {v:.4f}" for k, v in result["test"].items()))
+    for split, errors in result.get("mean_predictor", {}).items():  # counting: the baseline to beat
+        print(f"train: {split} MAE {errors['MAE']:.4f}  RMSE {errors['RMSE']:.4f} of the mean predictor "
+              "(the mean training count)")
     print(f"train: run written to {out_dir} (checkpoints/best.pt, metrics.json, curves.png)")
     return EXIT_OK
 

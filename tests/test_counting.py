@@ -446,3 +446,15 @@ def test_a_frame_that_overlapping_windows_share_is_scored_and_drawn_once():
     (idx, times), counts = per_frame(meta, np.array([[1, 2, 3], [4, 5, 6]], np.float32))
     assert idx.tolist() == [0, 2, 4, 6] and times.tolist() == [0.0, 0.2, 0.4, 0.6]
     assert counts.tolist() == [1.0, 3.0, 4.0, 6.0]
+
+
+def test_video_keys_a_count_run_does_not_read_are_named(tmp_path):
+    """The HOG counter reads video.num_frames full-size frames (a checkpoint brings its own sampling): other
+    video.* keys on the command line get a warning rather than silence."""
+    data = make_dataset(tmp_path / "data", num_videos=2, width=64, height=48, num_frames=8, fps=4.0, subdirs=False)
+    res = run_pipeline("count", f"input_dir={data['videos_dir']}", "counter=hog", f"output={tmp_path}/c.csv",
+                       "video.num_frames=3", "video.size=64", "video.sampling=fps", "quiet=true", "sheets=false",
+                       "report=false", "plots=false")
+    assert res.returncode == 0, res.stderr
+    assert ("count: warning: video.size, video.sampling not used: the HOG detector reads video.num_frames full-size "
+            "frames per clip or window") in res.stdout.splitlines()

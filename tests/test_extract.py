@@ -186,6 +186,8 @@ def test_cli_exit_status_and_one_line_errors(folder, tmp_path):
     res = run_pipeline("extract", *common)
     assert res.returncode == 2, res.stderr
     assert "4 extracted, 0 already done, 2 failed" in res.stdout and "failed: corrupt.mp4" in res.stdout
+    assert ("extract: note: encoder.weights=null: resnet18 with random weights (encoder.weights=DEFAULT for its "
+            "ImageNet weights, or a state_dict file)") in res.stdout.splitlines()
     assert "Traceback" not in res.stderr + res.stdout
     (folder / "corrupt.mp4").unlink()
     (folder / "a/folder.mp4").rmdir()

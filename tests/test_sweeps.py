@@ -99,6 +99,7 @@ def test_multirun_writes_a_summary_and_a_rerun_skips_finished_runs(tmp_path):
         ("8", "gru", "done", "2"), ("8", "rnn", "done", "2"), ("16", "gru", "done", "2"), ("16", "rnn", "done", "2")]
     assert all(float(r["best.MAE"]) >= 0 and float(r["test.MAE"]) >= 0 for r in rows)
     assert "| 16 | rnn | done |" in res.stdout  # the table is printed at the end
+    assert res.stdout.count("of the mean predictor (the mean training count)") >= 4  # the baseline to beat
 
     mtimes = [(sweep / str(i) / "metrics.json").stat().st_mtime_ns for i in range(4)]
     res = run_pipeline("train", *args)

@@ -142,7 +142,8 @@ def _start(input_dir: str, output: str, settings: dict, *, extensions, shard, pi
         raise ValueError(f"shard {shard[0]} of {shard[1]} has no videos ({input_dir} holds {len(every)})")
     records = RunRecords(records_dir(output), input_dir)
     finished, todo = records.start(files, settings)
-    log.info("%d videos: %d already done (%s), %d to do", len(files), len(files) - len(todo), records.dir, len(todo))
+    log.info("%d video%s: %d already done (%s), %d to do", len(files), "" if len(files) == 1 else "s",
+             len(files) - len(todo), records.dir, len(todo))
     ids = video_ids(every)
     return _Job(input_dir, todo, ids, {ids[f] for f in files}, records, settings,
                 PredictSummary(skipped=len(files) - len(todo)))
@@ -154,7 +155,7 @@ def _encode_folder(job: _Job, ckpt: dict, model, sampling: Sampling, *, backend:
     if not job.todo:
         return
     encoder = _frame_encoder(ckpt, model)
-    bar = tqdm(total=len(job.todo), unit="video", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=len(job.todo), unit="video", disable=not progress or not job.todo, dynamic_ncols=True)
     for res in encode_videos([(f, str(Path(job.input_dir, f))) for f in job.todo], encoder, sampling,
                              size=ckpt["size"], backend=backend, batch_size=batch_size, workers=workers, device=device):
         bar.update(1)
@@ -307,7 +308,7 @@ def _hog_counts(job: _Job, sampling: Sampling, hog_counter: HogPeopleCounter, *,
     """(relative path, clip counts (W,), per-frame counts (W, N), meta) of every readable video still to do,
     from the HOG detector run in the decode workers on full-size frames (clip count: the most people in one
     frame)."""
-    bar = tqdm(total=len(job.todo), unit="video", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=len(job.todo), unit="video", disable=not progress or not job.todo, dynamic_ncols=True)
     for res in map_frames([(f, str(Path(job.input_dir, f))) for f in job.todo], hog_counter.count_frames, sampling,
                           backend=backend, workers=workers):
         bar.update(1)

@@ -63,11 +63,12 @@ def extract_folder(input_dir: str, output_dir: str, *, encoder: FrameEncoder | N
     finished, todo = records.start(videos, settings)
     summary = ExtractSummary(total=len(videos), skipped=len(videos) - len(todo),
                              entries={v: finished[v] for v in videos if v in finished})
-    log.info("%d videos in shard %d/%d: %d already done, %d to extract", len(videos), shard[0], shard[1],
+    log.info("%d video%s in shard %d/%d: %d already done, %d to extract", len(videos),
+             "" if len(videos) == 1 else "s", shard[0], shard[1],
              summary.skipped, len(todo))
     if todo and encoder is None:
         encoder = FrameEncoder(**encoder_spec)
-    bar = tqdm(total=len(todo), unit="video", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=len(todo), unit="video", disable=not progress or not todo, dynamic_ncols=True)
     results = encode_videos([(v, str(Path(input_dir, v))) for v in todo], encoder, sampling, size=size,
                             backend=backend, batch_size=batch_size, workers=workers, device=device)
     for res in results:

@@ -168,6 +168,7 @@ def plot_curves(history: list[dict], path: Path) -> None:
         ax.plot(epochs, [r[key] for r in history], marker="o", ms=3)
         ax.set_title(key)
         ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)  # whole epochs
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")

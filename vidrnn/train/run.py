@@ -232,6 +232,8 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
         if data.time_split:  # one timeline per video: its first part trains, the rest is the test
             parts = split_in_time(count_samples(usable), data.time_split, data.val_fraction)
             splits = {s: sorted({i.split("@")[0] for i in part.ids}) for s, part in parts.items()}
+            log.info("windows split in time at %g of each video: %s", data.time_split,
+                     {s: len(part.ids) for s, part in parts.items()})
         else:
             parts = {s: count_samples(ids) for s, ids in splits.items()}
         samples = parts.get

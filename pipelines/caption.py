@@ -6,6 +6,8 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from pipelines.common import folder_options, hydra_app, report, run_app, warn_unread_video_keys
+from vidrnn.evaluate import evaluate_captions
+from vidrnn.outputs import write_json
 from vidrnn.pictures import Pictures
 from vidrnn.predict import caption_folder
 from vidrnn.report import write_report
@@ -24,12 +26,20 @@ def caption(cfg: DictConfig) -> int:
         cfg.input_dir, cfg.checkpoint, cfg.output, beam=d.beam, max_len=d.max_len, length_penalty=d.length_penalty,
         n_best=d.n_best, decode_batch=d.batch, window_s=cfg.window.window_s, stride_s=cfg.window.stride_s,
         pictures=pictures, **options)
+    out = Path(cfg.output)
+    scores = Path(f"{out.with_suffix('')}_metrics.json")  # beside the captions, shown in the report
+    scores.unlink(missing_ok=True)  # (an earlier run's)
     if cfg.references and not set(pictures.references) & set(pictures.notes):
         print(f"caption: warning: {cfg.references} has references for none of these videos (ids are file stems, "
               "or relative paths where stems repeat)")
+    elif cfg.references and out.suffix.lower() in (".json", ".csv"):  # scored as evaluate scores them
+        result = evaluate_captions(cfg.output, cfg.references)
+        write_json(scores, result)
+        print(f"caption: {result['videos']} with references: " + "  ".join(
+            f"{k} {v:.4f}" for k, v in result["corpus"].items() if v is not None) + f" -> {scores}")
     if cfg.report:
         print(f"caption: report {write_report(pictures.dir, title=f'captions of {cfg.input_dir}')}")
-    out, videos = Path(cfg.output), len(summary.done) + summary.skipped + len(summary.failed)
+    videos = len(summary.done) + summary.skipped + len(summary.failed)
     timed_folder = out.suffix.lower() in (".srt", ".vtt") and videos > 1  # one file per video, in a folder
     return report("caption", summary, f"{out.with_suffix('')}/ (a {out.suffix} file per video)" if timed_folder
                   else cfg.output)

@@ -215,8 +215,11 @@ def test_caption_pipeline_formats_parse_back(trained, tmp_path):
     root, data, _ = trained
     videos, ckpt = data["videos_dir"], str(root / "run/checkpoints/best.pt")
     common = [f"input_dir={videos}", f"checkpoint={ckpt}", "quiet=true", "video.workers=0"]
-    res = run_pipeline("caption", *common, f"output={tmp_path}/c.json", "decode.n_best=3")
+    res = run_pipeline("caption", *common, f"output={tmp_path}/c.json", "decode.n_best=3",
+                       f"references={data['captions']}")
     assert res.returncode == 0, res.stderr
+    assert f"-> {tmp_path}/c_metrics.json" in res.stdout  # scored against the references given
+    scored = json.loads((tmp_path / "c_metrics.json").read_text())
     rows = json.loads((tmp_path / "c.json").read_text())
     assert len(rows) == 40 and all(len(r["n_best"]) == 3 and r["caption"] == r["n_best"][0]["caption"] for r in rows)
     assert all(r["n_best"][0]["score"] >= r["n_best"][1]["score"] for r in rows)
@@ -257,6 +260,7 @@ def test_caption_pipeline_formats_parse_back(trained, tmp_path):
     assert res.returncode == 0, res.stderr
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["videos"] == 40 and 0 < metrics["corpus"]["BLEU-4"] <= 1 and metrics["corpus"]["METEOR"] is None
+    assert all(scored["corpus"][k] == metrics["corpus"][k] for k in ("BLEU-4", "CIDEr-D"))  # as evaluate scores
 
 
 def test_one_video_file_is_captioned_as_the_folder_that_holds_it(trained, tmp_path):

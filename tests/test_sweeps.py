@@ -197,3 +197,13 @@ def test_ctrl_c_ends_a_sweep_with_one_line_and_status_130(tmp_path):
     assert proc.returncode == 130 and "Traceback" not in err, err
     assert err.strip().splitlines()[-1] == "interrupted: what was finished is kept; run the same command again to go on"
     assert not (sweep / "1").exists()  # the sweep stopped
+
+
+def test_the_table_shows_an_optuna_trial_s_values_rounded(tmp_path):
+    """Optuna samples values such as 0.004817508474772369: the table and plot labels show 4 digits, the CSV
+    keeps them whole."""
+    fake_run(tmp_path, 0, ["trainer.lr=0.004817508474772369", "model.cell=gru"], metrics(3, 1.5))
+    fake_run(tmp_path, 1, ["trainer.lr=0.0001", "model.cell=lstm"], metrics(3, 2.5))
+    rows = summarize_sweep(tmp_path)
+    assert rows[0]["trainer.lr"] == "0.004817508474772369"
+    assert "| 0 | 0.004818 | gru | done |" in (tmp_path / "summary.md").read_text()

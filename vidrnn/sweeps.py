@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -153,12 +154,19 @@ def _override_keys(rows: list[dict]) -> tuple[list[str], list[str]]:
 
 
 def _label(row: dict, keys: list[str]) -> str:
-    return ", ".join(f"{k}={row[k]}" for k in keys if k in row) or f"run {row['run']}"
+    return ", ".join(f"{k}={_short(row[k])}" for k in keys if k in row) or f"run {row['run']}"
+
+
+def _short(value) -> str:
+    """A value as the table shows it: numbers to 4 significant digits (an Optuna trial's 0.21879360563134626
+    as 0.2188), the rest as it is."""
+    if isinstance(value, str) and re.fullmatch(r"-?\d*\.\d{5,}(e-?\d+)?", value):
+        value = float(value)
+    return "" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _cell(value) -> str:
-    text = "" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
-    return text.replace("|", "\\|")
+    return _short(value).replace("|", "\\|")
 
 
 def markdown(rows: list[dict]) -> str:

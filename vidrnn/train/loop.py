@@ -107,7 +107,7 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable], step: Callable[[nn
                                                     "epoch": epoch, "metrics": metrics})
         _save(last, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict() if scheduler is not None else None, "state": state})
-        log.info("epoch %d: loss %.4f  %s  (%.1fs)", epoch, row["train_loss"],
+        log.info("epoch %d: train_loss %.4f  %s  (%.1fs)", epoch, row["train_loss"],
                  "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)), row["seconds"])
         plot, drawn = time.perf_counter() >= plot_after, time.perf_counter()
         write_metrics(out, state, cfg, plot=plot, complete=False)

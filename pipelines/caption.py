@@ -15,9 +15,6 @@ from vidrnn.report import write_report
 
 def caption(cfg: DictConfig) -> int:
     d = cfg.decode
-    if d.n_best > 1 and Path(cfg.output).suffix.lower() in (".srt", ".vtt"):
-        raise ValueError(f"decode.n_best={d.n_best}: a {Path(cfg.output).suffix} file holds one caption per window; "
-                         "n-best captions go into .json or .csv")
     warn_unread_video_keys("caption")
     options = folder_options(cfg)
     pictures = Pictures(Path(cfg.output).parent, sheets=cfg.sheets, render=cfg.render, references=cfg.references,

@@ -440,7 +440,7 @@ def test_a_frame_that_overlapping_windows_share_is_scored_and_drawn_once():
     predictions averaged (the frames MAE used to score it twice)."""
     from types import SimpleNamespace
 
-    from vidrnn.predict import per_frame
+    from vidrnn.pictures import per_frame
 
     meta = SimpleNamespace(frame_indices=[[0, 2, 4], [2, 4, 6]], timestamps=[[0.0, 0.2, 0.4], [0.2, 0.4, 0.6]])
     (idx, times), counts = per_frame(meta, np.array([[1, 2, 3], [4, 5, 6]], np.float32))

@@ -123,9 +123,10 @@ def test_count_track_is_in_frame_order_with_the_labelled_truth():
                      frame_indices=[[0, 4, 8], [4, 8, 12]], timestamps=[[0.0, 0.5, 1.0], [0.5, 1.0, 1.5]])
     truth = np.array([1.0] * 8 + [np.nan] * 8)
     rows = count_track(np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]), meta, truth)
-    assert [r[0] for r in rows] == [0, 4, 4, 8, 8, 12]
-    assert [r[2] for r in rows] == [1.0, 2.0, 4.0, 3.0, 5.0, 6.0]
-    assert [r[3] for r in rows] == [1.0, 1.0, 1.0, None, None, None]
+    assert [r[0] for r in rows] == [0, 4, 8, 12]  # a frame both windows hold once, its two counts averaged
+    assert [r[1] for r in rows] == [0.0, 0.5, 1.0, 1.5]
+    assert [r[2] for r in rows] == [1.0, 3.0, 4.0, 6.0]
+    assert [r[3] for r in rows] == [1.0, 1.0, None, None]
 
 
 def test_a_video_that_cannot_be_drawn_is_recorded_not_raised(clip, tmp_path):

@@ -49,16 +49,25 @@ def load_notes(out_dir: str | os.PathLike) -> dict[str, dict]:
     return notes
 
 
+def per_frame(meta, frames: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """((sampled frame indices, their times), predicted count of each) in frame order, from per-window counts
+    ``frames`` (W, N): a frame that overlapping windows share is counted once, its predictions averaged."""
+    idx, inverse = np.unique(np.asarray(meta.frame_indices).reshape(-1), return_inverse=True)
+    times = np.zeros(len(idx))
+    times[inverse] = np.asarray(meta.timestamps, float).reshape(-1)
+    counts = np.bincount(inverse, weights=np.asarray(frames, float).reshape(-1)) / np.bincount(inverse)
+    return (idx, times), counts.astype(np.float32)
+
+
 def count_track(frames: np.ndarray, meta, truth: np.ndarray | None = None) -> list[list]:
-    """``[frame, time_s, predicted, true or None]`` per sampled frame, in frame order, from per-frame
-    counts shaped like the sampling plan (``(W, N)``) and the video's ``VideoMeta``; ``truth`` is the
-    labelled count of every frame (NaN where unlabelled)."""
-    idx, times = np.asarray(meta.frame_indices).reshape(-1), np.asarray(meta.timestamps).reshape(-1)
-    counts, rows = np.asarray(frames).reshape(-1), []
-    for k in np.argsort(idx, kind="stable"):
-        i = int(idx[k])
+    """``[frame, time_s, predicted, true or None]`` per sampled frame, in frame order (``per_frame``), from
+    per-frame counts shaped like the sampling plan (``(W, N)``) and the video's ``VideoMeta``; ``truth`` is
+    the labelled count of every frame (NaN where unlabelled)."""
+    (idx, times), counts = per_frame(meta, frames)
+    rows = []
+    for i, time_s, count in zip(idx.tolist(), times, counts):
         true = truth[i] if truth is not None and i < len(truth) and not np.isnan(truth[i]) else None
-        rows.append([i, round(float(times[k]), 4), round(float(counts[k]), 3), None if true is None else float(true)])
+        rows.append([i, round(float(time_s), 4), round(float(count), 3), None if true is None else float(true)])
     return rows
 
 

@@ -30,7 +30,7 @@ from .outputs import (
     write_json,
     write_timed_captions,
 )
-from .pictures import Pictures, draw_each
+from .pictures import Pictures, draw_each, per_frame
 from .tasks.captioning import describe
 from .tasks.counting import predict_counts
 from .text import Vocab
@@ -181,6 +181,9 @@ def caption_folder(input_dir: str, checkpoint: str, output: str, *, beam: int = 
         raise ValueError(f"decode.n_best={n_best} needs decode.beam >= {n_best} "
                          f"(a beam of {beam} keeps {beam} captions)")
     timed = output_format(output, CAPTION_FORMATS, "caption") in TIMED_FORMATS  # checked before any video
+    if timed and n_best > 1:
+        raise ValueError(f"decode.n_best={n_best}: a {Path(output).suffix} file holds one caption per window; "
+                         "n-best captions go into .json or .csv")
     ckpt = load_checkpoint(checkpoint, task="caption")
     model, vocab = build_model(ckpt).to(device), Vocab.from_dict(ckpt["vocab"])
     sampling = Sampling(**ckpt["sampling"])
@@ -395,16 +398,6 @@ def _window_frames(sampling: Sampling, meta) -> list[tuple[int, int]]:
 def plot_title(vid: str, width: int = 70) -> str:
     """A video id that fits across a timeline plot: a longer one keeps its start and end around an ellipsis."""
     return vid if len(vid) <= width else f"{vid[:width // 2 - 1]}…{vid[-(width // 2 - 1):]}"
-
-
-def per_frame(meta, frames: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
-    """((sampled frame indices, their times), predicted count of each) in frame order, from per-window counts
-    ``frames`` (W, N): a frame that overlapping windows share is counted once, its predictions averaged."""
-    idx, inverse = np.unique(np.asarray(meta.frame_indices).reshape(-1), return_inverse=True)
-    times = np.zeros(len(idx))
-    times[inverse] = np.asarray(meta.timestamps, float).reshape(-1)
-    counts = np.bincount(inverse, weights=frames.reshape(-1)) / np.bincount(inverse)
-    return (idx, times), counts.astype(np.float32)
 
 
 def _plot_timeline(path: Path, vid: str, meta, frames: np.ndarray, truth: np.ndarray | None) -> None:

@@ -326,7 +326,8 @@ def test_help_says_what_each_pipeline_does_and_how_to_call_it():
     assert sorted(described) == available() and all(len(text) > 20 for text in described.values())
     for name, example, key, groups in [
             ("caption", "usage: vidrnn caption input_dir=VIDEOS checkpoint=", "\ninput_dir: ???\n", False),
-            ("train", "usage: vidrnn train task=caption data.video_dir=VIDEOS", "\n  video_dir: ???\n", True)]:
+            ("train", "usage: vidrnn train task=caption data.video_dir=VIDEOS", "\n  video_dir: ???\n", True),
+            ("gradient_flow", "usage: vidrnn gradient_flow -m", "\n  gate_bias: 2.0\n", False)]:
         res = vidrnn(name, "--help")
         assert res.returncode == 0, res.stderr
         lines = res.stdout.splitlines()

@@ -35,7 +35,7 @@ from .video import Sampling, VideoError, failure_reason, open_video, read_sample
 log = logging.getLogger("vidrnn.pictures")
 NOTES, SHEETS, RENDERED = "videos.jsonl", "sheets", "rendered"
 _FONT_DIR = Path(matplotlib.get_data_path(), "fonts", "ttf")  # DejaVu: every script, ships with matplotlib
-TEXT, DIM, ACCENT = (20, 20, 20), (105, 105, 105), (200, 60, 20)
+TEXT, DIM, ACCENT = (20, 20, 20), (105, 105, 105), (25, 80, 160)  # ACCENT: the model's output
 MARGIN, GAP = 12, 6  # contact sheet: around and between the tiles (pixels)
 JOBS_PER_PROCESS = 4  # draw_each starts at most one process per 4 pictures (a start is not free)
 

@@ -27,7 +27,7 @@ tr:nth-child(even) { background: #f4f4f4; } td.num { text-align: right; font-var
 .video { border: 1px solid #ddd; border-radius: 6px; padding: 12px 16px; margin: 16px 0; }
 .video img { max-width: 100%; display: block; margin: 6px 0; }
 .video dt { color: #666; float: left; width: 9.5em; clear: left; } .video dd { margin-left: 10em; }
-.predicted { color: #b4381a; font-weight: 600; } .error { color: #b00; } .dim { color: #666; }
+.predicted { color: #1a50a0; font-weight: 600; } .error { color: #b00; } .dim { color: #666; }
 """
 
 

@@ -16,7 +16,8 @@ from .pictures import RENDERED, SHEETS, load_notes, people
 
 REPORT = "report.html"
 RESULT_SUFFIXES = (".json", ".jsonl", ".csv", ".srt", ".vtt", ".png", ".mp4")
-SKIPPED_KEYS = ("history", "final", "per_video")  # per-epoch and per-video numbers: in the files, too long here
+# per-epoch and per-video numbers (in the files, too long here); a best epoch's number, learning rate and time
+SKIPPED_KEYS = ("history", "final", "per_video", "epoch", "lr", "seconds", "complete")
 STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1100px; padding: 0 16px; color: #222; }
 h1 { margin-bottom: 4px; } h2 { margin-top: 32px; border-bottom: 1px solid #ddd; }

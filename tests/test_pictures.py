@@ -15,6 +15,7 @@ from vidrnn.pictures import (
     RENDERED,
     SHEETS,
     Pictures,
+    _count_label,
     caption_at,
     count_track,
     draw_each,
@@ -127,6 +128,11 @@ def test_count_track_is_in_frame_order_with_the_labelled_truth():
     assert [r[1] for r in rows] == [0.0, 0.5, 1.0, 1.5]
     assert [r[2] for r in rows] == [1.0, 3.0, 4.0, 6.0]
     assert [r[3] for r in rows] == [1.0, 1.0, None, None]
+    sparse = np.full(16, np.nan)
+    sparse[[0, 8]] = [2.0, 6.0]  # labels on every 8th frame: frame 4 lies between two
+    rows = count_track(np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]), meta, sparse)
+    assert [r[3:] for r in rows] == [[2.0, False], [4.0, True], [6.0, False], [None, False]]
+    assert _count_label(rows[1]) == "people 3.0  (true \u22484)" and _count_label(rows[2]) == "people 4.0  (true 6)"
 
 
 def test_a_video_that_cannot_be_drawn_is_recorded_not_raised(clip, tmp_path):

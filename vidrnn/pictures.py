@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
-from .data import CountLabels, load_captions, load_count_labels
+from .data import CountLabels, fill_gaps, load_captions, load_count_labels
 from .features.encode import CRASHED
 from .features.store import _append_jsonl, _read_jsonl, atomic_write
 from .files import file_name, fitted_name, single_line
@@ -60,14 +60,17 @@ def per_frame(meta, frames: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], 
 
 
 def count_track(frames: np.ndarray, meta, truth: np.ndarray | None = None) -> list[list]:
-    """``[frame, time_s, predicted, true or None]`` per sampled frame, in frame order (``per_frame``), from
-    per-frame counts shaped like the sampling plan (``(W, N)``) and the video's ``VideoMeta``; ``truth`` is
-    the labelled count of every frame (NaN where unlabelled)."""
+    """``[frame, time_s, predicted, true or None, true is interpolated]`` per sampled frame, in frame order
+    (``per_frame``), from per-frame counts shaped like the sampling plan (``(W, N)``) and the video's
+    ``VideoMeta``; ``truth`` is the labelled count of every frame (NaN where unlabelled). A frame between two
+    labelled ones gets their interpolation (``fill_gaps``, as training reads labels on every n-th frame)."""
     (idx, times), counts = per_frame(meta, frames)
+    filled = fill_gaps(truth)
     rows = []
     for i, time_s, count in zip(idx.tolist(), times, counts):
-        true = truth[i] if truth is not None and i < len(truth) and not np.isnan(truth[i]) else None
-        rows.append([i, round(float(time_s), 4), round(float(count), 3), None if true is None else float(true)])
+        true = filled[i] if filled is not None and i < len(filled) and not np.isnan(filled[i]) else None
+        rows.append([i, round(float(time_s), 4), round(float(count), 3), None if true is None else float(true),
+                     bool(true is not None and np.isnan(truth[i]))])
     return rows
 
 
@@ -96,8 +99,11 @@ def clock(seconds: float) -> str:
 
 
 def people(value: float | None) -> str:
-    """A true count as shown: whole numbers without decimals."""
-    return "?" if value is None else str(int(value)) if float(value).is_integer() else f"{value:.1f}"
+    """A true count as shown: to one decimal, whole numbers without it."""
+    if value is None:
+        return "?"
+    value = round(float(value), 1)
+    return str(int(value)) if value.is_integer() else f"{value:.1f}"
 
 
 @lru_cache(maxsize=16)
@@ -143,7 +149,8 @@ def _boxed(canvas: Image.Image, xy: tuple[int, int], text: str, size: int, *, an
 def _count_label(row: list | None) -> str | None:
     if row is None:
         return None
-    return f"people {row[2]:.1f}" + ("" if row[3] is None else f"  (true {people(row[3])})")
+    about = "\u2248" if len(row) > 4 and row[4] else ""  # between two labelled frames
+    return f"people {row[2]:.1f}" + ("" if row[3] is None else f"  (true {about}{people(row[3])})")
 
 
 def contact_sheet(notes: dict, path: str | os.PathLike, *, frames: int = 6, columns: int = 3,

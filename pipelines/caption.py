@@ -9,7 +9,7 @@ from pipelines.common import folder_options, hydra_app, report, run_app, warn_un
 from vidrnn.evaluate import evaluate_captions
 from vidrnn.outputs import write_json
 from vidrnn.pictures import Pictures
-from vidrnn.predict import caption_folder
+from vidrnn.predict import beside, caption_folder
 from vidrnn.report import write_report
 
 
@@ -24,7 +24,7 @@ def caption(cfg: DictConfig) -> int:
         n_best=d.n_best, decode_batch=d.batch, window_s=cfg.window.window_s, stride_s=cfg.window.stride_s,
         pictures=pictures, **options)
     out = Path(cfg.output)
-    scores = Path(f"{out.with_suffix('')}_metrics.json")  # beside the captions, shown in the report
+    scores = beside(cfg.output, "metrics.json")  # shown in the report
     scores.unlink(missing_ok=True)  # (an earlier run's)
     if cfg.references and not set(pictures.references) & set(pictures.notes):
         print(f"caption: warning: {cfg.references} has references for none of these videos (ids are file stems, "

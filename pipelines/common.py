@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipelines import CONF_DIR
 from vidrnn.device import decode_workers, resolve_device
-from vidrnn.files import shard_from_env, single_line
+from vidrnn.files import n_videos, shard_from_env, single_line
 from vidrnn.models import FrameEncoder, resolved_weights
 from vidrnn.schemas import unknown_key, validate  # (importing it registers the apps' schemas)
 from vidrnn.sweeps import ERROR, clear_error, mark_sweep_start, one_line, record_error, sweep_runs
@@ -172,8 +172,7 @@ def run_app(job: Callable[[DictConfig], int], cfg: DictConfig) -> None:
 
 def report(name: str, summary, output: str) -> int:
     """Print what a prediction pipeline did; the exit status says whether any video failed."""
-    done = len(summary.done)
-    print(f"{name}: {done} video{'' if done == 1 else 's'} done, {summary.skipped} already done, "
+    print(f"{name}: {n_videos(len(summary.done))} done, {summary.skipped} already done, "
           f"{len(summary.failed)} failed -> {output}")
     print_failed(summary.failed)
     return EXIT_SOME_FAILED if summary.failed else EXIT_OK

@@ -5,7 +5,7 @@ from omegaconf import DictConfig
 
 from pipelines.common import EXIT_OK, hydra_app, run_app
 from vidrnn.evaluate import evaluate_captions, evaluate_counts
-from vidrnn.files import some_of
+from vidrnn.files import n_videos, some_of
 from vidrnn.outputs import write_json
 
 
@@ -23,7 +23,7 @@ def evaluate(cfg: DictConfig) -> int:
     else:
         raise ValueError(f"task must be caption or count, not {cfg.task!r}")
     write_json(cfg.output, result)
-    print(f"evaluate: {result['videos']} video{'' if result['videos'] == 1 else 's'}: " + "  ".join(
+    print(f"evaluate: {n_videos(result['videos'])}: " + "  ".join(
         f"{k} {v:.4f}" if v is not None else f"{k} n/a" for k, v in corpus.items()))
     if result["missing"]:
         many = len(result["missing"]) > 1

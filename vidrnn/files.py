@@ -90,6 +90,11 @@ def single_line(text: str) -> str:
     return _CONTROL.sub(lambda m: repr(m[0])[1:-1], printable(text))
 
 
+def n_videos(n: int) -> str:
+    """``1 video``, ``2 videos``: a number of videos in a message."""
+    return f"{n} video{'' if n == 1 else 's'}"
+
+
 def some_of(names, shown: int = 3) -> str:
     """The first ``shown`` of ``names``, quoted, for a message: ``'a', 'b', 'c', ...`` where there are more."""
     names = list(names)

@@ -16,8 +16,8 @@ from .checkpoint import build_model, checkpoint_file, load_checkpoint
 from .data import CountLabels, load_count_labels
 from .features import Encoded, Mapped, encode_videos, map_frames
 from .features.store import RunRecords, atomic_write, file_sha256
-from .files import (VIDEO_EXTENSIONS, file_name, printable, select_shard, single_line, some_of, tree_path,
-                    videos_at)
+from .files import (VIDEO_EXTENSIONS, file_name, n_videos, printable, select_shard, single_line, some_of,
+                    tree_path, videos_at)
 from .metrics import count_errors
 from .models.encoder import EncoderError, FrameEncoder
 from .models.hog import HogPeopleCounter
@@ -74,15 +74,20 @@ def _frame_encoder(ckpt: dict, model) -> FrameEncoder:
         raise EncoderError(f"the checkpoint's frame encoder (its model reads that encoder's features): {e}") from e
 
 
+def beside(output: str, name: str) -> Path:
+    """A file or folder that goes with ``output``: ``<output without suffix>_<name>``."""
+    return Path(f"{Path(output).with_suffix('')}_{name}")
+
+
 def records_dir(output: str) -> Path:
     """Where a prediction run records each finished video's result and each failure, as it goes:
     ``<output without suffix>_records/`` (``manifest.jsonl``, ``failures.jsonl``)."""
-    return Path(f"{Path(output).with_suffix('')}_records")
+    return beside(output, "records")
 
 
 def plots_dir(output: str) -> Path:
     """Where a count run draws each video's count timeline: ``<output without suffix>_plots/``."""
-    return Path(f"{Path(output).with_suffix('')}_plots")
+    return beside(output, "plots")
 
 
 def _written_by_run(output: str, pictures: Pictures | None) -> list[Path]:
@@ -142,8 +147,8 @@ def _start(input_dir: str, output: str, settings: dict, *, extensions, shard, pi
         raise ValueError(f"shard {shard[0]} of {shard[1]} has no videos ({input_dir} holds {len(every)})")
     records = RunRecords(records_dir(output), input_dir)
     finished, todo = records.start(files, settings)
-    log.info("%d video%s: %d already done (%s), %d to do", len(files), "" if len(files) == 1 else "s",
-             len(files) - len(todo), records.dir, len(todo))
+    log.info("%s: %d already done (%s), %d to do", n_videos(len(files)), len(files) - len(todo), records.dir,
+             len(todo))
     ids = video_ids(every)
     return _Job(input_dir, todo, ids, {ids[f] for f in files}, records, settings,
                 PredictSummary(skipped=len(files) - len(todo)))
@@ -155,7 +160,7 @@ def _encode_folder(job: _Job, ckpt: dict, model, sampling: Sampling, *, backend:
     if not job.todo:
         return
     encoder = _frame_encoder(ckpt, model)
-    bar = tqdm(total=len(job.todo), unit="video", disable=not progress or not job.todo, dynamic_ncols=True)
+    bar = tqdm(total=len(job.todo), unit="video", disable=not progress, dynamic_ncols=True)
     for res in encode_videos([(f, str(Path(job.input_dir, f))) for f in job.todo], encoder, sampling,
                              size=ckpt["size"], backend=backend, batch_size=batch_size, workers=workers, device=device):
         bar.update(1)
@@ -273,8 +278,8 @@ def count_folder(input_dir: str, output: str, *, checkpoint: str | None = None, 
     if truth is not None:
         truth, unmatched = truth.for_files(job.ids)
         if unmatched and (truth.clip or truth.frames):  # (none matched: a warning with the metrics)
-            log.warning("%s labels %d video%s with no file under %s: %s", labels, len(unmatched),
-                        "" if len(unmatched) == 1 else "s", job.input_dir, some_of(unmatched))
+            log.warning("%s labels %s with no file under %s: %s", labels, n_videos(len(unmatched)), job.input_dir,
+                        some_of(unmatched))
     if counter == "rnn":
         found = _rnn_counts(job, ckpt, model, sampling, backend=backend, workers=workers, batch_size=batch_size,
                             device=device, progress=progress)
@@ -330,8 +335,8 @@ def _write_counts(output: str, results: dict, sampling: Sampling, *, truth: Coun
     ``truth`` (read from the file ``labels``), metrics; returns the metrics. Those of these files that the
     options do not ask for are removed, so that none is left from an earlier run with other options."""
     out = Path(output)
-    base, plotted = out.with_suffix(""), plots_dir(output)
-    windows_csv, metrics_json = Path(f"{base}_windows.csv"), Path(f"{base}_metrics.json")
+    plotted = plots_dir(output)
+    windows_csv, metrics_json = beside(output, "windows.csv"), beside(output, "metrics.json")
     rows, window_rows, windowed = [], [], sampling.mode == "window"
     for vid, (clip, frames, meta) in sorted(results.items()):
         if windowed:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..files import VIDEO_EXTENSIONS, select_shard, single_line, videos_at
+from ..files import VIDEO_EXTENSIONS, n_videos, select_shard, single_line, videos_at
 from ..models.encoder import FrameEncoder
 from ..video import Sampling
 from .encode import Encoded, encode_videos
@@ -63,8 +63,7 @@ def extract_folder(input_dir: str, output_dir: str, *, encoder: FrameEncoder | N
     finished, todo = records.start(videos, settings)
     summary = ExtractSummary(total=len(videos), skipped=len(videos) - len(todo),
                              entries={v: finished[v] for v in videos if v in finished})
-    log.info("%d video%s in shard %d/%d: %d already done, %d to extract", len(videos),
-             "" if len(videos) == 1 else "s", shard[0], shard[1],
+    log.info("%s in shard %d/%d: %d already done, %d to extract", n_videos(len(videos)), shard[0], shard[1],
              summary.skipped, len(todo))
     if todo and encoder is None:
         encoder = FrameEncoder(**encoder_spec)

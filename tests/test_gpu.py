@@ -13,6 +13,7 @@ from vidrnn.models import FrameEncoder
 from vidrnn.models.captioner import build_captioner
 from vidrnn.models.counter import RecurrentCounter
 from vidrnn.checkpoint import load_checkpoint
+from vidrnn.device import resident
 from vidrnn.models.decode import beam_search, greedy_decode
 from vidrnn.synth import make_dataset
 from vidrnn.tasks.captioning import CaptionSamples, CaptionTask
@@ -150,3 +151,24 @@ def test_beam_search_on_cuda_equals_cpu(kind, cell):
     assert [[h.tokens for h in hyps] for hyps in gpu] == [[h.tokens for h in hyps] for hyps in cpu]
     assert [h.score for hyps in gpu for h in hyps] == pytest.approx([h.score for hyps in cpu for h in hyps], abs=1e-5)
     assert [h.tokens for h in gpu_greedy] == [h.tokens for h in cpu_greedy]
+
+
+@pytest.mark.parametrize("make", [caption_task, count_task])
+def test_training_with_the_data_left_in_host_memory(make, tmp_path, monkeypatch):
+    """Where the training data would take too much of the GPU's memory it stays in host memory and batches
+    go over one at a time: the same losses as with the data on the GPU."""
+    def losses(name):
+        torch.manual_seed(0)
+        model, task = make(CUDA)
+        cfg = TrainConfig(max_epochs=2, monitor=task.monitor, mode=task.mode, patience=0, amp=False)
+        result = fit(model, task.batches, task.step, task.evaluate, cfg=cfg, out_dir=tmp_path / name,
+                     device=CUDA)
+        data = task.train_feats if hasattr(task, "train_feats") else task.feats
+        return data.device.type, [row["train_loss"] for row in result["history"]]
+
+    on_gpu = losses("gpu")
+    monkeypatch.setattr("vidrnn.tasks.captioning.resident", lambda data, device: resident(data, device, share=0.0))
+    monkeypatch.setattr("vidrnn.tasks.counting.resident", lambda data, device: resident(data, device, share=0.0))
+    on_host = losses("host")
+    assert on_gpu[0] == "cuda" and on_host[0] == "cpu"
+    assert np.allclose(on_host[1], on_gpu[1], rtol=1e-4) and all(np.isfinite(on_host[1]))

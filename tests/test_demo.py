@@ -52,5 +52,7 @@ def test_demo_writes_every_promised_file(tmp_path):
         assert video.get(cv2.CAP_PROP_FRAME_COUNT) == 48 and video.read()[0]
         video.release()
     assert f"report (open it in a browser): {out / 'report.html'}" in res.stdout
+    page = (out / "report.html").read_text(encoding="utf-8")  # what each metrics file covers
+    assert "held-out videos" in page and "per-frame counts on all 24 videos" in page
     # a contact sheet and a count timeline per held-out video, and the two training curves
     assert images_loaded(out / "report.html") == (2 * len(held_out) + 2, [])

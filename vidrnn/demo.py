@@ -83,5 +83,9 @@ def run_demo(out_dir: str, *, size: str = "small", seed: int = 0, encoder: dict,
         "minutes": (time.perf_counter() - start) / 60,
     }
     write_json(out / "demo_metrics.json", summary)
-    report = write_report(out, title=f"vidrnn demo ({size}): the held-out videos", videos=held_out)
+    note = (f"The pictures are of the {len(held_out)} held-out videos (colour/shape pairs never seen in training), "
+            f"and demo_metrics.json scores them. counts_metrics.json scores the counter's per-frame counts on all "
+            f"{data['num_videos']} videos; caption_run/ and count_run/metrics.json hold the training runs' "
+            f"validation and test scores.")
+    report = write_report(out, title=f"vidrnn demo ({size})", videos=held_out, note=note)
     return {**summary, "out_dir": str(out), "report": str(report), "pictures_failed": pictures.failed}

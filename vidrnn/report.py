@@ -33,14 +33,16 @@ tr:nth-child(even) { background: #f4f4f4; } td.num { text-align: right; font-var
 
 
 def write_report(out_dir: str | os.PathLike, *, title: str = "vidrnn results",
-                 videos: Sequence[str] | None = None) -> Path:
+                 videos: Sequence[str] | None = None, note: str = "") -> Path:
     """Write ``out_dir/report.html`` from what is in ``out_dir`` (``videos.jsonl``, ``sheets/``,
     ``rendered/``, ``*_plots/``, ``*metrics.json`` and ``*/metrics.json``, ``*.png`` and
-    ``*/curves.png``); ``videos``: show only these ids. Returns its path."""
+    ``*/curves.png``); ``videos``: show only these ids; ``note``: a paragraph under the title. Returns its path."""
     out = Path(out_dir)
     notes = load_notes(out)
     ids = sorted(notes) if videos is None else sorted(set(notes) & set(videos))
     body = [f"<h1>{escape(title)}</h1>", f'<p class="dim">{escape(str(out.resolve()))}</p>']
+    if note:
+        body.append(f"<p>{escape(note)}</p>")
     metrics = sorted(out.glob("*metrics.json")) + sorted(out.glob("*/metrics.json"))
     if metrics:
         body.append('<h2>Metrics</h2><div class="metrics">')

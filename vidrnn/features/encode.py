@@ -70,10 +70,17 @@ def _init_worker(_):
     torch.set_num_threads(1)
 
 
-def _worker_died(error: RuntimeError) -> bool:
+_WORKER_ERRORS = (RuntimeError, ConnectionError, EOFError)
+
+
+def _worker_died(error: Exception) -> bool:
     """Whether ``error`` is the DataLoader's news of a dead worker ("DataLoader worker (pid 12) is killed
-    by signal: ...", "... exited unexpectedly"), raised from its SIGCHLD handler or its queue wait."""
-    return str(error).startswith("DataLoader worker (pid")
+    by signal: ...", "... exited unexpectedly"), raised from its SIGCHLD handler or its queue wait, or a
+    broken connection to one: a worker that dies before the main process has fetched the shared memory of
+    a chunk it sent (torch passes its file descriptor over a socket of the worker's) breaks that fetch."""
+    if isinstance(error, (ConnectionError, EOFError)):
+        return True
+    return isinstance(error, RuntimeError) and str(error).startswith("DataLoader worker (pid")
 
 
 @dataclass
@@ -134,14 +141,14 @@ def _crash_isolated(run: Callable, videos: list[tuple[str, str]], workers: int) 
                 finished.add(result.key)
                 yield result
             return
-        except RuntimeError as e:
-            if not _worker_died(e):
-                raise
+        except _WORKER_ERRORS as e:
             suspects = [todo[i] for i in dict.fromkeys(reading) if i >= 0 and todo[i][0] not in finished]
+            if not _worker_died(e) or not suspects:
+                raise
         for video in suspects:  # alone, in a fresh worker: a crash now is this file's
             try:
                 yield from run([video], mp.Array("q", [-1], lock=False), workers=1)
-            except RuntimeError as e:
+            except _WORKER_ERRORS as e:
                 if not _worker_died(e):
                     raise
                 yield Failed(video[0], CRASHED)

@@ -163,7 +163,7 @@ def run_app(job: Callable[[DictConfig], int], cfg: DictConfig) -> None:
               else f"error: {error_line(e)}", file=sys.stderr)
         if run_dir:
             record_error(run_dir, e)
-        if os.environ.get("VIDRNN_DEBUG"):
+        if os.environ.get("VIDRNN_DEBUG", "0") not in ("", "0"):
             raise
         code = 130 if interrupted else EXIT_ERROR
     if run_dir is None or code == 130:  # an interrupt ends a sweep too (SystemExit passes Hydra's job wrapper)

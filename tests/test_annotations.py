@@ -189,3 +189,15 @@ def test_a_file_name_that_is_not_utf8_is_matched_by_the_id_the_outputs_give_it()
     name = os.fsdecode(b"clips/caf\xe9.mp4")  # how Python lists a Latin-1 file name
     report = match_videos(["caf\\xe9", "clips/caf\\xe9"], [name, "clips/other.mp4"])
     assert report.matched == {"caf\\xe9": name, "clips/caf\\xe9": name} and report.unlabelled == ["clips/other.mp4"]
+
+
+def test_msrvtt_videos_whose_ids_name_no_sentence_video_are_an_error(tmp_path):
+    """videos[] with integer ids beside sentences[] naming "video0": before, the splits were silently lost and
+    training held out a random validation set instead of the file's test split."""
+    path = tmp_path / "ann.json"
+    path.write_text(json.dumps({"videos": [{"video_id": 0, "split": "train"}, {"video_id": 1, "split": "test"}],
+                                "sentences": [{"video_id": "video0", "caption": "a cat"},
+                                              {"video_id": "video1", "caption": "a dog"}]}))
+    with pytest.raises(AnnotationError, match=r"ann\.json:videos: none of its 2 video_ids \(such as '0'\) names a "
+                                              r"video of sentences \(such as 'video0'\), so no split can be read"):
+        load_captions(path)

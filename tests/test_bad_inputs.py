@@ -470,3 +470,35 @@ def test_a_long_video_id_is_shortened_in_its_timeline_plot_title():
     assert plot_title("cam1") == "cam1"
     title = plot_title("start" + "x" * 300 + "end")
     assert len(title) <= 70 and title.startswith("start") and title.endswith("end") and "…" in title
+
+
+def test_damaged_frames_are_skipped_and_every_read_gives_the_same_frames(tmp_path, caplog):
+    """FFmpeg fails the frames of a damaged stretch and goes on with the frames after it. Those are skipped
+    (and named in a warning), so every read of the file decodes the same frames and each sampled frame
+    arrives. Before, an H.264 mp4 with its index first, cut in half, was counted past a failed frame that
+    the sampling read then stopped at: the planned frames never came and the run ended with a reshape
+    error; a stretch of zeroed bytes ended the video there."""
+    from vidrnn.features.encode import Encoded, map_frames
+    from vidrnn.video import Sampling, read_sampled
+
+    noise = np.random.default_rng(2).integers(0, 256, (40, 64, 96, 3), np.uint8)
+    whole = _av_video(tmp_path / "whole.mp4", noise, container_options={"movflags": "faststart"}).read_bytes()
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v/cut.mp4").write_bytes(whole[: len(whole) // 2])
+    zeroed = bytearray(_av_video(tmp_path / "plain.mp4", noise).read_bytes())
+    middle, eighth = len(zeroed) // 2, len(zeroed) // 8
+    zeroed[middle - eighth: middle + eighth] = bytes(2 * eighth)
+    (tmp_path / "v/zeroed.mp4").write_bytes(bytes(zeroed))
+    for name in ("cut.mp4", "zeroed.mp4"):
+        path = str(tmp_path / "v" / name)
+        frames, meta = read_sampled(path, Sampling(num_frames=8), size=32)
+        assert frames.shape == (8, 32, 32, 3) and meta.damaged_frames > 0
+        capture = cv2.VideoCapture(path)
+        assert meta.frame_count == sum(capture.grab() for _ in range(60))  # every frame that decodes
+        np.testing.assert_array_equal(read_sampled(path, Sampling(num_frames=8), size=32)[0], frames)
+    videos = [(name, str(tmp_path / "v" / name)) for name in ("cut.mp4", "zeroed.mp4")]
+    with caplog.at_level("WARNING", logger="vidrnn.video"):
+        results = list(map_frames(videos, lambda f: f.mean((1, 2, 3)), Sampling(num_frames=8), workers=1))
+    assert sorted(r.key for r in results if not isinstance(r, Encoded) and r.values.shape == (8,)) == [
+        "cut.mp4", "zeroed.mp4"]
+    assert all(re.search(rf"{n}: \d+ frames? failed to decode", caplog.text) for n in ("cut.mp4", "zeroed.mp4"))

@@ -417,6 +417,16 @@ def test_a_count_output_that_is_no_csv_stops_before_any_video(tmp_path, name):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_count_output_that_is_a_folder_stops_before_any_video(tmp_path):
+    """Before, every video was counted and then writing counts.csv failed with a bare "[Errno 21] Is a
+    directory"."""
+    from vidrnn.predict import count_folder
+    (tmp_path / "counts.csv").mkdir()
+    with pytest.raises(ValueError, match=r"counts\.csv: a folder; the count output is a file \(such as .*counts\.csv/"
+                                         r"counts\.csv\)$"):
+        count_folder(str(tmp_path / "no such folder"), str(tmp_path / "counts.csv"), counter="hog")
+
+
 def test_frames_for_end_to_end_training_that_cannot_fit_in_memory_are_an_error(tmp_path):
     data = make_dataset(tmp_path / "data", num_videos=4, width=64, height=48, num_frames=8, fps=8.0)
     res = run_pipeline("train", "task=count", f"data.video_dir={data['videos_dir']}",
@@ -458,3 +468,20 @@ def test_video_keys_a_count_run_does_not_read_are_named(tmp_path):
     assert res.returncode == 0, res.stderr
     assert ("count: warning: video.size, video.sampling not used: the HOG detector reads video.num_frames full-size "
             "frames per clip or window") in res.stdout.splitlines()
+
+
+def test_videos_whose_paths_differ_only_in_their_extension_get_an_id_each(tmp_path):
+    """``clip.avi`` beside ``clip.mp4``: each is counted under its file name (before, both had the id
+    ``clip`` and one row of counts.csv was lost, with exit status 0); a lone stem stays the id."""
+    from vidrnn.predict import video_ids
+    videos = tmp_path / "v"
+    (videos / "sub").mkdir(parents=True)
+    write_opencv(videos / "clip.avi", 8, "MJPG")
+    write_opencv(videos / "clip.mp4", 8, "mp4v")
+    write_opencv(videos / "sub/clip.mp4", 8, "mp4v")
+    write_opencv(videos / "other.mp4", 8, "mp4v")
+    assert video_ids(["clip.avi", "clip.mp4", "sub/clip.mp4", "other.mp4"]) == {
+        "clip.avi": "clip.avi", "clip.mp4": "clip.mp4", "sub/clip.mp4": "sub/clip", "other.mp4": "other"}
+    _hog_count(videos, tmp_path / "counts.csv")
+    assert sorted(r["video_id"] for r in read_csv_rows(tmp_path / "counts.csv")) == [
+        "clip.avi", "clip.mp4", "other", "sub/clip"]

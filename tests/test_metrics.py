@@ -337,8 +337,9 @@ def test_prediction_ids_that_are_numbers_or_paths_find_their_videos(tmp_path):
     assert "evaluate: 1 prediction names no annotated video, not scored ('vidoe7012')" in res.stdout
     nothing = tmp_path / "nothing.json"
     nothing.write_text('[{"image_id": "clip_a", "caption": "a cat"}]')
-    with pytest.raises(ValueError, match=re.escape("no caption prediction names an annotated video (predictions: "
-                                                   "'clip_a'; annotations: 'video7010', 'video7011', 'video12')")):
+    with pytest.raises(ValueError, match=re.escape(f"{nothing}: no caption prediction names an annotated video "
+                                                   "(predictions: 'clip_a'; annotations: 'video7010', 'video7011', "
+                                                   "'video12')")):
         evaluate_captions(str(nothing), str(refs), meteor=False)
     counts = tmp_path / "counts.csv"
     counts.write_text("video_id,count,split\nvid0001,2,test\nvid0002,0,test\n")

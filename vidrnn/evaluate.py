@@ -54,7 +54,8 @@ def _align(source: str, predicted: dict, truth_ids, what: str, known, paths: dic
             if vid in wanted:
                 aligned[vid] = value
     if not aligned:
-        raise ValueError(f"no {what} prediction names an annotated video{'' if unknown else ' of this split'} "
+        where = "" if unknown else " of this split"
+        raise ValueError(f"{source}: no {what} prediction names an annotated video{where} "
                          f"(predictions: {some_of(predicted)}; annotations: {some_of(truth_ids or known)})")
     return aligned, unknown
 

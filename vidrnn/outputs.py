@@ -21,6 +21,8 @@ def output_format(path: str | os.PathLike, formats: tuple[str, ...], what: str) 
     suffix = Path(path).suffix
     if suffix.lower() not in formats:
         raise ValueError(f"{path}: {what} output must end in {', '.join(formats)} (not {suffix or 'no extension'})")
+    if Path(path).is_dir():
+        raise ValueError(f"{path}: a folder; the {what} output is a file (such as {Path(path, what + 's' + suffix)})")
     return suffix.lower()
 
 

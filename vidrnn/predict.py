@@ -47,12 +47,14 @@ class PredictSummary:
 
 
 def video_ids(files: list[str]) -> dict[str, str]:
-    """Relative path -> video id: the file's stem, or its path without extension where stems repeat. Bytes
-    of a file name that are not UTF-8 are written as ``\\xNN`` (``caf\\xe9``), so every id is plain text."""
+    """Relative path -> video id: the file's stem; its path without extension where stems repeat; the
+    relative path itself where that repeats too (``clip.avi`` beside ``clip.mp4``). Bytes of a file name
+    that are not UTF-8 are written as ``\\xNN`` (``caf\\xe9``), so every id is plain text."""
     stems = [PurePosixPath(f).stem for f in files]
-    repeats = Counter(stems)
-    return {f: printable(s if repeats[s] == 1 else str(PurePosixPath(f).with_suffix("")))
-            for f, s in zip(files, stems)}
+    bare = [str(PurePosixPath(f).with_suffix("")) for f in files]
+    stem_repeats, bare_repeats = Counter(stems), Counter(bare)
+    return {f: printable(s if stem_repeats[s] == 1 else b if bare_repeats[b] == 1 else f)
+            for f, s, b in zip(files, stems, bare)}
 
 
 def window_times(sampling: Sampling, meta) -> list[tuple[float, float]]:

@@ -220,6 +220,10 @@ def _load_json(path, text: str) -> CaptionSet:
     for i, sentence in enumerate(data[captions]):
         video_id = _json_field(path, f"{captions}[{i}]", sentence, caption_id)
         out.add(video_id, _json_field(path, f"{captions}[{i}]", sentence, "caption"), splits.get(video_id))
+    if splits and out.captions and not splits.keys() & out.captions.keys():
+        raise AnnotationError.at(path, videos, f"none of its {len(splits)} {video_id_key}s (such as "
+                                 f"{next(iter(splits))!r}) names a video of {captions} (such as "
+                                 f"{next(iter(out.captions))!r}), so no split can be read")
     out.paths = {v: p for v, p in paths.items() if v in out.captions}
     return out
 

@@ -3,6 +3,7 @@ batched across videos; or per-frame values of a function run in those workers (t
 worker that crashes costs only the video it was reading."""
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -92,6 +93,7 @@ class _Pending:
     meta: VideoMeta | None = None
 
 
+log = logging.getLogger("vidrnn.video")
 CRASHED = "the decoder crashed on this file (a native error in OpenCV/FFmpeg)"
 
 
@@ -126,6 +128,14 @@ def map_frames(videos: list[tuple[str, str]], fn: Callable[[np.ndarray], np.ndar
     ``videos``, run in the decode workers: one ``Mapped`` or ``Failed`` per video, as they finish. A
     worker that dies is handled as in ``encode_videos``."""
     yield from _crash_isolated(partial(_map, fn=fn, sampling=sampling, backend=backend), videos, workers)
+
+
+def warn_damaged(key: str, meta: VideoMeta) -> None:
+    """A warning naming a video whose decoding skipped frames that failed (a damaged stretch)."""
+    if meta.damaged_frames:
+        n = meta.damaged_frames
+        log.warning("%s: %d frame%s failed to decode (a damaged stretch) and %s skipped; %d frames read", key, n,
+                    "s" if n > 1 else "", "were" if n > 1 else "was", meta.frame_count)
 
 
 def _crash_isolated(run: Callable, videos: list[tuple[str, str]], workers: int) -> Iterator:
@@ -171,6 +181,7 @@ def _map(videos: list[tuple[str, str]], reading, *, fn, sampling: Sampling, back
         elif kind == "restart":
             state.pop(key, None)
         elif kind == "meta":
+            warn_damaged(key, msg[2])
             indices, values = state.pop(key)
             yield Mapped(key, arrange(np.concatenate(indices), np.concatenate(values), msg[2].frame_indices), msg[2])
         else:
@@ -262,6 +273,7 @@ def _encode(videos: list[tuple[str, str]], reading, *, encoder: FrameEncoder, sa
             st.feats.close()
             state[key] = _Pending(gen=st.gen + 1)
         elif kind == "meta":
+            warn_damaged(key, msg[2])
             st.meta = msg[2]
         else:
             state.pop(key).feats.close()

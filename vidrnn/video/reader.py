@@ -47,6 +47,9 @@ class VideoInfo:
     header_frames: int
 
 
+DAMAGED_MAX = 250  # failed grabs in a row that are damaged frames, not the end: x264's longest default GOP
+
+
 class VideoReader:
     """Sequential reader: ``grab()`` advances one frame, ``retrieve()`` returns it as RGB uint8."""
 
@@ -57,6 +60,8 @@ class VideoReader:
         self._source = source or path  # what the decoder is given: the path, or a link to it
         self._threads = threads  # decoding threads; 0: the library's choice
         self.frames_seen = 0  # frames decoded so far by read_frames/count_remaining
+        self.ended = False  # the stream has ended (``next_frame``)
+        self.damaged = 0  # frames that failed to decode between frames that did, skipped (``next_frame``)
         self.pts: list[float] = []  # the decoder's timestamp (s) of every grabbed frame, in decode order
         self.info = self._open()
 
@@ -312,7 +317,7 @@ def read_frames(reader: VideoReader, indices: Iterable[int], *, size: int | None
     reader.frames_seen = 0
     for target in wanted:
         while i <= target:
-            if not reader.grab():
+            if not next_frame(reader):
                 return
             i += 1
             reader.frames_seen = i
@@ -321,6 +326,21 @@ def read_frames(reader: VideoReader, indices: Iterable[int], *, size: int | None
 
 def count_remaining(reader: VideoReader) -> int:
     """Grab to the end of the stream; returns the total number of frames decoded by ``read_frames``."""
-    while reader.grab():
+    while next_frame(reader):
         reader.frames_seen += 1
     return reader.frames_seen
+
+
+def next_frame(reader: VideoReader) -> bool:
+    """``grab()`` the next frame that decodes; False at the end of the stream. FFmpeg fails the frames of
+    a damaged stretch (a cut or corrupted packet) and goes on with the frames after it: up to
+    ``DAMAGED_MAX`` failures in a row are skipped and counted in ``reader.damaged``, so frame ``i`` is the
+    ``i``-th frame that decodes, on every read."""
+    if reader.ended:
+        return False
+    for failed in range(DAMAGED_MAX + 1):
+        if reader.grab():
+            reader.damaged += failed
+            return True
+    reader.ended = True
+    return False

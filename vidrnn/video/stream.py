@@ -1,13 +1,15 @@
 """Stream a video's sampled frames in bounded chunks, checking the container's frame count on the way."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from .reader import ACCESS, VideoError, count_remaining, open_video, read_frames
 from .sampling import Sampling
+
+READS = 3  # at most: the planned read, one after a wrong header count, one more for a damaged file
 
 
 @dataclass
@@ -42,6 +44,7 @@ class VideoMeta:
     duration_s: float | None = None  # from the decoder's timestamps where usable, else frames / fps
     window_bounds: list | None = None  # window sampling: (start_s, end_s) of each window, timed the same way
     window_frames: list | None = None  # window sampling: the [start, end) frame range of each window
+    damaged_frames: int = 0  # frames that failed to decode between frames that did: skipped, not counted
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -68,25 +71,35 @@ def stream_video(path: str, sampling: Sampling, *, size: int | None, backend: st
             reader = open_video(path, info.backend, threads)
         if total < 1:
             raise VideoError("no frame could be decoded")
-        plan = _plan(sampling, total, info.fps)
-        yield from _chunks(reader, plan, size, chunk)
-        counted = count_remaining(reader)
-        if counted < 1:
-            raise VideoError("no frame could be decoded")
         fps = info.fps if info.fps > 0 else 0.0
-        edges = _edges(reader, counted, fps)
-        timed = sampling.mode != "uniform" and edges is not None and _irregular(edges, fps)
-        new_plan = sampling.plan_in_time(edges) if timed else _plan(sampling, counted, fps)
-        if not np.array_equal(new_plan, plan):
-            yield Restart(f"header said {total} frames, decoding gave {counted}" if counted != total else
-                          "the frames are not 1 / fps apart (variable frame rate): sampled again by their times")
+        plan, counts = _plan(sampling, total, info.fps), [total]  # the frames each plan was made for
+        for _ in range(READS):
+            got = yield from _chunks(reader, plan, size, chunk)
+            counted = count_remaining(reader)
+            if counted < 1:
+                raise VideoError("no frame could be decoded")
+            edges = _edges(reader, counted, fps)
+            timed = sampling.mode != "uniform" and edges is not None and _irregular(edges, fps)
+            new_plan = sampling.plan_in_time(edges) if timed else _plan(sampling, counted, fps)
+            if np.array_equal(new_plan, plan) and got == len(np.unique(plan)):
+                break
+            if counted == counts[-1]:
+                reason = "the frames are not 1 / fps apart (variable frame rate): sampled again by their times"
+            elif len(counts) == 1:
+                reason = f"header said {total} frames, decoding gave {counted}"
+            else:  # a damaged file can decode to another length each time
+                reason = f"one read decoded {counts[-1]} frames, the next {counted}"
+            counts.append(counted)
+            if len(counts) > READS:
+                raise VideoError(f"damaged or truncated: each read decodes another number of frames "
+                                 f"({', '.join(map(str, counts[1:]))}), so the sampled frames cannot be read")
+            yield Restart(reason)
             reader.close()
             reader = open_video(path, info.backend, threads)
-            yield from _chunks(reader, new_plan, size, chunk)
-            count_remaining(reader)
-        if counted != total:
+            plan = new_plan
+        if counted != info.header_frames:
             source = "counted"
-        total, plan = counted, new_plan
+        total, damaged = counted, reader.damaged
     finally:
         reader.close()
     stamps = edges[plan] if edges is not None else np.zeros(plan.shape)
@@ -100,7 +113,7 @@ def stream_video(path: str, sampling: Sampling, *, size: int | None, backend: st
     duration = round(float(edges[-1]), 4) if edges is not None else None
     yield VideoMeta(info.backend, ACCESS, info.width, info.height, fps, total, info.header_frames, source,
                     plan.tolist(), stamps.round(4).tolist(), duration, bounds,
-                    [list(r) for r in ranges] if ranges is not None else None)
+                    [list(r) for r in ranges] if ranges is not None else None, damaged)
 
 
 def window_bounds(ranges: list[tuple[int, int]], edges: np.ndarray) -> list[tuple[float, float]]:
@@ -158,14 +171,17 @@ def _plan(sampling: Sampling, total: int, fps: float) -> np.ndarray:
         raise VideoError(str(e)) from e
 
 
-def _chunks(reader, plan: np.ndarray, size: int | None, chunk: int) -> Iterator[Chunk]:
+def _chunks(reader, plan: np.ndarray, size: int | None, chunk: int) -> Generator[Chunk, None, int]:
+    """The planned frames in chunks; returns how many there were (fewer where the stream ended first)."""
     wanted = np.unique(plan)
-    frames, indices = [], []
+    frames, indices, count = [], [], 0
     for i, frame in read_frames(reader, wanted, size=size):
         frames.append(frame)
         indices.append(i)
+        count += 1
         if len(frames) == chunk:
             yield Chunk(np.stack(frames), np.asarray(indices))
             frames, indices = [], []
     if frames:
         yield Chunk(np.stack(frames), np.asarray(indices))
+    return count

@@ -35,6 +35,9 @@ _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 MIN_FREE_BYTES = 1 << 20  # a run dir on a disk with less free space is refused before Hydra writes to it
 
 
+INTERRUPTED = "interrupted: what was finished is kept; run the same command again to go on"
+
+
 def hydra_app(config_name: str) -> Callable:
     """``hydra.main`` for conf/<config_name>.yaml, after a check of the command line's keys: one the app does
     not have is a one-line error naming the closest one (Hydra's own is six lines and advises ``+key=``)."""
@@ -52,7 +55,11 @@ def hydra_app(config_name: str) -> Callable:
                     if error:
                         print(f"error: {error}", file=sys.stderr)
                         sys.exit(EXIT_ERROR)
-            run()
+            try:
+                run()
+            except KeyboardInterrupt:  # in Hydra's own code: between a sweep's jobs, composing a config
+                print(INTERRUPTED, file=sys.stderr)
+                sys.exit(130)
         return main
     return wrap
 
@@ -159,8 +166,7 @@ def run_app(job: Callable[[DictConfig], int], cfg: DictConfig) -> None:
         code = job(cfg)
     except (Exception, KeyboardInterrupt) as e:
         interrupted = isinstance(e, KeyboardInterrupt)
-        print("interrupted: what was finished is kept; run the same command again to go on" if interrupted
-              else f"error: {error_line(e)}", file=sys.stderr)
+        print(INTERRUPTED if interrupted else f"error: {error_line(e)}", file=sys.stderr)
         if run_dir:
             record_error(run_dir, e)
         if os.environ.get("VIDRNN_DEBUG", "0") not in ("", "0"):

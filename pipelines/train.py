@@ -1,11 +1,14 @@
 """Train a captioner or a people counter on a folder of videos and an annotation file."""
 from __future__ import annotations
 
+from dataclasses import fields
+
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from pipelines.common import EXIT_OK, encoder_spec, hydra_app, run_app, sampling_from
 from vidrnn.device import decode_workers, resolve_device
+from vidrnn.schemas import DataSchema
 from vidrnn.sweeps import check_settings, finished_result
 from vidrnn.train.loop import TrainConfig
 from vidrnn.train.run import DataConfig, ExtractConfig, ModelConfig, train_model
@@ -22,7 +25,8 @@ def train(cfg: DictConfig) -> int:
                             progress=not cfg.quiet, trainable=cfg.encoder.trainable)
     model = OmegaConf.to_container(cfg.model[cfg.task])
     model.update({k: cfg.model[k] for k in ("cell", "hidden", "layers", "dropout")})
-    check_settings(out_dir, OmegaConf.to_container(cfg, resolve=True), t.resume)
+    data_paths = tuple(f"data.{f.name}" for f in fields(DataSchema) if f.metadata.get("path"))
+    check_settings(out_dir, OmegaConf.to_container(cfg, resolve=True), t.resume, paths=data_paths)
     result = finished_result(out_dir, t.max_epochs) if t.resume else None
     if result is not None:
         print(f"train: {out_dir} already finished, not trained again")

@@ -201,3 +201,12 @@ def test_msrvtt_videos_whose_ids_name_no_sentence_video_are_an_error(tmp_path):
     with pytest.raises(AnnotationError, match=r"ann\.json:videos: none of its 2 video_ids \(such as '0'\) names a "
                                               r"video of sentences \(such as 'video0'\), so no split can be read"):
         load_captions(path)
+
+
+def test_a_video_whose_captions_are_all_blank_is_named_in_a_warning(tmp_path, caplog):
+    path = tmp_path / "ann.csv"
+    path.write_text('video_id,caption,split\nv0,"  ",test\nv0,,test\nv1,a dog runs,test\nv1,,test\n')
+    with caplog.at_level("WARNING", logger="vidrnn.data"):
+        captions = load_captions(path)
+    assert captions.captions == {"v1": ["a dog runs"]}
+    assert "ann.csv: 1 video with only blank captions left out ('v0')" in caplog.text

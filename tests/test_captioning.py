@@ -21,7 +21,7 @@ from vidrnn.predict import caption_folder
 from vidrnn.synth import make_dataset
 from vidrnn.tasks.captioning import CaptionSamples, CaptionTask
 from vidrnn.text import Vocab
-from vidrnn.train.loop import TrainConfig
+from vidrnn.train.loop import TrainConfig, fit
 from vidrnn.train.run import DataConfig, ExtractConfig, ModelConfig, train_model
 from vidrnn.video import Sampling
 
@@ -211,6 +211,53 @@ def test_training_resumes_from_last_checkpoint(trained, tmp_path):
     second = train_model("caption", *args, TrainConfig(max_epochs=4, patience=0), out_dir=str(tmp_path))
     assert [r["epoch"] for r in second["history"]] == [1, 2, 3, 4]
     assert second["history"][:2] == first["history"]
+
+
+def _tiny_caption_fit(out_dir, max_epochs: int, stop_after: int | None = None) -> list[dict]:
+    """A captioner with dropout trained by the real loop on random features; ``stop_after``: Ctrl-C in the
+    epoch after that one. The history of the epochs run."""
+    torch.manual_seed(0)
+    words = ["a red circle moves left", "two people walk", "a blue square moves up", "nobody walks"]
+    refs = {f"v{i}": [words[i % 4], words[(i + 1) % 4]] for i in range(12)}
+    samples = CaptionSamples(list(refs), torch.randn(12, 4, 32), refs)
+    vocab = Vocab.build((c for cs in refs.values() for c in cs), 1)
+    model = build_captioner("attention", 32, len(vocab), hidden=32, embed=16, dropout=0.5)
+    model.features.set_stats(samples.feats)
+    task = CaptionTask(vocab, samples, samples, batch_size=8, max_len=8, scheduled_sampling=0.5)
+
+    def batches(epoch):
+        if stop_after is not None and epoch > stop_after:
+            raise KeyboardInterrupt
+        yield from task.batches(epoch)
+
+    cfg = TrainConfig(max_epochs=max_epochs, monitor=task.monitor, mode=task.mode, patience=0)
+    try:
+        return fit(model, batches, task.step, task.evaluate, cfg=cfg, out_dir=out_dir, device=torch.device("cpu"))[
+            "history"]
+    except KeyboardInterrupt:
+        return []
+
+
+def test_a_resumed_run_trains_as_the_run_that_was_never_stopped(tmp_path):
+    """last.pt keeps the random generators' state, so dropout and scheduled sampling go on where they were:
+    stopped after epoch 2 and resumed, the run's history equals the uninterrupted run's (before, the resumed
+    epochs drew the masks of epoch 1 again)."""
+    whole = _tiny_caption_fit(tmp_path / "whole", 4)
+    _tiny_caption_fit(tmp_path / "stopped", 4, stop_after=2)
+    resumed = _tiny_caption_fit(tmp_path / "stopped", 4)
+    strip = [{k: v for k, v in row.items() if k != "seconds"} for row in whole]
+    assert [{k: v for k, v in row.items() if k != "seconds"} for row in resumed] == strip
+
+
+def test_training_longer_stretches_the_cosine_schedule(tmp_path):
+    """trainer.max_epochs raised on a finished run: the cosine schedule ends at the new last epoch instead of
+    climbing back up after the old one."""
+    first = _tiny_caption_fit(tmp_path, 2)
+    longer = _tiny_caption_fit(tmp_path, 5)
+    lr = [row["lr"] for row in longer]
+    low, high = lr[4], TrainConfig().lr  # the schedule's floor and start
+    assert longer[:2] == first and lr[2] > lr[3] > lr[4] and low == pytest.approx(first[-1]["lr"])
+    assert lr[2] == pytest.approx(low + (high - low) * (1 + np.cos(np.pi * 3 / 5)) / 2)
 
 
 def test_caption_pipeline_formats_parse_back(trained, tmp_path):

@@ -317,17 +317,17 @@ def test_caption_results_of_other_code_score_like_ours(tmp_path, text):
 
 
 def test_prediction_ids_that_are_numbers_or_paths_find_their_videos(tmp_path):
-    """MSR-VTT results of other code often name video7010 by its number; a path names its last part. A
-    prediction naming no annotated video is listed as unknown (a typo), one of another split is not; with
-    no prediction matching, the error shows ids of both sides."""
+    """MSR-VTT results of other code often name video7010 by its number; a path names its last part (its
+    file: x/video7011.mp4). A prediction naming no annotated video is listed as unknown (a typo), one of
+    another split is not; with no prediction matching, the error shows ids of both sides."""
     from vidrnn.evaluate import evaluate_captions, evaluate_counts
 
     refs = tmp_path / "refs.csv"
     refs.write_text("video_id,caption,split\nvideo7010,a cat sits,test\nvideo7011,a dog runs,test\n"
                     "video12,a man sings,train\n")
     theirs = tmp_path / "theirs.json"
-    theirs.write_text('[{"image_id": 7010, "caption": "a cat sits"}, {"image_id": "x/video7011", "caption": "a dog"},'
-                      ' {"image_id": 12, "caption": "a man"}, {"image_id": "vidoe7012", "caption": "a typo"}]')
+    theirs.write_text('[{"image_id": 7010, "caption": "a cat sits"}, {"image_id": "x/video7011.mp4", "caption": '
+                      '"a dog"}, {"image_id": 12, "caption": "a man"}, {"image_id": "vidoe7012", "caption": "a typo"}]')
     result = evaluate_captions(str(theirs), str(refs), split="test", meteor=False)
     assert result["videos"] == 2 and result["missing"] == [] and result["unknown"] == ["vidoe7012"]
     assert result["per_video"]["video7010"]["BLEU-1"] == pytest.approx(1.0)

@@ -42,7 +42,8 @@ def metrics(epochs_run: int, mae: float, test: dict | None = None) -> dict:
 
 def test_summary_of_a_sweep_dir_lists_done_failed_and_running_runs(tmp_path):
     fake_run(tmp_path, 0, ["task=count", "model.cell=gru"], metrics(3, 1.5, {"MAE": 1.25, "RMSE": 2.0}))
-    fake_run(tmp_path, 1, ["task=count", "model.cell=lstm"], error="CUDA out of memory")
+    fake_run(tmp_path, 1, ["task=count", "model.cell=lstm"], metrics(3, 0.5), error="CUDA out of memory")  # an
+    # earlier run's metrics left in the dir of a run that failed: not shown as this run's
     fake_run(tmp_path, 10, ["task=count", "model.cell=rnn"], metrics(2, 2.5))  # sorted after 1, not before
     rows = summarize_sweep(tmp_path)
     assert [(r["run"], r["model.cell"], r["status"]) for r in rows] == [
@@ -146,6 +147,19 @@ def test_a_run_dir_reruns_only_with_its_own_settings(tmp_path):
     check_settings(tmp_path, {**settings, "model": {"hidden": 32, "cell": "gru"}})  # recorded by the fresh run
 
 
+def test_a_run_dir_compares_its_data_paths_as_paths(tmp_path, monkeypatch):
+    """``data/``, ``./data`` and the absolute path name one folder: a rerun spelling it another way resumes
+    the run instead of being told to train afresh."""
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    check_settings(run, {"data": {"video_dir": "data", "annotations": "a.csv"}}, paths=("data.video_dir",))
+    (run / "metrics.json").write_text(json.dumps(metrics(3, 1.0)))
+    for spelt in ("data/", "./data", str(tmp_path / "data")):
+        check_settings(run, {"data": {"video_dir": spelt, "annotations": "a.csv"}}, paths=("data.video_dir",))
+    with pytest.raises(ValueError, match="data.video_dir .* there, .*other.* now"):
+        check_settings(run, {"data": {"video_dir": "other", "annotations": "a.csv"}}, paths=("data.video_dir",))
+
+
 @pytest.mark.parametrize("launcher, target", [
     ("submitit_slurm", "SlurmLauncher"), ("slurm", "SlurmLauncher"), ("joblib", "JoblibLauncher")])
 def test_launcher_configs_compose(launcher, target):
@@ -197,6 +211,20 @@ def test_ctrl_c_ends_a_sweep_with_one_line_and_status_130(tmp_path):
     assert proc.returncode == 130 and "Traceback" not in err, err
     assert err.strip().splitlines()[-1] == "interrupted: what was finished is kept; run the same command again to go on"
     assert not (sweep / "1").exists()  # the sweep stopped
+
+
+def test_ctrl_c_in_hydra_s_own_code_is_one_line_and_status_130(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C that lands in Hydra's code (between a sweep's jobs, or while it composes the config) ends
+    the app with the usual line, not Hydra's and yaml's traceback."""
+    from pipelines.common import INTERRUPTED, hydra_app
+
+    def stopped(cfg):
+        raise KeyboardInterrupt  # as if in Hydra's launcher: no run_app around it
+
+    monkeypatch.setattr(sys, "argv", ["summarize", f"hydra.run.dir={tmp_path}"])
+    with pytest.raises(SystemExit) as ended:
+        hydra_app("summarize")(stopped)()
+    assert ended.value.code == 130 and capsys.readouterr().err.strip().splitlines()[-1] == INTERRUPTED
 
 
 def test_the_table_shows_an_optuna_trial_s_values_rounded(tmp_path):

@@ -18,9 +18,9 @@ def _align(source: str, predicted: dict, truth_ids, what: str, known, paths: dic
            ) -> tuple[dict, list[str]]:
     """Predictions (of the file ``source``) keyed by the annotation's ids (``truth_ids``), and the prediction
     ids that name none of the annotated videos (``known``, every split). A prediction id may be a path whose
-    last part is the id, the name of the video's file (``paths``: id -> file path hint; a caption run names
-    videos by their files), or the number of an id that is a word and that number (7010 for MSR-VTT's
-    video7010); two ids that name one video are an error."""
+    last part is the id (with or without an extension), the name of the video's file (``paths``: id -> file
+    path hint; a caption run names videos by their files), or the number of an id that is a word and that
+    number (7010 for MSR-VTT's video7010); two ids that name one video are an error."""
     known = list(known)
     by_number: dict[int, list[str]] = {}
     for vid in known:
@@ -35,7 +35,8 @@ def _align(source: str, predicted: dict, truth_ids, what: str, known, paths: dic
     known_set, wanted = set(known), set(truth_ids)
 
     def annotated(key: str) -> str | None:
-        for candidate in (key, PurePosixPath(key).name):
+        last = PurePosixPath(key.replace("\\", "/"))
+        for candidate in (key, last.name, last.stem):  # ... or the path of its file: TrainValVideo/video0.mp4
             if candidate in known_set:
                 return candidate
         named = by_file.get(key) or (by_number.get(int(key), []) if key.isdigit() else [])

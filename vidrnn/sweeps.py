@@ -58,15 +58,21 @@ def _flat(tree: dict, prefix: str = "") -> dict:
     return out
 
 
-def check_settings(run_dir: str | os.PathLike, settings: dict, resume: bool = True) -> None:
+def check_settings(run_dir: str | os.PathLike, settings: dict, resume: bool = True, paths: tuple = ()) -> None:
     """A run dir holds one training run. Rerunning it with other settings would skip or resume the run
     trained with the old ones, so that is an error naming them (unless not ``resume``: train afresh). The
-    settings (a run's config; ``RESUMABLE`` keys left out) are kept in the run dir's settings.json."""
+    settings (a run's config; ``RESUMABLE`` keys left out) are kept in the run dir's settings.json; those
+    named in ``paths`` (dotted keys) are compared as absolute paths (``data/`` and ``./data`` are one)."""
     path, run = Path(run_dir, SETTINGS), Path(run_dir)
-    now = {k: v for k, v in _flat(json.loads(json.dumps(settings))).items() if k not in RESUMABLE}
+
+    def plain(values: dict) -> dict:
+        return {k: os.path.abspath(os.path.expanduser(v)) if k in paths and isinstance(v, str) and v else v
+                for k, v in values.items() if k not in RESUMABLE}
+
+    now = plain(_flat(json.loads(json.dumps(settings))))
     trained = (run / METRICS).exists() or (run / "checkpoints" / "last.pt").exists()
     if resume and trained and path.exists():
-        before = json.loads(path.read_text())
+        before = plain(json.loads(path.read_text()))
         changed = [f"{k} {before.get(k)!r} there, {now.get(k)!r} now" for k in sorted(set(before) | set(now))
                    if before.get(k) != now.get(k)]
         if changed:
@@ -104,7 +110,7 @@ def _run_row(run_dir: Path) -> dict:
         row["status"] = "failed"
     else:
         row["status"] = "done" if metrics is not None and _finished(metrics, max_epochs) else "running"
-    if metrics is not None:
+    if metrics is not None and row["status"] != "failed":  # a failed try's dir may hold an earlier run's metrics
         row.update(epochs=metrics.get("epochs_run"), best_epoch=metrics.get("best_epoch"),
                    monitor=metrics.get("monitor"), mode=metrics.get("mode"))
         for prefix, values in (("best", metrics.get("best")), ("test", metrics.get("test"))):

@@ -4,13 +4,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ..files import printable, some_of
+from ..files import n_videos, printable, some_of
+
+log = logging.getLogger("vidrnn.data")
 
 SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "validate": "val", "validation": "val",
                  "valid": "val", "dev": "val", "test": "test", "testing": "test"}
@@ -99,12 +102,15 @@ class CaptionSet:
     captions: dict[str, list[str]] = field(default_factory=dict)
     splits: dict[str, str | None] = field(default_factory=dict)
     paths: dict[str, str] = field(default_factory=dict)  # video_id -> relative file path hint, where given
+    blank: set[str] = field(default_factory=set)  # videos with a blank caption
 
     def add(self, video_id: str, caption: str, split: str | None = None) -> None:
         """Add one caption of ``video_id`` (a blank caption is skipped)."""
         if caption.strip():
             self.captions.setdefault(video_id, []).append(caption.strip())
             self.splits.setdefault(video_id, split)
+        else:
+            self.blank.add(video_id)
 
     def subset(self, split: str) -> CaptionSet:
         """The videos of one split (aliases such as "validate" accepted)."""
@@ -124,13 +130,19 @@ def load_captions(path: str | os.PathLike) -> CaptionSet:
     CSV file."""
     text = read_text(path)
     if text.lstrip().startswith(("{", "[")):
-        return _load_json(path, text)
-    header, rows = read_csv(path, text)
-    if all(c in header for c in MSVD_COLUMNS):
-        return _load_msvd(rows)
-    if "video_id" in header and "caption" in header:
-        return _load_caption_csv(path, rows)
-    raise _unknown_layout(path)
+        out = _load_json(path, text)
+    else:
+        header, rows = read_csv(path, text)
+        if all(c in header for c in MSVD_COLUMNS):
+            out = _load_msvd(rows)
+        elif "video_id" in header and "caption" in header:
+            out = _load_caption_csv(path, rows)
+        else:
+            raise _unknown_layout(path)
+    left_out = sorted(out.blank - out.captions.keys())
+    if left_out:
+        log.warning("%s: %s with only blank captions left out (%s)", path, n_videos(len(left_out)), some_of(left_out))
+    return out
 
 
 # MSVD's standard split (Venugopalan et al. 2015, and the papers since) by the number of youtube_mapping.txt
@@ -258,10 +270,10 @@ def _load_caption_csv(path, rows) -> CaptionSet:
         video_id = row["video_id"].strip()
         if not video_id:
             raise AnnotationError.at(path, line, "empty video_id")
-        if row["caption"].strip():
-            split = split_at(path, line, row.get("split"))
+        split = split_at(path, line, row.get("split")) if row["caption"].strip() else None
+        if split:
             set_split(path, line, out.splits, video_id, split)
-            out.add(video_id, row["caption"], split)
+        out.add(video_id, row["caption"], split)
     return out
 
 

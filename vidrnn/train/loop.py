@@ -63,9 +63,12 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable], step: Callable[[nn
         ckpt = torch.load(last, map_location=device, weights_only=True)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
+        state = ckpt["state"]
         if scheduler is not None:
             scheduler.load_state_dict(ckpt["scheduler"])
-        state = ckpt["state"]
+            _respan(scheduler, optimizer, cfg, state["epoch"])
+        if "rng" in ckpt:  # dropout and sampling go on as in a run that was never stopped
+            _set_rng(ckpt["rng"])
         log.info("resumed from %s after epoch %d", last, state["epoch"])
     amp = cfg.amp and device.type == "cuda"
     train_step = parallel_step(model, step, device)
@@ -106,7 +109,8 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable], step: Callable[[nn
             _save(out / "checkpoints" / "best.pt", {**(checkpoint_extra or {}), "model": model.state_dict(),
                                                     "epoch": epoch, "metrics": metrics})
         _save(last, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict() if scheduler is not None else None, "state": state})
+                     "scheduler": scheduler.state_dict() if scheduler is not None else None, "state": state,
+                     "rng": _rng()})
         log.info("epoch %d: train_loss %.4f  %s  (%.1fs)", epoch, row["train_loss"],
                  "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)), row["seconds"])
         plot, drawn = time.perf_counter() >= plot_after, time.perf_counter()
@@ -114,6 +118,30 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable], step: Callable[[nn
         if plot:
             plot_after = time.perf_counter() + 19 * (time.perf_counter() - drawn)
     return write_metrics(out, state, cfg) if main else summarize(state, cfg)
+
+
+def _respan(scheduler, optimizer, cfg: TrainConfig, epoch: int) -> None:
+    """A cosine schedule resumed with another ``max_epochs`` (train longer, or stop sooner) spans the new
+    length from ``epoch`` on: past its old end the cosine would climb back up."""
+    if cfg.scheduler != "cosine" or scheduler.T_max == max(cfg.max_epochs, 1):
+        return
+    log.info("trainer.max_epochs %d -> %d: the cosine schedule now ends at epoch %d", scheduler.T_max,
+             cfg.max_epochs, cfg.max_epochs)
+    scheduler.T_max = max(cfg.max_epochs, 1)
+    share = (1 + math.cos(math.pi * min(epoch, scheduler.T_max) / scheduler.T_max)) / 2
+    for group, base in zip(optimizer.param_groups, scheduler.base_lrs):
+        group["lr"] = scheduler.eta_min + (base - scheduler.eta_min) * share
+
+
+def _rng() -> dict:
+    """The random generators' states (dropout, scheduled sampling): plain tensors."""
+    return {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def _set_rng(rng: dict) -> None:
+    torch.set_rng_state(rng["cpu"].cpu())
+    if rng["cuda"] and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([r.cpu() for r in rng["cuda"]])
 
 
 def _scheduler(optimizer, cfg: TrainConfig):

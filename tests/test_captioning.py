@@ -272,13 +272,13 @@ def test_caption_pipeline_formats_parse_back(trained, tmp_path):
     rows = json.loads((tmp_path / "c.json").read_text())
     assert len(rows) == 40 and all(len(r["n_best"]) == 3 and r["caption"] == r["n_best"][0]["caption"] for r in rows)
     assert all(r["n_best"][0]["score"] >= r["n_best"][1]["score"] for r in rows)
-    res = run_pipeline("caption", *common, f"output={tmp_path}/more.json", "decode.n_best=3", "decode.beam=2")
-    assert res.returncode == 1 and not (tmp_path / "more.json").exists()  # 2 captions where 3 were asked for: no
-    assert res.stderr.strip() == "error: decode.n_best=3 needs decode.beam >= 3 (a beam of 2 keeps 2 captions)"
-    res = run_pipeline("caption", *common, f"output={tmp_path}/wrong.txt")  # stops before any video is read
-    assert res.returncode == 1 and res.stderr.strip() == \
-        f"error: {tmp_path}/wrong.txt: caption output must end in .json, .csv, .srt, .vtt (not .txt)"
-    assert not (tmp_path / "wrong_records").exists()
+    with pytest.raises(ValueError, match=re.escape("decode.n_best=3 needs decode.beam >= 3 (a beam of 2 keeps 2 "
+                                                   "captions)")):  # 2 captions where 3 were asked for: no
+        caption_folder(videos, ckpt, str(tmp_path / "more.json"), n_best=3, beam=2)
+    with pytest.raises(ValueError, match=re.escape(f"{tmp_path}/wrong.txt: caption output must end in .json, .csv, "
+                                                   ".srt, .vtt (not .txt)")):  # before any video is read
+        caption_folder(videos, ckpt, str(tmp_path / "wrong.txt"))
+    assert not (tmp_path / "more_records").exists() and not (tmp_path / "wrong_records").exists()
     other = tmp_path / "other_refs.csv"
     other.write_text("video_id,caption\nsomeone_else,a cat sits\n")
     res = run_pipeline("caption", *common, f"output={tmp_path}/c.csv", "decode.beam=1", f"references={other}")
@@ -325,21 +325,20 @@ def test_one_video_file_is_captioned_as_the_folder_that_holds_it(trained, tmp_pa
     one = tmp_path / "one"
     one.mkdir()
     (one / video.name).symlink_to(video)
-    timed = ["window.window_s=0.5", "window.stride_s=0.5"]
-    for name, source in (("folder", one), ("file", video)):
-        for output, extra in (("c.json", []), ("t.srt", timed)):
-            res = run_pipeline("caption", f"input_dir={source}", f"checkpoint={ckpt}",
-                               f"output={tmp_path / name / output}", "quiet=true", *extra)
-            assert res.returncode == 0, res.stderr
-            assert "caption: 1 video done, 0 already done, 0 failed" in res.stdout
     file, folder = tmp_path / "file", tmp_path / "folder"
+    for output, extra in (("c.json", []), ("t.srt", ["window.window_s=0.5", "window.stride_s=0.5"])):
+        res = run_pipeline("caption", f"input_dir={video}", f"checkpoint={ckpt}", f"output={file / output}",
+                           "quiet=true", *extra)
+        assert res.returncode == 0, res.stderr
+        assert "caption: 1 video done, 0 already done, 0 failed" in res.stdout
+        window = {"window_s": 0.5, "stride_s": 0.5} if extra else {}
+        assert caption_folder(str(one), ckpt, str(folder / output), progress=False, **window).done == ["vid0000"]
     assert json.loads((file / "c.json").read_text()) == json.loads((folder / "c.json").read_text())
     assert read_timed_captions(file / "t.srt") == read_timed_captions(folder / "t.srt")
     assert len(read_timed_captions(file / "t.srt")) == 4
     assert (file / "sheets/vid0000.png").stat().st_size > 0
-    res = run_pipeline("caption", f"input_dir={video}", f"checkpoint={ckpt}", f"output={file / 'c.json'}",
-                       "quiet=true")
-    assert "caption: 0 videos done, 1 already done" in res.stdout  # resumes like a folder
+    again = caption_folder(str(video), ckpt, str(file / "c.json"), progress=False)
+    assert again.done == [] and again.skipped == 1  # resumes like a folder
 
 
 def test_a_caption_output_inside_its_input_folder_is_not_read_back(trained, tmp_path):

@@ -19,6 +19,8 @@ from ..models.encoder import FrameEncoder
 from ..video import Chunk, Restart, Sampling, VideoMeta, arrange, failure_reason, stream_video
 from .spool import FeatureSpool, SpooledFeatures
 
+log = logging.getLogger("vidrnn.video")
+
 
 @dataclass
 class Encoded:
@@ -93,7 +95,6 @@ class _Pending:
     meta: VideoMeta | None = None
 
 
-log = logging.getLogger("vidrnn.video")
 CRASHED = "the decoder crashed on this file (a native error in OpenCV/FFmpeg)"
 
 

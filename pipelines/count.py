@@ -25,7 +25,9 @@ def count(cfg: DictConfig) -> int:
         num_frames=cfg.video.num_frames, window_s=cfg.window_s, stride_s=cfg.stride_s, labels=cfg.labels,
         plots=cfg.plots, pictures=pictures, **options)
     for level, errors in (metrics or {}).items():
-        print(f"count: {level} MAE {errors['MAE']:.4f}  RMSE {errors['RMSE']:.4f}")
+        unit = {"clip": "clip", "frames": "labelled frame", "windows": "window"}[level]
+        print(f"count: {level} MAE {errors['MAE']:.4f}  RMSE {errors['RMSE']:.4f}  "
+              f"(over {errors['scored']} {unit}{'s' if errors['scored'] != 1 else ''})")
     if cfg.report:
         print(f"count: report {write_report(pictures.dir, title=f'people counts of {cfg.input_dir}')}")
     return report("count", summary, cfg.output)

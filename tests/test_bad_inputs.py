@@ -502,3 +502,23 @@ def test_damaged_frames_are_skipped_and_every_read_gives_the_same_frames(tmp_pat
     assert sorted(r.key for r in results if not isinstance(r, Encoded) and r.values.shape == (8,)) == [
         "cut.mp4", "zeroed.mp4"]
     assert all(re.search(rf"{n}: \d+ frames? failed to decode", caplog.text) for n in ("cut.mp4", "zeroed.mp4"))
+
+
+def test_a_variable_frame_rate_video_is_rendered_on_its_own_clock(tmp_path, monkeypatch):
+    """The burned-in clock and the caption of each frame follow the frames' own timestamps, and the copy
+    plays as long as the source (before: index / header fps, so a 10-frame-a-second header squeezed 1.5 s
+    into 1.2 s and showed later frames' captions early)."""
+    import vidrnn.pictures as pictures
+    steps = [40, 200, 10, 500, 33] * 3
+    pts = [sum(steps[:i]) for i in range(12)]  # milliseconds
+    path = _av_video(tmp_path / "vfr.mp4", [np.full((48, 64, 3), 20 * i, np.uint8) for i in range(12)], rate=25,
+                     pts=pts, options={"bf": "0"})
+    shown = []
+    real = pictures.annotate
+    monkeypatch.setattr(pictures, "annotate", lambda frame, notes, index, seconds, size: (
+        shown.append(seconds), real(frame, notes, index, seconds, size))[1])
+    written = pictures.render_video({"path": str(path), "segments": [[0.0, 1.0, "a"], [1.0, 2.0, "b"]]},
+                                    tmp_path / "out.mp4")
+    assert written == 12 and shown == pytest.approx([t / 1000 for t in pts], abs=2e-3)
+    copy = cv2.VideoCapture(str(tmp_path / "out.mp4"))
+    assert pts[-1] / 1000 < 12 / copy.get(cv2.CAP_PROP_FPS) < pts[-1] / 1000 + 0.25  # the last frame's own length

@@ -1,6 +1,7 @@
 """Counting: the recurrent counter, training a tiny model, the count pipeline and its files, HOG."""
 import json
 import re
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -299,6 +300,8 @@ def test_sparse_frame_labels_score_each_window(trained, tmp_path):
         errors.append(float(r["count"]) - np.mean(truth))
     metrics = json.loads((tmp_path / "w_metrics.json").read_text())
     assert len(errors) == 24 * 3 and metrics["windows"]["MAE"] == pytest.approx(np.abs(errors).mean(), abs=1e-5)
+    assert metrics["windows"]["scored"] == 72 and f"MAE {metrics['windows']['MAE']:.4f}" in res.stdout
+    assert "(over 72 windows)" in res.stdout  # how many values an MAE is over: one frame can read as perfect
     other = tmp_path / "every5th_from_0.csv"
     other.write_text("video_id,frame,count\n" + "".join(f"{r['video_id']},{r['frame']},{r['count']}\n"
                                                         for r in every if int(r["frame"]) % 5 == 0))
@@ -485,3 +488,29 @@ def test_videos_whose_paths_differ_only_in_their_extension_get_an_id_each(tmp_pa
     _hog_count(videos, tmp_path / "counts.csv")
     assert sorted(r["video_id"] for r in read_csv_rows(tmp_path / "counts.csv")) == [
         "clip.avi", "clip.mp4", "other", "sub/clip"]
+
+
+def test_timeline_truth_is_drawn_on_the_frames_own_clock():
+    """Labelled frames sit on the clock the sampled frames were timed by (a variable frame rate: not frame /
+    fps), interpolated between them, up to the video's end; and a rerun without labels redraws the plots that
+    showed them (see test_a_rerun_drops_the_truth_from_the_timelines)."""
+    from types import SimpleNamespace
+
+    from vidrnn.predict import frame_times
+    meta = SimpleNamespace(frame_count=10, duration_s=5.0, fps=10.0)
+    got = frame_times(meta, np.array([2, 6]), np.array([0.2, 4.0]), np.array([0, 2, 4, 6, 9]))
+    assert got == pytest.approx([0.0, 0.2, 2.1, 4.0, 4.75])
+
+
+def test_a_rerun_drops_the_truth_from_the_timelines(tmp_path):
+    data = make_dataset(tmp_path / "data", num_videos=2, width=64, height=48, num_frames=8, fps=4.0, subdirs=False)
+    out = tmp_path / "counts.csv"
+    _hog_count(data["videos_dir"], out, labels=data["frame_counts"])
+    plot = tmp_path / "counts_plots/vid0000.png"
+    before = plot.stat().st_mtime_ns
+    time.sleep(0.01)
+    summary, _ = _hog_count(data["videos_dir"], out)
+    assert summary.skipped == 2 and plot.stat().st_mtime_ns > before  # redrawn without the labels' line
+    again = plot.stat().st_mtime_ns
+    _hog_count(data["videos_dir"], out)
+    assert plot.stat().st_mtime_ns == again  # and then left alone

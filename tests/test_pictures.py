@@ -81,6 +81,22 @@ def test_contact_sheet_shows_the_sampled_frames_in_order(clip, tmp_path):
     assert notes["caption"] == "a square turns red" and notes["count"] == 1.5
 
 
+def test_contact_sheet_of_a_count_run_shows_frames_it_counted(clip, tmp_path):
+    """With a count track the tiles are frames the run counted, so each tile's count and true count are those
+    of the frame shown (before: six evenly spaced frames, each with the numbers of the counted frame before
+    it, up to seconds earlier)."""
+    _, meta = read_sampled(str(clip), Sampling(num_frames=12), size=16)
+    track = count_track(np.arange(12, dtype=np.float32)[None], meta, np.arange(FRAMES) % 3.0)
+    out = tmp_path / "out"
+    Pictures(out, sheets=True).add("clip", clip, track=track)
+    sheet = cv2.cvtColor(cv2.imread(str(out / SHEETS / "clip.png")), cv2.COLOR_BGR2RGB)
+    tile_h = TILE * 48 // 64
+    shown = [track[k][0] for k in (0, 2, 4, 7, 9, 11)]  # six of the twelve, evenly spread
+    for k, index in enumerate(shown):
+        top, left = MARGIN + k // 3 * (tile_h + GAP), MARGIN + k % 3 * (TILE + GAP)
+        assert frame_id(sheet[top + tile_h // 3: top + 2 * tile_h // 3, left:left + TILE]) == index
+
+
 def test_rendered_video_has_every_frame_scaled_up_with_text_burned_in(clip, tmp_path):
     out = tmp_path / "out"
     pictures = Pictures(out, sheets=False, render=True)
@@ -114,6 +130,8 @@ def test_timed_captions_and_the_live_count_follow_the_video():
     assert [caption_at(notes, t) for t in (0.0, 0.9, 1.0, 2.5, 3.5, 9.0)] == ["one", "one", "two", "two", "three",
                                                                                 "three"]
     assert caption_at({"caption": "the whole clip"}, 5.0) == "the whole clip"
+    gaps = {"segments": [[0.0, 3.0, "one"], [7.0, 10.0, "two"]]}  # stride 7 s, window 3 s: nothing in between
+    assert [caption_at(gaps, t) for t in (2.9, 3.0, 6.9, 7.0, 12.0)] == ["one", None, None, "two", "two"]
     track = [[2, 0.25, 1.0, None], [6, 0.75, 2.0, 2.0], [10, 1.25, 3.0, None]]
     assert [track_at(track, f)[2] for f in (0, 2, 5, 6, 9, 10, 99)] == [1.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0]
     assert track_at([], 3) is None

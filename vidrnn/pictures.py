@@ -30,7 +30,8 @@ from .features.encode import CRASHED
 from .features.store import _append_jsonl, _read_jsonl, atomic_write
 from .files import file_name, fitted_name, single_line
 from .outputs import read_csv_rows
-from .video import Sampling, VideoError, failure_reason, open_video, read_sampled
+from .video import (Sampling, VideoError, count_remaining, failure_reason, frame_edges, next_frame, open_video,
+                    read_frames, read_sampled)
 
 log = logging.getLogger("vidrnn.pictures")
 NOTES, SHEETS, RENDERED = "videos.jsonl", "sheets", "rendered"
@@ -83,11 +84,15 @@ def track_at(track: list[list], frame: int) -> list | None:
 
 
 def caption_at(notes: dict, seconds: float) -> str | None:
-    """The timed caption showing at ``seconds`` (the latest window started by then), else the clip's."""
+    """The timed caption showing at ``seconds`` (the latest window started by then; none between a window's
+    end and the next one's start, as in the .srt), else the clip's."""
     segments = notes.get("segments")
     if segments:
-        started = [text for start, _, text in segments if start <= seconds]
-        return started[-1] if started else segments[0][2]
+        started = [(end, text) for start, end, text in segments if start <= seconds]
+        if not started:
+            return segments[0][2]
+        end, text = started[-1]
+        return None if seconds >= end and len(started) < len(segments) else text
     return notes.get("caption")
 
 
@@ -156,10 +161,17 @@ def _count_label(row: list | None) -> str | None:
 def contact_sheet(notes: dict, path: str | os.PathLike, *, frames: int = 6, columns: int = 3,
                   tile_width: int = 320, backend: str = "auto") -> tuple[int, int]:
     """Write a PNG of ``frames`` evenly spaced frames of the video ``notes["path"]`` (its time and count
-    on each), with the video's caption(s), references and count below; returns its (width, height)."""
+    on each: with a count ``track``, frames it counted, so the numbers are those of the frame shown), with
+    the video's caption(s), references and count below; returns its (width, height)."""
     images, meta = read_sampled(notes["path"], Sampling(num_frames=frames), size=None, backend=backend)
     keep = np.unique(meta.frame_indices, return_index=True)[1]  # short videos: no frame twice
     images, indices, times = images[keep], np.asarray(meta.frame_indices)[keep], np.asarray(meta.timestamps)[keep]
+    track = notes.get("track") or []
+    if track:
+        picks = np.unique(np.linspace(0, len(track) - 1, min(frames, len(track))).round().astype(int))
+        rows = [track[k] for k in picks]
+        indices, times = np.array([row[0] for row in rows]), np.array([row[1] for row in rows])
+        images = _frames_at(notes["path"], indices, backend)
     h, w = images.shape[1:3]  # images: (N, H, W, 3)
     tile_h = int(np.clip(round(tile_width * h / w), tile_width // 4, tile_width * 2))
     columns = min(columns, len(images))
@@ -169,7 +181,6 @@ def contact_sheet(notes: dict, path: str | os.PathLike, *, frames: int = 6, colu
     lines = _sheet_lines(notes, meta, width - 2 * margin, size)
     line_h = round(size * 1.5)
     sheet = Image.new("RGB", (width, 2 * margin + grid_h + margin + len(lines) * line_h), "white")
-    track = notes.get("track") or []
     for k, (image, index, t) in enumerate(zip(images, indices, times)):
         tile = Image.fromarray(cv2.resize(image, (tile_width, tile_h), interpolation=cv2.INTER_AREA
                                           if w > tile_width else cv2.INTER_LINEAR))
@@ -186,6 +197,18 @@ def contact_sheet(notes: dict, path: str | os.PathLike, *, frames: int = 6, colu
         y += line_h
     atomic_write(path, lambda f: sheet.save(f, format="PNG", compress_level=1))  # level 6: 3x the time, 2/3 the size
     return sheet.size
+
+
+def _frames_at(path: str, indices: np.ndarray, backend: str) -> np.ndarray:
+    """Frames ``indices`` (sorted, unique) of the video at ``path``, full size: (N, H, W, 3) uint8 RGB."""
+    reader = open_video(path, backend)
+    try:
+        found = dict(read_frames(reader, indices))
+    finally:
+        reader.close()
+    if len(found) < len(indices):
+        raise VideoError(f"frame {max(set(indices.tolist()) - set(found))} could not be read again")
+    return np.stack([found[int(i)] for i in indices])
 
 
 def _sheet_lines(notes: dict, meta, width: int, size: int) -> list[tuple[str, int, str, tuple, bool]]:
@@ -231,21 +254,29 @@ def render_video(notes: dict, path: str | os.PathLike, *, min_width: int = 480, 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(fitted_name(f".{path.stem}.{os.getpid()}.partial", path.suffix))  # one per process
+    reader = open_video(notes["path"], backend)  # a first pass for the decoder's clock of every frame
+    try:
+        info, total = reader.info, count_remaining(reader)
+        times = reader.presentation_times()
+    finally:
+        reader.close()
+    fps = info.fps if info.fps > 0 else 25.0
+    edges = frame_edges(times if times is not None and len(times) == total else None, total, fps)  # (total + 1,)
+    rate = total / edges[-1] if total and edges[-1] > 0 else fps  # plays as long as the source (variable rates)
     reader, writer, written = open_video(notes["path"], backend), None, 0
     try:
-        info = reader.info
-        fps = info.fps if info.fps > 0 else 25.0
         scale = max(1.0, min_width / info.width)
         size = (2 * round(info.width * scale / 2), 2 * round(info.height * scale / 2))  # mp4v wants even sides
-        writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), rate, size)
         if not writer.isOpened():
             raise VideoError(f"OpenCV cannot write {partial} (mp4v, {size[0]}x{size[1]})")
         text = max(16, round(size[0] / 40))
-        while reader.grab():
+        while written < total and next_frame(reader):  # frames numbered as the runs number them
             frame = reader.retrieve()  # (H, W, 3) RGB
             if frame.shape[1::-1] != size:
                 frame = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
-            writer.write(cv2.cvtColor(annotate(frame, notes, written, written / fps, text), cv2.COLOR_RGB2BGR))
+            seconds = float(edges[written])
+            writer.write(cv2.cvtColor(annotate(frame, notes, written, seconds, text), cv2.COLOR_RGB2BGR))
             written += 1
         writer.release()
         if not written:

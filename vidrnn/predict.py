@@ -330,6 +330,9 @@ def _hog_counts(job: _Job, sampling: Sampling, hog_counter: HogPeopleCounter, *,
     bar.close()
 
 
+DRAWN_WITH_LABELS = ".drawn_with_labels"  # in a plots folder whose plots show ground truth
+
+
 def _write_counts(output: str, results: dict, sampling: Sampling, *, truth: CountLabels | None, labels: str | None,
                   plots: bool, computed: set[str], workers: int = 1) -> dict | None:
     """counts.csv, the per-window CSV, timeline plots (with labels all of them, else those of the videos
@@ -354,15 +357,23 @@ def _write_counts(output: str, results: dict, sampling: Sampling, *, truth: Coun
         windows_csv.unlink(missing_ok=True)
     if plots:
         paths = {vid: plotted / file_name(vid, ".png") for vid in results}
+        drawn = plotted / DRAWN_WITH_LABELS  # a rerun without labels redraws the plots that show them
+        all_again = truth is not None or drawn.exists()
         jobs = [(paths[vid], vid, meta, frames, truth.frames.get(vid) if truth else None)
                 for vid, (_, frames, meta) in results.items()
-                if vid in computed or truth is not None or not paths[vid].exists()]
+                if all_again or vid in computed or not paths[vid].exists()]
         for job, error in zip(jobs, draw_each(_plot_timeline, jobs, workers=workers)):
             if error:
                 log.warning("PLOT FAILED %s: %s", job[1], error)
+        if truth is not None and jobs:
+            drawn.touch()
+        elif truth is None:
+            drawn.unlink(missing_ok=True)
     else:  # an earlier run's plots of the videos counted now are out of date (a later run would keep them)
         for vid in computed:
             (plotted / file_name(vid, ".png")).unlink(missing_ok=True)
+        if plotted.is_dir() and not any(plotted.glob("*.png")):
+            (plotted / DRAWN_WITH_LABELS).unlink(missing_ok=True)
     if truth is None:
         metrics_json.unlink(missing_ok=True)
         return None
@@ -407,19 +418,27 @@ def plot_title(vid: str, width: int = 70) -> str:
     return vid if len(vid) <= width else f"{vid[:width // 2 - 1]}…{vid[-(width // 2 - 1):]}"
 
 
+def frame_times(meta, idx: np.ndarray, times: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """When ``frames`` (indices) are shown, on the clock the sampled frames ``idx`` were timed by (the
+    decoder's timestamps: right for variable frame rates, where frame / fps is not): interpolated between
+    them, from 0 at frame 0 to the video's end after its last frame."""
+    end = meta.duration_s if meta.duration_s else meta.frame_count / meta.fps if meta.fps else float(times[-1])
+    return np.interp(frames, np.r_[0, idx, meta.frame_count], np.r_[0.0, times, end])
+
+
 def _plot_timeline(path: Path, vid: str, meta, frames: np.ndarray, truth: np.ndarray | None) -> None:
     """Predicted people per sampled frame over time, the true per-frame count overlaid when known."""
     from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
 
-    (_, times), counts = per_frame(meta, frames)
+    (idx, times), counts = per_frame(meta, frames)
     fig = Figure(figsize=(8, 3))
     ax = fig.add_subplot()
     ax.plot(times, counts, marker=".", lw=1, label="predicted")
-    if truth is not None and meta.fps:  # the labelled frames, joined (labels on every n-th frame get dots)
+    if truth is not None:  # the labelled frames, joined (labels on every n-th frame get dots)
         known = np.flatnonzero(np.isfinite(truth))
         sparse = len(known) < len(truth) / 2
-        ax.plot(known / meta.fps, truth[known], color="0.3", lw=1.5, marker="o" if sparse else None, ms=3,
-                label="ground truth", zorder=3)
+        ax.plot(frame_times(meta, idx, times, known), truth[known], color="0.3", lw=1.5,
+                marker="o" if sparse else None, ms=3, label="ground truth", zorder=3)
     top = max(1.0, counts.max(initial=0) * 1.2, np.nanmax(truth, initial=0) * 1.2 if truth is not None else 0)
     ax.set(xlabel="time (s)", ylabel="people", ylim=(0, top))
     ax.set_title(plot_title(vid, 48), loc="left")

@@ -20,8 +20,8 @@ def count_errors(truth: Mapping[str, object], pred: Mapping[str, object]) -> dic
     """MAE and RMSE of predicted counts, overall and per video.
 
     Values are one count per video (errors over all clips) or per-frame arrays (errors over all
-    frames; predicted and true lengths must match). Returns ``{"MAE", "RMSE", "per_video": {id:
-    {"MAE", "RMSE"}}}``.
+    frames; predicted and true lengths must match). Returns ``{"MAE", "RMSE", "scored": how many values
+    (clips or frames) the errors are over, "per_video": {id: {"MAE", "RMSE"}}}``.
     """
     if not truth:
         raise ValueError("no videos to score")
@@ -35,7 +35,8 @@ def count_errors(truth: Mapping[str, object], pred: Mapping[str, object]) -> dic
             raise ValueError(f"video {vid!r}: {true.size} true values but {predicted.size} predicted")
         diffs.append(predicted - true)
         per_video[vid] = _errors(diffs[-1])
-    return {**_errors(np.concatenate(diffs)), "per_video": per_video}
+    every = np.concatenate(diffs)
+    return {**_errors(every), "scored": int(every.size), "per_video": per_video}
 
 
 def mean_predictor_errors(train_values: Mapping[str, object] | Iterable, truth: Mapping[str, object]) -> dict:

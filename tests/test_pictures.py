@@ -244,7 +244,11 @@ def _write_slowly(path, interrupt: bool) -> None:
 def test_an_interrupt_stops_the_drawing_processes_too(tmp_path):
     """Drawing in processes, an interrupt stops the run at once, not after every picture still queued."""
     jobs = [(tmp_path / f"{k}.txt", k == 3) for k in range(40)]  # 1 s of drawing for two processes
-    with pytest.raises(KeyboardInterrupt):
-        draw_each(_write_slowly, jobs, workers=2)
+    heard = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, not a background job
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            draw_each(_write_slowly, jobs, workers=2)
+    finally:
+        signal.signal(signal.SIGINT, heard)
     time.sleep(1.5)
     assert len(list(tmp_path.iterdir())) < 12

@@ -22,6 +22,12 @@ ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
+def ctrl_c_heard() -> None:
+    """In a child: SIGINT as in a terminal (a job started in the background of a script inherits it ignored,
+    and Python then never raises KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def fake_run(sweep: Path, num: int, overrides: list[str], metrics: dict | None = None, error: str | None = None):
     run = sweep / str(num)
     (run / ".hydra").mkdir(parents=True)
@@ -201,7 +207,7 @@ def test_ctrl_c_ends_a_sweep_with_one_line_and_status_130(tmp_path):
            "trainer.max_epochs=100000", "model.cell=gru,rnn", "video.workers=0", "quiet=true",
            f"hydra.sweep.dir={sweep}", f"data.cache_dir={tmp_path / 'cache'}"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=pipeline_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=ctrl_c_heard)
     deadline = time.monotonic() + 300
     while not (sweep / "0" / "checkpoints" / "last.pt").exists() and proc.poll() is None:
         assert time.monotonic() < deadline, "the sweep's first run wrote no checkpoint"

@@ -330,7 +330,7 @@ def _hog_counts(job: _Job, sampling: Sampling, hog_counter: HogPeopleCounter, *,
     bar.close()
 
 
-DRAWN_WITH_LABELS = ".drawn_with_labels"  # in a plots folder whose plots show ground truth
+DRAWN_WITH_LABELS = "plots_show_labels"  # in the records of an output whose timeline plots show ground truth
 
 
 def _write_counts(output: str, results: dict, sampling: Sampling, *, truth: CountLabels | None, labels: str | None,
@@ -357,7 +357,7 @@ def _write_counts(output: str, results: dict, sampling: Sampling, *, truth: Coun
         windows_csv.unlink(missing_ok=True)
     if plots:
         paths = {vid: plotted / file_name(vid, ".png") for vid in results}
-        drawn = plotted / DRAWN_WITH_LABELS  # a rerun without labels redraws the plots that show them
+        drawn = records_dir(output) / DRAWN_WITH_LABELS  # a rerun without labels redraws plots that show them
         all_again = truth is not None or drawn.exists()
         jobs = [(paths[vid], vid, meta, frames, truth.frames.get(vid) if truth else None)
                 for vid, (_, frames, meta) in results.items()
@@ -372,8 +372,8 @@ def _write_counts(output: str, results: dict, sampling: Sampling, *, truth: Coun
     else:  # an earlier run's plots of the videos counted now are out of date (a later run would keep them)
         for vid in computed:
             (plotted / file_name(vid, ".png")).unlink(missing_ok=True)
-        if plotted.is_dir() and not any(plotted.glob("*.png")):
-            (plotted / DRAWN_WITH_LABELS).unlink(missing_ok=True)
+        if not any(plotted.glob("*.png")):
+            (records_dir(output) / DRAWN_WITH_LABELS).unlink(missing_ok=True)
     if truth is None:
         metrics_json.unlink(missing_ok=True)
         return None

@@ -172,3 +172,27 @@ def test_training_with_the_data_left_in_host_memory(make, tmp_path, monkeypatch)
     on_host = losses("host")
     assert on_gpu[0] == "cuda" and on_host[0] == "cpu"
     assert np.allclose(on_host[1], on_gpu[1], rtol=1e-4) and all(np.isfinite(on_host[1]))
+
+
+def test_a_run_resumed_on_cuda_trains_as_the_run_that_was_never_stopped(tmp_path):
+    """last.pt keeps the CUDA generator's state too: stopped after epoch 2 and resumed, the losses are those
+    of the uninterrupted run (dropout masks drawn on the GPU)."""
+    def history(out, stop_after=None):
+        torch.manual_seed(0)
+        model, task = caption_task(CUDA)
+
+        def batches(epoch):
+            if stop_after is not None and epoch > stop_after:
+                raise KeyboardInterrupt
+            yield from task.batches(epoch)
+
+        cfg = TrainConfig(max_epochs=4, monitor=task.monitor, mode=task.mode, patience=0, amp=False)
+        try:
+            return [row["train_loss"] for row in fit(model, batches, task.step, task.evaluate, cfg=cfg, out_dir=out,
+                                                     device=CUDA)["history"]]
+        except KeyboardInterrupt:
+            return []
+
+    whole = history(tmp_path / "whole")
+    history(tmp_path / "stopped", stop_after=2)
+    assert history(tmp_path / "stopped") == pytest.approx(whole, rel=1e-5)

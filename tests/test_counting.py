@@ -514,3 +514,15 @@ def test_a_rerun_drops_the_truth_from_the_timelines(tmp_path):
     again = plot.stat().st_mtime_ns
     _hog_count(data["videos_dir"], out)
     assert plot.stat().st_mtime_ns == again  # and then left alone
+
+
+def test_frame_labels_past_a_video_s_end_are_named_in_a_warning(tmp_path, caplog):
+    """Labels numbered at another frame rate, or of a longer video, reach past the video's last frame."""
+    videos = tmp_path / "v"
+    videos.mkdir()
+    write_opencv(videos / "cam.avi", 8, "MJPG")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("video_id,frame,count\ncam,0,1\ncam,4,2\ncam,40,3\n")
+    with caplog.at_level("WARNING", logger="vidrnn.predict"):
+        _hog_count(videos, tmp_path / "counts.csv", labels=str(labels))
+    assert f"{labels} labels cam up to frame 40, past its 8 frames" in caplog.text

@@ -377,6 +377,12 @@ def _write_counts(output: str, results: dict, sampling: Sampling, *, truth: Coun
     if truth is None:
         metrics_json.unlink(missing_ok=True)
         return None
+    for vid, (_, _, meta) in sorted(results.items()):
+        labelled = np.flatnonzero(np.isfinite(truth.frames.get(vid, np.empty(0))))
+        if len(labelled) and labelled[-1] >= meta.frame_count:
+            log.warning("%s labels %s up to frame %d, past its %d frames (frames counted from 0; labels of "
+                        "another video, or numbered at another frame rate?)", labels, vid, labelled[-1],
+                        meta.frame_count)
     metrics = {}
     clip_truth = {v: truth.clip[v] for v in results if v in truth.clip}
     if clip_truth:

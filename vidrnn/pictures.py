@@ -30,7 +30,7 @@ from .features.encode import CRASHED
 from .features.store import _append_jsonl, _read_jsonl, atomic_write
 from .files import file_name, fitted_name, single_line
 from .outputs import read_csv_rows
-from .video import (Sampling, VideoError, count_remaining, failure_reason, frame_edges, next_frame, open_video,
+from .video import (Sampling, VideoError, count_remaining, decoded_edges, failure_reason, next_frame, open_video,
                     read_frames, read_sampled)
 
 log = logging.getLogger("vidrnn.pictures")
@@ -163,22 +163,24 @@ def contact_sheet(notes: dict, path: str | os.PathLike, *, frames: int = 6, colu
     """Write a PNG of ``frames`` evenly spaced frames of the video ``notes["path"]`` (its time and count
     on each: with a count ``track``, frames it counted, so the numbers are those of the frame shown), with
     the video's caption(s), references and count below; returns its (width, height)."""
-    images, meta = read_sampled(notes["path"], Sampling(num_frames=frames), size=None, backend=backend)
-    keep = np.unique(meta.frame_indices, return_index=True)[1]  # short videos: no frame twice
-    images, indices, times = images[keep], np.asarray(meta.frame_indices)[keep], np.asarray(meta.timestamps)[keep]
     track = notes.get("track") or []
     if track:
         picks = np.unique(np.linspace(0, len(track) - 1, min(frames, len(track))).round().astype(int))
         rows = [track[k] for k in picks]
         indices, times = np.array([row[0] for row in rows]), np.array([row[1] for row in rows])
-        images = _frames_at(notes["path"], indices, backend)
+        images, about = _frames_at(notes["path"], indices, backend)
+    else:
+        images, meta = read_sampled(notes["path"], Sampling(num_frames=frames), size=None, backend=backend)
+        keep = np.unique(meta.frame_indices, return_index=True)[1]  # short videos: no frame twice
+        images, indices, times = images[keep], np.asarray(meta.frame_indices)[keep], np.asarray(meta.timestamps)[keep]
+        about = _about(notes["path"], meta.width, meta.height, meta.frame_count, meta.fps, meta.duration_s)
     h, w = images.shape[1:3]  # images: (N, H, W, 3)
     tile_h = int(np.clip(round(tile_width * h / w), tile_width // 4, tile_width * 2))
     columns = min(columns, len(images))
     rows, gap, margin, size = math.ceil(len(images) / columns), GAP, MARGIN, 16
     width = 2 * margin + columns * tile_width + (columns - 1) * gap
     grid_h = rows * (tile_h + gap) - gap
-    lines = _sheet_lines(notes, meta, width - 2 * margin, size)
+    lines = _sheet_lines(notes, about, width - 2 * margin, size)
     line_h = round(size * 1.5)
     sheet = Image.new("RGB", (width, 2 * margin + grid_h + margin + len(lines) * line_h), "white")
     for k, (image, index, t) in enumerate(zip(images, indices, times)):
@@ -199,19 +201,32 @@ def contact_sheet(notes: dict, path: str | os.PathLike, *, frames: int = 6, colu
     return sheet.size
 
 
-def _frames_at(path: str, indices: np.ndarray, backend: str) -> np.ndarray:
-    """Frames ``indices`` (sorted, unique) of the video at ``path``, full size: (N, H, W, 3) uint8 RGB."""
+def _frames_at(path: str, indices: np.ndarray, backend: str) -> tuple[np.ndarray, str]:
+    """Frames ``indices`` (sorted, unique) of the video at ``path``, full size ((N, H, W, 3) uint8 RGB), and
+    its ``_about`` line, from one pass over it."""
     reader = open_video(path, backend)
     try:
         found = dict(read_frames(reader, indices))
+        total = count_remaining(reader)
+        fps = reader.info.fps if reader.info.fps > 0 else 0.0
+        edges = decoded_edges(reader, total, fps)
     finally:
         reader.close()
     if len(found) < len(indices):
         raise VideoError(f"frame {max(set(indices.tolist()) - set(found))} could not be read again")
-    return np.stack([found[int(i)] for i in indices])
+    about = _about(path, reader.info.width, reader.info.height, total, fps,
+                   None if edges is None else float(edges[-1]))
+    return np.stack([found[int(i)] for i in indices]), about
 
 
-def _sheet_lines(notes: dict, meta, width: int, size: int) -> list[tuple[str, int, str, tuple, bool]]:
+def _about(path: str, width: int, height: int, frames: int, fps: float, duration_s: float | None) -> str:
+    """A contact sheet's line on the video file: name, size, frames, rate and length (the decoder's clock)."""
+    rate = f", {fps:.3g} fps" if fps else ""
+    duration = f", {clock(duration_s)}" if duration_s is not None else ""
+    return f"{Path(path).name}   {width}x{height}, {frames} frames{rate}{duration}"
+
+
+def _sheet_lines(notes: dict, about: str, width: int, size: int) -> list[tuple[str, int, str, tuple, bool]]:
     """(label, x, text, colour, bold) lines of a contact sheet's panel, wrapped to ``width`` pixels: a grey
     label column ("caption", "references", ...) beside the text."""
     column = round(_font(size).getlength("references ")) + size
@@ -224,10 +239,7 @@ def _sheet_lines(notes: dict, meta, width: int, size: int) -> list[tuple[str, in
             out.append((label if k == 0 and label else "", x, line, color, bold))
 
     add(None, notes["video_id"], bold=True)
-    rate = f", {meta.fps:.3g} fps" if meta.fps else ""
-    duration = f", {clock(meta.duration_s)}" if meta.duration_s is not None else ""  # the decoder's clock
-    add(None, f"{Path(notes['path']).name}   {meta.width}x{meta.height}, {meta.frame_count} frames{rate}{duration}",
-        DIM)
+    add(None, about, DIM)
     if notes.get("caption"):
         add("caption", notes["caption"], ACCENT)
     segments = notes.get("segments") or []
@@ -257,11 +269,10 @@ def render_video(notes: dict, path: str | os.PathLike, *, min_width: int = 480, 
     reader = open_video(notes["path"], backend)  # a first pass for the decoder's clock of every frame
     try:
         info, total = reader.info, count_remaining(reader)
-        times = reader.presentation_times()
+        fps = info.fps if info.fps > 0 else 25.0
+        edges = decoded_edges(reader, total, fps)  # (total + 1,)
     finally:
         reader.close()
-    fps = info.fps if info.fps > 0 else 25.0
-    edges = frame_edges(times if times is not None and len(times) == total else None, total, fps)  # (total + 1,)
     rate = total / edges[-1] if total and edges[-1] > 0 else fps  # plays as long as the source (variable rates)
     reader, writer, written = open_video(notes["path"], backend), None, 0
     try:

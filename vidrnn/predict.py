@@ -340,7 +340,7 @@ def _write_counts(output: str, results: dict, sampling: Sampling, *, truth: Coun
     ``truth`` (read from the file ``labels``), metrics; returns the metrics. Those of these files that the
     options do not ask for are removed, so that none is left from an earlier run with other options."""
     out = Path(output)
-    plotted = plots_dir(output)
+    plotted, drawn = plots_dir(output), records_dir(output) / DRAWN_WITH_LABELS  # drawn: the plots show labels
     windows_csv, metrics_json = beside(output, "windows.csv"), beside(output, "metrics.json")
     rows, window_rows, windowed = [], [], sampling.mode == "window"
     for vid, (clip, frames, meta) in sorted(results.items()):
@@ -357,8 +357,7 @@ def _write_counts(output: str, results: dict, sampling: Sampling, *, truth: Coun
         windows_csv.unlink(missing_ok=True)
     if plots:
         paths = {vid: plotted / file_name(vid, ".png") for vid in results}
-        drawn = records_dir(output) / DRAWN_WITH_LABELS  # a rerun without labels redraws plots that show them
-        all_again = truth is not None or drawn.exists()
+        all_again = truth is not None or drawn.exists()  # a rerun without labels redraws plots that show them
         jobs = [(paths[vid], vid, meta, frames, truth.frames.get(vid) if truth else None)
                 for vid, (_, frames, meta) in results.items()
                 if all_again or vid in computed or not paths[vid].exists()]
@@ -373,7 +372,7 @@ def _write_counts(output: str, results: dict, sampling: Sampling, *, truth: Coun
         for vid in computed:
             (plotted / file_name(vid, ".png")).unlink(missing_ok=True)
         if not any(plotted.glob("*.png")):
-            (records_dir(output) / DRAWN_WITH_LABELS).unlink(missing_ok=True)
+            drawn.unlink(missing_ok=True)
     if truth is None:
         metrics_json.unlink(missing_ok=True)
         return None

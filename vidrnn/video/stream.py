@@ -78,7 +78,7 @@ def stream_video(path: str, sampling: Sampling, *, size: int | None, backend: st
             counted = count_remaining(reader)
             if counted < 1:
                 raise VideoError("no frame could be decoded")
-            edges = _edges(reader, counted, fps)
+            edges = decoded_edges(reader, counted, fps)
             timed = sampling.mode != "uniform" and edges is not None and _irregular(edges, fps)
             new_plan = sampling.plan_in_time(edges) if timed else _plan(sampling, counted, fps)
             if np.array_equal(new_plan, plan) and got == len(np.unique(plan)):
@@ -121,7 +121,7 @@ def window_bounds(ranges: list[tuple[int, int]], edges: np.ndarray) -> list[tupl
     return [(round(float(edges[a]), 4), round(float(edges[b]), 4)) for a, b in ranges]
 
 
-def _edges(reader, total: int, fps: float) -> np.ndarray | None:
+def decoded_edges(reader, total: int, fps: float) -> np.ndarray | None:
     """``frame_edges`` of the ``total`` frames ``reader`` has just decoded."""
     times = reader.presentation_times()
     return frame_edges(times if times is not None and len(times) == total else None, total, fps)

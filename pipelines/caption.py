@@ -26,14 +26,14 @@ def caption(cfg: DictConfig) -> int:
     out = Path(cfg.output)
     scores = beside(cfg.output, "metrics.json")  # shown in the report
     scores.unlink(missing_ok=True)  # (an earlier run's)
-    if cfg.references and not set(pictures.references) & set(pictures.notes):
+    if cfg.references and not pictures.referenced:
         print(f"caption: warning: {cfg.references} has references for none of these videos (ids are file stems, "
               "or relative paths where stems repeat)")
     elif cfg.references and out.suffix.lower() in (".json", ".csv"):  # scored as evaluate scores them
         result = evaluate_captions(cfg.output, cfg.references)
         write_json(scores, result)
-        print(f"caption: {result['videos']} with references: " + "  ".join(
-            f"{k} {v:.4f}" for k, v in result["corpus"].items() if v is not None) + f" -> {scores}")
+        print(f"caption: {result['videos']} with references, whatever their split (evaluate split=test scores one): "
+              + "  ".join(f"{k} {v:.4f}" for k, v in result["corpus"].items() if v is not None) + f" -> {scores}")
     if cfg.report:
         print(f"caption: report {write_report(pictures.dir, title=f'captions of {cfg.input_dir}')}")
     videos = len(summary.done) + summary.skipped + len(summary.failed)

@@ -7,7 +7,9 @@ import logging
 import os
 import re
 import shutil
+import signal
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,6 +40,19 @@ MIN_FREE_BYTES = 1 << 20  # a run dir on a disk with less free space is refused 
 INTERRUPTED = "interrupted: what was finished is kept; run the same command again to go on"
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a user's ``kill``, a scheduler's preemption): stopped as Ctrl-C stops a run, status 143."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
+
+
+def _interrupted(e: BaseException) -> int:
+    """The exit status of an interrupt: 143 for SIGTERM, 130 for Ctrl-C."""
+    return 128 + signal.SIGTERM if isinstance(e, Terminated) else 130
+
+
 def hydra_app(config_name: str) -> Callable:
     """``hydra.main`` for conf/<config_name>.yaml, after a check of the command line's keys: one the app does
     not have is a one-line error naming the closest one (Hydra's own is six lines and advises ``+key=``)."""
@@ -55,11 +70,12 @@ def hydra_app(config_name: str) -> Callable:
                     if error:
                         print(f"error: {error}", file=sys.stderr)
                         sys.exit(EXIT_ERROR)
+            signal.signal(signal.SIGTERM, _terminate)
             try:
                 run()
-            except KeyboardInterrupt:  # in Hydra's own code: between a sweep's jobs, composing a config
+            except KeyboardInterrupt as e:  # in Hydra's own code: between a sweep's jobs, composing a config
                 print(INTERRUPTED, file=sys.stderr)
-                sys.exit(130)
+                sys.exit(_interrupted(e))
         return main
     return wrap
 
@@ -102,9 +118,11 @@ def encoder_from(encoder: DictConfig) -> tuple[FrameEncoder, dict]:
 def error_line(error: BaseException) -> str:
     """The one line a user sees for an error that stopped a job: a file-system error names the path and
     says what is wrong in words."""
-    if isinstance(error, OSError) and error.errno in _FILE_SYSTEM and error.filename:
+    if isinstance(error, OSError) and error.errno in _FILE_SYSTEM and (error.filename or error.errno in _FULL):
         full = "; what was finished is kept: make room and run the same command again" if error.errno in _FULL else ""
-        return f"{error.filename}: {_FILE_SYSTEM[error.errno]}{full}"
+        # a full disk with no file named: a temporary file's write (long videos' features are spooled to TMPDIR)
+        where = error.filename or f"the output or the temporary folder {tempfile.gettempdir()} (TMPDIR)"
+        return f"{where}: {_FILE_SYSTEM[error.errno]}{full}"
     return one_line(error)
 
 
@@ -171,8 +189,8 @@ def run_app(job: Callable[[DictConfig], int], cfg: DictConfig) -> None:
             record_error(run_dir, e)
         if os.environ.get("VIDRNN_DEBUG", "0") not in ("", "0"):
             raise
-        code = 130 if interrupted else EXIT_ERROR
-    if run_dir is None or code == 130:  # an interrupt ends a sweep too (SystemExit passes Hydra's job wrapper)
+        code = _interrupted(e) if interrupted else EXIT_ERROR
+    if run_dir is None or code in (130, 143):  # an interrupt ends a sweep too (SystemExit passes Hydra's job wrapper)
         sys.exit(code)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 STEP = 8  # frame i has red level STEP * i in its left half
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,3 +106,13 @@ def known_videos(tmp_path) -> dict[str, tuple[Path, int]]:
         "bframes": (write_bframes(tmp_path / "c.mp4", 29), 29),
         "lying_index": (make_index_lie(write_opencv(tmp_path / "d.avi", 20, "MJPG"), 60), 20),
     }
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test: many steps of a tiny model are slower on two threads that wait on
+    each other (5 s against 24 s on a busy 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -1,5 +1,6 @@
 """Tests for vidrnn.data.annotations: caption files in their real layouts, splits, errors and file matching."""
 import json
+import re
 import os
 
 import pytest
@@ -210,3 +211,22 @@ def test_a_video_whose_captions_are_all_blank_is_named_in_a_warning(tmp_path, ca
         captions = load_captions(path)
     assert captions.captions == {"v1": ["a dog runs"]}
     assert "ann.csv: 1 video with only blank captions left out ('v0')" in caplog.text
+
+
+def test_msrvtt_split_conflicts_are_errors_and_unlisted_videos_a_warning(tmp_path, caplog):
+    """A video listed twice in videos[] with two splits took the last one silently (the test set shrank),
+    where a CSV stops with the line; a video of sentences[] missing from videos[] joined training unsaid."""
+    path = tmp_path / "ann.json"
+    sentences = [{"video_id": v, "caption": "a cat sits"} for v in ("v0", "v1", "v2")]
+    path.write_text(json.dumps({"videos": [{"video_id": "v0", "split": "test"}, {"video_id": "v1", "split": "train"},
+                                           {"video_id": "v0", "split": "train"}], "sentences": sentences}))
+    with pytest.raises(AnnotationError, match=re.escape("ann.json:videos[2]: video 'v0' is in split 'train' here "
+                                                        "but in 'test' before")):
+        load_captions(path)
+    path.write_text(json.dumps({"videos": [{"video_id": "v0", "split": "test"}, {"video_id": "v1", "split": "train"},
+                                           {"video_id": "v0", "split": "test"}], "sentences": sentences}))
+    with caplog.at_level("WARNING", logger="vidrnn.data"):
+        captions = load_captions(path)
+    assert captions.splits == {"v0": "test", "v1": "train", "v2": None}
+    assert "ann.json: 1 video of sentences not in videos, so in no split (training, or data.val_fraction's " \
+           "validation): 'v2'" in caplog.text

@@ -134,15 +134,17 @@ def test_beam_search_finds_a_likelier_caption_than_greedy():
 
 def test_a_caption_is_never_empty():
     """<eos> first is the likeliest caption of an undertrained model; both decoders give the likeliest
-    caption with a word instead (the empty one was written as "caption": ""), and never a <pad> or <bos>."""
+    caption with a word instead (the empty one was written as "caption": ""), and never a <pad>, <bos> or
+    <unk> (here the likeliest word after <eos>: a vocabulary's minimum count made it so)."""
     table = torch.full((6, 6), 1e-9)
-    table[1, 2], table[1, 4], table[1, 5] = 0.7, 0.2, 0.1  # after <bos>: <eos>, else "a", else "b"
+    table[1, 2], table[1, 3], table[1, 4], table[1, 5] = 0.6, 0.2, 0.15, 0.05  # <eos>, <unk>, "a", "b"
     table[4, 2] = table[5, 2] = table[2, 2] = table[3, 2] = 1.0
     model = _Table(table / table.sum(1, keepdim=True))
     feats = torch.zeros(2, 1, 1)
     assert [h.tokens for h in greedy_decode(model, feats, bos=1, eos=2, max_len=5)] == [[4], [4]]
     n_best = beam_search(model, feats, bos=1, eos=2, beam=3, max_len=5, n_best=3)
-    assert [[h.tokens for h in hyps] for hyps in n_best] == [[[4], [5], [3]]] * 2  # never <pad> or <bos>
+    assert [[h.tokens for h in hyps][:2] for hyps in n_best] == [[[4], [5]]] * 2
+    assert not {0, 1, 3} & {t for hyps in n_best for h in hyps for t in h.tokens}  # never <pad>, <bos> or <unk>
 
 
 @pytest.fixture(scope="module")
@@ -486,3 +488,40 @@ def test_timed_captions_never_show_two_cues_at_once(tmp_path, suffix):
     write_timed_captions(tmp_path / f"t{suffix}", windows)
     assert read_timed_captions(tmp_path / f"t{suffix}") == [(0.0, 5.0, "a"), (5.0, 9.5, "b"), (9.5, 12.0, "c"),
                                                              (12.0, 17.0, "d")]
+
+
+def test_caption_references_are_matched_as_evaluate_matches_them(trained, tmp_path, capsys):
+    """`caption references=FILE` matches ids as `evaluate` does (here annotation ids that are file names,
+    clip.mp4, against the run's stems), and says its score covers every split; a later run into the same
+    folder whose videos have no references warns (before: it scored the folder's earlier videos and failed)."""
+    from hydra import compose, initialize
+    from hydra.core.hydra_config import HydraConfig
+
+    from pipelines.caption import caption
+
+    root, data, _ = trained
+    first, second = tmp_path / "first", tmp_path / "second"
+    files = {p.stem: p for p in Path(data["videos_dir"]).rglob("vid000[0-2].*")}
+    for folder, stem in ((first, "vid0000"), (first, "vid0001"), (second, "vid0002")):
+        folder.mkdir(exist_ok=True)
+        (folder / files[stem].name).symlink_to(files[stem])
+    refs = tmp_path / "refs.csv"
+    refs.write_text(f"video_id,caption\n{files['vid0000'].name},a red circle moves left\n"
+                    f"{files['vid0001'].name},a green square moves up\n")
+
+    def run(folder: Path) -> str:
+        with initialize(config_path="../conf", version_base="1.3"):
+            cfg = compose("caption", overrides=[f"input_dir={folder}", f"checkpoint={root}/run", f"references={refs}",
+                                                 f"output={tmp_path}/out/{folder.name}.json", "quiet=true",
+                                                 "video.workers=0", "report=false"], return_hydra_config=True)
+            HydraConfig.instance().set_config(cfg)  # as the app's own start does
+        assert caption(cfg) == 0
+        return capsys.readouterr().out
+
+    said = run(first)
+    assert "caption: 2 with references, whatever their split (evaluate split=test scores one): BLEU-1" in said
+    assert json.loads((tmp_path / "out/first_metrics.json").read_text())["videos"] == 2
+    notes = [json.loads(line) for line in (tmp_path / "out/videos.jsonl").read_text().splitlines()]
+    assert {n["video_id"]: n.get("references") for n in notes} == {"vid0000": ["a red circle moves left"],
+                                                                  "vid0001": ["a green square moves up"]}
+    assert f"caption: warning: {refs} has references for none of these videos" in run(second)

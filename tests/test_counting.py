@@ -165,7 +165,7 @@ def _cell_features(people: torch.Tensor, channels: int = 6) -> torch.Tensor:
     return cells.transpose(-1, -2).flatten(2)  # channel-major, as grid pooling flattens (C, g, g)
 
 
-def test_per_cell_counter_counts_crowds_larger_than_any_it_was_trained_on():
+def test_per_cell_counter_counts_crowds_larger_than_any_it_was_trained_on(one_thread):
     """Counted per grid cell and added up, a person counts the same in every cell: trained on frames with
     0-2 people, the per-cell counter counts 3-5 people; one count from the whole frame cannot."""
     torch.manual_seed(0)
@@ -526,3 +526,31 @@ def test_frame_labels_past_a_video_s_end_are_named_in_a_warning(tmp_path, caplog
     with caplog.at_level("WARNING", logger="vidrnn.predict"):
         _hog_count(videos, tmp_path / "counts.csv", labels=str(labels))
     assert f"{labels} labels cam up to frame 40, past its 8 frames" in caplog.text
+
+
+def test_a_run_stopped_before_its_test_scores_scores_them_when_rerun(trained, tmp_path, monkeypatch):
+    """metrics.json said "complete" before the test split was scored: a run stopped in between was
+    "already finished" for every rerun, without test scores for good."""
+    import vidrnn.train.run as run_module
+    from vidrnn.sweeps import finished_result
+
+    root, data, _ = trained
+    extract = ExtractConfig(encoder=ENCODER, sampling=Sampling(num_frames=6), size=96, workers=0, progress=False)
+
+    def train():
+        return train_model("count", DataConfig(data["videos_dir"], data["counts"], cache_dir=str(root / "cache")),
+                           extract, ModelConfig(None, {"hidden": 8}), TrainConfig(max_epochs=2),
+                           out_dir=str(tmp_path / "run"))
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "load_checkpoint", stopped)  # the test split's scoring loads best.pt
+    with pytest.raises(KeyboardInterrupt):
+        train()
+    metrics = json.loads((tmp_path / "run/metrics.json").read_text())
+    assert metrics["epochs_run"] == 2 and not metrics["complete"] and finished_result(tmp_path / "run", 2) is None
+    monkeypatch.undo()
+    result = train()  # the rerun: nothing left to train, the test split scored
+    assert len(result["history"]) == 2 and result["test"]["MAE"] >= 0
+    assert finished_result(tmp_path / "run", 2)["test"] == result["test"]

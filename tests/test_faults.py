@@ -300,3 +300,18 @@ def test_unknown_backbone(faults):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_cuda_without_a_gpu(faults):
     assert_one_line_error(faults["no_cuda"], "device=cuda was asked for, but no CUDA GPU is available")
+
+
+def test_a_full_disk_that_names_no_file_names_the_temporary_folder(monkeypatch):
+    """A full TMPDIR (where long videos' features are spooled) raised `[Errno 28] No space left on device`
+    naming no file, nor TMPDIR, nor what to do."""
+    import errno
+    import tempfile
+
+    from pipelines.common import error_line
+
+    monkeypatch.setattr(tempfile, "tempdir", "/scratch/tmp")
+    assert error_line(OSError(errno.ENOSPC, "No space left on device")) == (
+        "the output or the temporary folder /scratch/tmp (TMPDIR): no space left on the device; what was finished "
+        "is kept: make room and run the same command again")
+    assert error_line(OSError(errno.EACCES, "Permission denied")) == "[Errno 13] Permission denied"

@@ -167,6 +167,7 @@ def test_tokenize():
     assert tokenize(" . ") == []
     assert tokenize("It\u2019s a caf\u00e9 \u2014 10\u201315 people\u2026") == [  # curly quote, dashes, ellipsis
         "it", "'s", "a", "caf\u00e9", "10", "15", "people"]
+    assert tokenize("a dog \U0001F600 runs") == ["a", "dog", "runs"]  # as the jar, which drops emoji
 
 
 def test_tokenize_matches_coco_ptb_tokenizer():
@@ -178,7 +179,8 @@ def test_tokenize_matches_coco_ptb_tokenizer():
     captions = [c for refs in REFERENCES.values() for c in refs] + list(HYPOTHESES.values()) + [
         "Don't stop: the dog's ball (red) is here!", "A woman slices a tomato... then, she cooks it.",
         "Two men -- one tall - walk.", 'She said "hello" to him.', "a man. a dog. a cat", "It's 3.5 meters; can't see?",
-        "The U.S. flag waves", "I cannot believe it isn't butter", "he won't go, i'm sure", "it costs $5 & 10%"]
+        "The U.S. flag waves", "I cannot believe it isn't butter", "he won't go, i'm sure", "it costs $5 & 10%",
+        "a dog \U0001F600 runs \U0001F436"]  # emoji: the jar drops them as untokenizable
     ptb = PTBTokenizer().tokenize({str(i): [{"caption": c}] for i, c in enumerate(captions)})
     assert [" ".join(tokenize(c)) for c in captions] == [ptb[str(i)][0] for i in range(len(captions))]
 
@@ -366,6 +368,37 @@ def test_predictions_named_after_the_annotated_files_find_their_videos(tmp_path)
     result = evaluate_captions(str(ours), str(refs), split="test", meteor=False)
     assert result["videos"] == 2 and result["unknown"] == [] and result["missing"] == []
     assert result["per_video"]["1"]["BLEU-1"] == pytest.approx(1.0)
+    # a file named with its extension (a caption run's id where two files share a stem; other tools' results)
+    ours.write_text('[{"video_id": "clips/beach.mp4", "caption": "waves roll in"}, '
+                    '{"video_id": "park.mp4", "caption": "a dog"}]')
+    result = evaluate_captions(str(ours), str(refs), split="test", meteor=False)
+    assert result["videos"] == 2 and result["unknown"] == [] and result["missing"] == []
+    # annotation ids that are file names: matched by the caption app's ids (stems, or paths where stems repeat)
+    named = tmp_path / "named.csv"
+    named.write_text("video_id,caption,split\nbeach.mp4,waves roll in,test\ncamB/park.mkv,a dog runs,test\n")
+    ours.write_text('[{"video_id": "beach", "caption": "waves roll in"}, {"video_id": "camB/park", "caption": "a"}]')
+    result = evaluate_captions(str(ours), str(named), split="test", meteor=False)
+    assert result["videos"] == 2 and result["unknown"] == [] and result["missing"] == []
+
+
+def test_a_split_that_selects_no_video_is_named(tmp_path):
+    """split=test on annotations without splits (VATEX) said that no prediction names an annotated video,
+    with the same ids listed on both sides."""
+    from vidrnn.evaluate import evaluate_captions, evaluate_counts
+
+    refs = tmp_path / "refs.csv"
+    refs.write_text("video_id,caption\nclip_a,a cat sits\n")
+    ours = tmp_path / "ours.json"
+    ours.write_text('[{"video_id": "clip_a", "caption": "a cat"}, {"video_id": "stray", "caption": "a dog"}]')
+    with pytest.raises(ValueError, match=re.escape(f"{refs}: no video is in split 'test' (it gives no splits: "
+                                                   "splits=FILE gives them")):
+        evaluate_captions(str(ours), str(refs), split="test", meteor=False)
+    counts = tmp_path / "counts.csv"
+    counts.write_text("video_id,count,split\nclip_a,2,train\nclip_b,1,val\n")
+    predicted = tmp_path / "predicted.csv"
+    predicted.write_text("video_id,count\nclip_a,3\n")
+    with pytest.raises(ValueError, match=re.escape(f"{counts}: no video is in split 'test' (its splits: train, val)")):
+        evaluate_counts(str(predicted), str(counts), split="test")
 
 
 @pytest.mark.parametrize(("name", "text", "says"), [

@@ -2,12 +2,17 @@
 frames they show."""
 import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from conftest import ROOT, pipeline_env
 
+import vidrnn.pictures as pictures_module
 from vidrnn.features.encode import CRASHED
 from vidrnn.pictures import (
     GAP,
@@ -15,6 +20,7 @@ from vidrnn.pictures import (
     RENDERED,
     SHEETS,
     Pictures,
+    _check_written,
     _count_label,
     caption_at,
     count_track,
@@ -79,6 +85,23 @@ def test_contact_sheet_shows_the_sampled_frames_in_order(clip, tmp_path):
     notes = load_notes(out)["clip"]
     assert notes["references"] == ["a red square fades", "the colour changes slowly"]
     assert notes["caption"] == "a square turns red" and notes["count"] == 1.5
+
+
+@pytest.mark.parametrize("size, fps, expected", [((8, 600), 0.01, (26, 1920)), ((600, 8), 8.0, (600, 16))])
+def test_a_very_narrow_slow_video_is_rendered_within_bounds(tmp_path, size, fps, expected):
+    """An 8x600 video grew to 480x36000, which the writer refused, and a frame every 100 s was a rate
+    mp4v refuses; a 600x8 one failed drawing its texts. Now each side stays within 16..1920 pixels and the
+    rate within 1..240 frames/s."""
+    width, height = size
+    write_video(tmp_path / "odd.avi", (np.full((height, width, 3), 40 * i, np.uint8) for i in range(4)), fps)
+    out = tmp_path / "out"
+    pictures = Pictures(out, sheets=True, render=True)
+    pictures.add("odd", tmp_path / "odd.avi", caption="a long thin picture", track=[])
+    assert pictures.failed == {}
+    cap = cv2.VideoCapture(str(out / RENDERED / "odd.mp4"))
+    assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == expected
+    assert cap.get(cv2.CAP_PROP_FRAME_COUNT) == 4 and cap.get(cv2.CAP_PROP_FPS) >= 1
+    cap.release()
 
 
 def test_contact_sheet_of_a_count_run_shows_frames_it_counted(clip, tmp_path):
@@ -252,3 +275,71 @@ def test_an_interrupt_stops_the_drawing_processes_too(tmp_path):
         signal.signal(signal.SIGINT, heard)
     time.sleep(1.5)
     assert len(list(tmp_path.iterdir())) < 12
+
+
+def test_drawing_processes_die_with_the_run(tmp_path):
+    """A run killed while drawing (kill -9, or a scheduler's) left its drawing processes alive for ever,
+    holding the lock they were started under: the rerun waited on it."""
+    script = tmp_path / "run.py"
+    script.write_text(f"""
+import os, sys, time
+from vidrnn.pictures import draw_each
+
+def draw(folder, k):
+    open(os.path.join(folder, str(os.getpid())), "w").close()
+    time.sleep(60)
+
+draw_each(draw, [({str(tmp_path / "pids")!r}, k) for k in range(8)], workers=2)
+""")
+    (tmp_path / "pids").mkdir()
+    run = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, env=pipeline_env())
+    try:
+        deadline = time.monotonic() + 60
+        while len(list((tmp_path / "pids").iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pids = [int(p.name) for p in (tmp_path / "pids").iterdir()]
+        assert len(pids) == 2
+    finally:
+        run.kill()
+        run.wait()
+    time.sleep(1)
+    alive = [pid for pid in pids if Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid)]
+    assert not alive, f"drawing processes {alive} outlived the run"
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].splitlines()[0].lower()
+    except (FileNotFoundError, IndexError):
+        return "zombie"
+
+
+def test_pictures_of_new_results_replace_the_old_ones_or_are_missing(clip, tmp_path, monkeypatch):
+    """A run stopped while drawing the pictures of new results (another checkpoint) left the old pictures,
+    which the rerun kept (it draws only missing ones): they are removed before the new results are kept."""
+    out = tmp_path / "out"
+    Pictures(out, sheets=True).add("clip", clip, caption="an old caption")
+    assert (out / SHEETS / "clip.png").exists()
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pictures_module, "draw_each", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        Pictures(out, sheets=True).add("clip", clip, caption="a new caption")
+    assert not (out / SHEETS / "clip.png").exists() and load_notes(out)["clip"]["caption"] == "a new caption"
+    monkeypatch.undo()
+    Pictures(out, sheets=True).add("clip", clip, caption="a new caption", fresh=False)  # the rerun: drawn again
+    assert (out / SHEETS / "clip.png").exists()
+
+
+def test_a_rendered_copy_that_does_not_read_back_is_an_error(clip, tmp_path):
+    """OpenCV's writer says nothing of a failed write (a full disk left a truncated mp4 in place, which a
+    rerun kept): the copy is read back before it takes its name."""
+    good = tmp_path / "good.mp4"
+    write_video(good, (coded_frame(i) for i in range(FRAMES)), FPS)
+    _check_written(good, FRAMES)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(OSError, match=rf"cut.mp4: the copy written does not read back \(0 of {FRAMES} frames; a full"):
+        _check_written(cut, FRAMES)

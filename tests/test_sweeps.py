@@ -241,3 +241,17 @@ def test_the_table_shows_an_optuna_trial_s_values_rounded(tmp_path):
     rows = summarize_sweep(tmp_path)
     assert rows[0]["trainer.lr"] == "0.004817508474772369"
     assert "| 0 | 0.004818 | gru | done |" in (tmp_path / "summary.md").read_text()
+
+
+def test_training_afresh_removes_the_old_run_before_it_keeps_the_new_settings(tmp_path):
+    """trainer.resume=false stopped before its first epoch left the old run's metrics and checkpoints under
+    the new settings, and the next rerun called the old model finished with them."""
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    for name in ("metrics.json", "checkpoints/last.pt", "checkpoints/best.pt", "curves.png"):
+        (run / name).write_text("{}")
+    check_settings(run, {"model": {"hidden": 256}})
+    with pytest.raises(ValueError, match="holds a run with other settings"):
+        check_settings(run, {"model": {"hidden": 64}})
+    check_settings(run, {"model": {"hidden": 64}}, resume=False)
+    assert sorted(p.name for p in run.rglob("*") if p.is_file()) == ["settings.json"]

@@ -1,5 +1,7 @@
 """Decoding is frame-exact on every backend, including B-frames and an AVI whose index lies."""
+import os
 import re
+import struct
 from fractions import Fraction
 
 import cv2
@@ -7,6 +9,7 @@ import numpy as np
 import pytest
 from conftest import frame_id, indexed_frame, write_rotated
 
+from vidrnn.files import list_videos
 from vidrnn.predict import window_times
 from vidrnn.video import Chunk, Restart, Sampling, VideoError, VideoMeta, open_video, read_frames, stream_video
 
@@ -109,6 +112,49 @@ def test_a_still_image_named_like_a_video_is_refused(tmp_path, ext, name):
         open_video(path)
 
 
+@pytest.mark.parametrize("head, reason", [
+    (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", r"^a still image \(HEIC\), not a video$"),  # a phone's photo
+    (b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf", r"^a still image \(AVIF\), not a video$"),
+    (b"RIFF\x00\x10\x00\x00WEBPVP8X\x0a\x00\x00\x00\x02\x00\x00\x00", r"^an animated WebP image \(FFmpeg cannot"),
+])
+def test_heif_photos_and_animated_webp_named_like_a_video_are_refused(tmp_path, head, reason):
+    """FFmpeg reads a HEIC/AVIF photo as a one-frame video, and fails an animated WebP's frames: both are
+    named for what they are."""
+    path = tmp_path / "photo.mp4"
+    path.write_bytes(head + bytes(2000))
+    with pytest.raises(VideoError, match=reason):
+        open_video(path)
+
+
+def test_a_header_frame_count_beyond_the_file_size_is_not_planned_from(tmp_path, monkeypatch):
+    """A corrupted Matroska duration makes OpenCV report 2.5e8 frames for a 50-frame file of a few kB:
+    fps and window plans built from it took gigabytes. A count above the file's size in bytes is
+    impossible, so the frames are counted first."""
+    path = tmp_path / "clip.mkv"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 25, (64, 48))
+    for i in range(50):
+        writer.write(cv2.cvtColor(indexed_frame(i % 30), cv2.COLOR_RGB2BGR))
+    writer.release()
+    data = bytearray(path.read_bytes())
+    at = data.find(b"\x44\x89\x88")  # the Segment's Duration element: a float64 in milliseconds
+    data[at + 3:at + 11] = struct.pack(">d", 1e10)
+    path.write_bytes(bytes(data))
+    with open_video(path) as reader:
+        assert reader.info.header_frames > path.stat().st_size
+    plan = Sampling.plan
+
+    def bounded_plan(self, total, fps):
+        assert total <= 50, f"planned for {total} frames"
+        return plan(self, total, fps)
+
+    monkeypatch.setattr(Sampling, "plan", bounded_plan)
+    for sampling in (Sampling("fps", fps=5), Sampling("window", num_frames=4, window_s=0.5, stride_s=0.5)):
+        items = list(stream_video(str(path), sampling, size=16))
+        meta = items[-1]
+        assert (meta.frame_count, meta.frame_count_source) == (50, "counted")
+        assert not any(isinstance(item, Restart) for item in items)
+
+
 def test_a_motion_jpeg_stream_is_a_video(tmp_path):
     """An IP camera's .mjpeg is JPEG frames one after another: it starts like a photo but is read as video."""
     path = tmp_path / "camera.mjpeg"
@@ -198,6 +244,25 @@ def test_missing_file_and_directory(tmp_path):
     (tmp_path / "loop.mp4").symlink_to(tmp_path / "loop.mp4")
     with pytest.raises(VideoError, match="looping symbolic link"):
         open_video(tmp_path / "loop.mp4")
+
+
+def test_a_folder_that_cannot_be_read_is_listed_and_reported(tmp_path, monkeypatch):
+    """A subfolder the user may not read was skipped without a word (exit 0, its videos missing): it is
+    listed, and reading it fails with the reason. (As root permissions do not bind: scandir is made to fail.)"""
+    for name in ("a.mp4", "cam2/day1.mp4"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    scandir = os.scandir
+
+    def refuse(path="."):
+        if os.fspath(path).endswith("cam2"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refuse)
+    assert list_videos(tmp_path) == ["a.mp4", "cam2"]
+    with pytest.raises(VideoError, match=r"^a folder that cannot be read \(Permission denied\): videos in it"):
+        open_video(tmp_path / "cam2")
 
 
 def test_timestamps_come_from_the_decoder(tmp_path, known_videos):

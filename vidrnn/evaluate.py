@@ -6,7 +6,7 @@ from pathlib import PurePosixPath
 
 from .data import AnnotationError, apply_splits, load_captions, load_count_labels, normalize_split
 from .data.annotations import read_text
-from .files import some_of
+from .files import VIDEO_EXTENSIONS, some_of
 from .metrics import count_errors, score_captions
 from .outputs import PredictionError, read_captions, read_counts
 
@@ -14,13 +14,16 @@ CAPTION_LAYOUT = ('a JSON list of {"video_id" or "image_id", "caption"}, a JSON 
                   'with columns video_id,caption')
 
 
-def _align(source: str, predicted: dict, truth_ids, what: str, known, paths: dict | None = None
-           ) -> tuple[dict, list[str]]:
-    """Predictions (of the file ``source``) keyed by the annotation's ids (``truth_ids``), and the prediction
-    ids that name none of the annotated videos (``known``, every split). A prediction id may be a path whose
-    last part is the id (with or without an extension), the name of the video's file (``paths``: id -> file
-    path hint; a caption run names videos by their files), or the number of an id that is a word and that
-    number (7010 for MSR-VTT's video7010); two ids that name one video are an error."""
+class NoMatch(ValueError):
+    """No prediction names an annotated video."""
+
+
+def annotated_ids(keys, known, paths: dict | None = None) -> dict[str, str | None]:
+    """The annotated video (one of ``known``) each of ``keys`` names, or None. A key may be a path whose last
+    part is the id (with or without an extension), the video's file (``paths``: id -> file path hint, or an
+    id that is a file name such as clip.mp4; a caption run names videos by their files) by its path with or
+    without the extension, or by its name alone where that names one video, or the number of an id that is
+    a word and that number (7010 for MSR-VTT's video7010)."""
     known = list(known)
     by_number: dict[int, list[str]] = {}
     for vid in known:
@@ -28,23 +31,37 @@ def _align(source: str, predicted: dict, truth_ids, what: str, known, paths: dic
         if match:
             by_number.setdefault(int(match.group(1)), []).append(vid)
     by_file: dict[str, list[str]] = {}
-    for vid, hint in (paths or {}).items():
+    hints = [(vid, vid) for vid in known if PurePosixPath(vid).suffix.lower() in VIDEO_EXTENSIONS]  # "clip.mp4"
+    for vid, hint in [*(paths or {}).items(), *hints]:
         hint = PurePosixPath(hint.replace("\\", "/"))
-        for name in {hint.with_suffix("").as_posix(), hint.stem}:
+        for name in {hint.as_posix(), hint.with_suffix("").as_posix(), hint.stem}:
             by_file.setdefault(name, []).append(vid)
-    known_set, wanted = set(known), set(truth_ids)
+    known_set = set(known)
 
     def annotated(key: str) -> str | None:
         last = PurePosixPath(key.replace("\\", "/"))
         for candidate in (key, last.name, last.stem):  # ... or the path of its file: TrainValVideo/video0.mp4
             if candidate in known_set:
                 return candidate
-        named = by_file.get(key) or (by_number.get(int(key), []) if key.isdigit() else [])
+        for name in (last.as_posix(), last.stem):  # a file named by its path, or by its name alone
+            if name in by_file:
+                named = list(dict.fromkeys(by_file[name]))
+                return named[0] if len(named) == 1 else None
+        named = by_number.get(int(key), []) if key.isdigit() else []
         return named[0] if len(named) == 1 else None
 
+    return {str(key): annotated(str(key)) for key in keys}
+
+
+def _align(source: str, predicted: dict, truth_ids, what: str, known, paths: dict | None = None
+           ) -> tuple[dict, list[str]]:
+    """Predictions (of the file ``source``) keyed by the annotation's ids (``truth_ids``), and the prediction
+    ids that name none of the annotated videos (``known``, every split), matched as ``annotated_ids`` does;
+    two ids that name one video are an error."""
+    wanted, names = set(truth_ids), annotated_ids(predicted, known, paths)
     aligned, unknown, named = {}, [], {}
     for key, value in predicted.items():
-        vid = annotated(str(key))
+        vid = names[str(key)]
         if vid is None:
             unknown.append(str(key))
         elif vid in named:
@@ -55,10 +72,18 @@ def _align(source: str, predicted: dict, truth_ids, what: str, known, paths: dic
             if vid in wanted:
                 aligned[vid] = value
     if not aligned:
-        where = "" if unknown else " of this split"
-        raise ValueError(f"{source}: no {what} prediction names an annotated video{where} "
-                         f"(predictions: {some_of(predicted)}; annotations: {some_of(truth_ids or known)})")
+        where = " of this split" if named else ""
+        raise NoMatch(f"{source}: no {what} prediction names an annotated video{where} "
+                      f"(predictions: {some_of(predicted)}; annotations: {some_of(truth_ids or known)})")
     return aligned, unknown
+
+
+def _require_split(source: str, split: str | None, selected, splits: dict) -> None:
+    """A ``split`` that selects no video is an error naming the splits there are."""
+    if split and not selected:
+        there = sorted({s for s in splits.values() if s})
+        raise ValueError(f"{source}: no video is in split {split!r} (" + (f"its splits: {', '.join(there)})" if there
+                         else "it gives no splits: splits=FILE gives them, a video_id,split CSV)"))
 
 
 def _predictions(path: str, read, what: str, layout: str) -> dict:
@@ -86,6 +111,7 @@ def evaluate_captions(predictions: str, annotations: str, *, split: str | None =
     if splits:
         apply_splits(splits, every.splits, every.captions, every.paths)
     refs = every.subset(split) if split else every
+    _require_split(annotations, split, refs.captions, every.splits)
     found = _predictions(predictions, read_captions, "caption", CAPTION_LAYOUT)
     hyps, unknown = _align(predictions, found, refs.captions, "caption", every.captions, every.paths)
     scores = score_captions({v: refs.captions[v] for v in hyps}, hyps, meteor=meteor)
@@ -100,6 +126,7 @@ def evaluate_counts(predictions: str, labels: str, *, split: str | None = None, 
         apply_splits(splits, truth.splits, set(truth.clip) | set(truth.frames))
     every = dict(truth.clip) or {v: float(f[~(f != f)].mean()) for v, f in truth.frames.items()}
     values = {v: c for v, c in every.items() if truth.splits.get(v) == normalize_split(split)} if split else every
+    _require_split(labels, split, values, truth.splits)
     found = _predictions(predictions, read_counts, "count", "a CSV with columns video_id,count")
     pred, unknown = _align(predictions, found, values, "count", every)
     return {**count_errors({v: values[v] for v in pred}, pred), "videos": len(pred),

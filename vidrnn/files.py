@@ -12,15 +12,21 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".m
 
 def list_videos(root: str | os.PathLike, extensions=VIDEO_EXTENSIONS) -> list[str]:
     """Relative POSIX paths of the files under ``root`` (recursively) whose extension is listed, sorted.
-    A folder or broken link named like a video is listed too, so that it is reported, not skipped. Hidden
-    folders under ``root`` (``.git``, ``.Trash``, a cache) and macOS's ``._name`` files are left out."""
+    A folder or broken link named like a video is listed too, and so is a folder that cannot be read, so
+    that they are reported, not skipped. Hidden folders under ``root`` (``.git``, ``.Trash``, a cache) and
+    macOS's ``._name`` files are left out."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: input folder does not exist" if not root.exists()
                                 else f"{root}: not a folder")
     exts = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
     found = []
-    for dirpath, dirnames, filenames in os.walk(root):
+
+    def unreadable(error: OSError) -> None:
+        if error.filename and Path(error.filename) != root:
+            found.append(Path(error.filename).relative_to(root).as_posix())
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         found += [Path(dirpath, f).relative_to(root).as_posix() for f in filenames + dirnames
                   if Path(f).suffix.lower() in exts and not f.startswith("._")]

@@ -8,11 +8,14 @@ that both write into gets pictures, and a report, with both."""
 from __future__ import annotations
 
 import bisect
+import ctypes
 import json
 import logging
 import math
 import multiprocessing as mp
 import os
+import signal
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -25,7 +28,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
-from .data import CountLabels, fill_gaps, load_captions, load_count_labels
+from .data import CaptionSet, CountLabels, fill_gaps, load_captions, load_count_labels
+from .evaluate import annotated_ids
 from .features.encode import CRASHED
 from .features.store import _append_jsonl, _read_jsonl, atomic_write
 from .files import file_name, fitted_name, single_line
@@ -139,6 +143,8 @@ def _wrap(text: str, size: int, width: int, bold: bool = False) -> tuple[str, ..
 
 def _darken(canvas: Image.Image, box) -> None:
     box = tuple(int(v) for v in box)
+    if box[2] <= box[0] or box[3] <= box[1]:  # off the canvas (a frame a few pixels high)
+        return
     canvas.paste(canvas.crop(box).point(lambda v: v // 3), box)
 
 
@@ -273,14 +279,14 @@ def render_video(notes: dict, path: str | os.PathLike, *, min_width: int = 480, 
         edges = decoded_edges(reader, total, fps)  # (total + 1,)
     finally:
         reader.close()
-    rate = total / edges[-1] if total and edges[-1] > 0 else fps  # plays as long as the source (variable rates)
+    # plays as long as the source (variable rates), at a rate mp4v takes (a frame every 1000 s plays faster)
+    rate = min(max(total / edges[-1] if total and edges[-1] > 0 else fps, 1.0), 240.0)
     reader, writer, written = open_video(notes["path"], backend), None, 0
     try:
-        scale = max(1.0, min_width / info.width)
-        size = (2 * round(info.width * scale / 2), 2 * round(info.height * scale / 2))  # mp4v wants even sides
+        size = _render_size(info.width, info.height, min_width)
         writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), rate, size)
         if not writer.isOpened():
-            raise VideoError(f"OpenCV cannot write {partial} (mp4v, {size[0]}x{size[1]})")
+            raise VideoError(f"OpenCV cannot write {partial} (mp4v, {size[0]}x{size[1]}, {rate:g} frames/s)")
         text = max(16, round(size[0] / 40))
         while written < total and next_frame(reader):  # frames numbered as the runs number them
             frame = reader.retrieve()  # (H, W, 3) RGB
@@ -292,6 +298,7 @@ def render_video(notes: dict, path: str | os.PathLike, *, min_width: int = 480, 
         writer.release()
         if not written:
             raise VideoError("no frame could be decoded")
+        _check_written(partial, written)
         os.replace(partial, path)
     finally:
         reader.close()
@@ -299,6 +306,24 @@ def render_video(notes: dict, path: str | os.PathLike, *, min_width: int = 480, 
             writer.release()
         partial.unlink(missing_ok=True)
     return written
+
+
+def _check_written(path: Path, frames: int) -> None:
+    """OpenCV's writer reports no failed write (a full disk): the file must read back with its frames."""
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    try:
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+    finally:
+        cap.release()
+    if count != frames:
+        raise OSError(f"{path.name}: the copy written does not read back ({count} of {frames} frames; a full disk?)")
+
+
+def _render_size(width: int, height: int, min_width: int, *, most: int = 1920, least: int = 16) -> tuple[int, int]:
+    """(width, height) of a rendered copy: scaled up to ``min_width`` wide, but each side within
+    [``least``, ``most``] pixels (a 16x2000 video would grow to 480x60000) and even (as mp4v wants)."""
+    scale = min(max(1.0, min_width / width), most / max(width, height))
+    return tuple(2 * round(min(max(side * scale, least), most) / 2) for side in (width, height))
 
 
 def annotate(frame: np.ndarray, notes: dict, index: int, seconds: float, size: int) -> np.ndarray:
@@ -345,7 +370,7 @@ def draw_each(draw: Callable, jobs: Sequence[tuple], *, workers: int = 1, progre
         except BrokenProcessPool:  # the rest one at a time, each in a process of its own
             for k in (k for k in range(len(jobs)) if k not in found):
                 try:
-                    with ProcessPoolExecutor(1) as pool:
+                    with ProcessPoolExecutor(1, initializer=_listen, initargs=(stop,)) as pool:
                         found[k] = pool.submit(_attempt, draw, jobs[k]).result()
                 except BrokenProcessPool:
                     found[k] = CRASHED
@@ -361,8 +386,26 @@ _stop = None  # in a drawing process: draw_each's interrupt event
 
 
 def _listen(stop) -> None:
+    """A drawing process's start: it learns of interrupts through ``stop``, and dies with the run."""
     global _stop
     _stop = stop
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the app's handler, which stops the main process
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    """On Linux, have the kernel kill this process when the one that started it dies: a run killed while
+    drawing left its drawing processes waiting for work for ever, holding the records' lock it was
+    started under (the rerun then waited on it)."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
 
 
 def _attempt(draw: Callable, job: tuple) -> str | None:
@@ -395,7 +438,8 @@ class Pictures:
                  workers: int = 1, progress: bool = False):
         self.dir, self.sheets, self.render = Path(out_dir), sheets, render
         self.backend, self.workers, self.progress = backend, workers, progress
-        self.references = load_captions(references).captions if references else {}
+        self.references = load_captions(references) if references else CaptionSet()
+        self.referenced: set[str] = set()  # the videos added that have references
         self.clip_truth, self.frame_truth = {}, {}
         for path in labels:
             self._add_truth(load_count_labels(path))
@@ -434,11 +478,16 @@ class Pictures:
 
     def _add_all(self, found: list[tuple[str, str | os.PathLike, bool, dict]]) -> None:
         """Record (video id, path, fresh, fields) of many videos in one write, then draw them."""
-        entries = []
+        for vid in (vid for vid, _, fresh, _ in found if fresh):  # pictures of the results before: gone before the
+            for target in self._targets(vid):  # new ones are recorded (a rerun after a kill draws what is missing)
+                target.unlink(missing_ok=True)
+        entries, refs = [], self.references
+        named = annotated_ids([vid for vid, *_ in found], refs.captions, refs.paths)  # as evaluate matches them
         for vid, path, _, fields in found:
             entry = {"video_id": vid, "path": os.path.abspath(path), **fields}
-            if vid in self.references:
-                entry["references"] = self.references[vid]
+            if named[vid] is not None:
+                entry["references"] = refs.captions[named[vid]]
+                self.referenced.add(vid)
             if vid in self.clip_truth:
                 entry["true_count"] = self.clip_truth[vid]
             entries.append(entry)

@@ -186,7 +186,7 @@ def caption_folder(input_dir: str, checkpoint: str, output: str, *, beam: int = 
     and ``output`` is written at the end from the records."""
     if n_best > beam:
         raise ValueError(f"decode.n_best={n_best} needs decode.beam >= {n_best} "
-                         f"(a beam of {beam} keeps {beam} captions)")
+                         f"(a beam of {beam} keeps {beam} caption{'s' if beam > 1 else ''})")
     timed = output_format(output, CAPTION_FORMATS, "caption") in TIMED_FORMATS  # checked before any video
     if timed and n_best > 1:
         raise ValueError(f"decode.n_best={n_best}: a {Path(output).suffix} file holds one caption per window; "
@@ -361,6 +361,8 @@ def _write_counts(output: str, results: dict, sampling: Sampling, *, truth: Coun
         jobs = [(paths[vid], vid, meta, frames, truth.frames.get(vid) if truth else None)
                 for vid, (_, frames, meta) in results.items()
                 if all_again or vid in computed or not paths[vid].exists()]
+        for job in jobs:  # gone before they are redrawn: a run stopped while drawing leaves no plot of old counts
+            job[0].unlink(missing_ok=True)
         for job, error in zip(jobs, draw_each(_plot_timeline, jobs, workers=workers)):
             if error:
                 log.warning("PLOT FAILED %s: %s", job[1], error)

@@ -79,6 +79,9 @@ def check_settings(run_dir: str | os.PathLike, settings: dict, resume: bool = Tr
             raise ValueError(f"{run} holds a run with other settings ({'; '.join(changed[:3])}"
                              f"{'; ...' if len(changed) > 3 else ''}): give this run another hydra.run.dir (a sweep: "
                              "another hydra.sweep.dir), or trainer.resume=false to train it afresh there")
+    if not resume:  # afresh: the old run goes before the new settings are kept (a stop in between left the old
+        for old in (METRICS, "curves.png", "checkpoints/last.pt", "checkpoints/best.pt"):  # model passing for one
+            (run / old).unlink(missing_ok=True)  # trained with them)
     atomic_write(path, lambda f: f.write(json.dumps(now, indent=1).encode()))
 
 

@@ -21,8 +21,8 @@ _TREEBANK = TreebankWordTokenizer()
 
 def tokenize(text: str) -> list[str]:
     """Lowercased Penn Treebank tokens of ``text`` without punctuation, as the COCO evaluation tokenises
-    (its PTBTokenizer jar: ``metrics.coco_tokens``; these rules differ on some abbreviations and runs of
-    punctuation).
+    (its PTBTokenizer jar: ``metrics.coco_tokens``; these rules differ on some abbreviations, runs of
+    punctuation, markup and symbols: "mr.", "!!!", "<b>", "r&d", ":)").
 
     "Don't stop." -> ["do", "n't", "stop"]. Remembered: a training run meets each caption several times
     (vocabulary, ids, every validation), and the Treebank rules take about 0.1 ms a caption.
@@ -33,6 +33,7 @@ def tokenize(text: str) -> list[str]:
 @lru_cache(maxsize=1 << 18)  # MSR-VTT has 200,000 captions
 def _tokens(text: str) -> tuple[str, ...]:
     tokens = []
+    text = "".join(c for c in text if c <= "\uffff")  # the jar drops characters past 16 bits (emoji) as untokenizable
     for token in _TREEBANK.tokenize(text.lower().translate(_UNICODE_PUNCTUATION)):
         if len(token) > 1 and token.endswith(".") and token.count(".") == 1:
             token = token[:-1]  # a sentence-ending period inside the text ("man. a dog"); keeps "u.s."

@@ -225,7 +225,7 @@ def _load_json(path, text: str) -> CaptionSet:
     splits, paths = {}, {}
     for i, video in enumerate(data.get(videos, [])):
         video_id = _json_field(path, f"{videos}[{i}]", video, video_id_key)
-        splits[video_id] = split_at(path, f"{videos}[{i}]", video.get("split"))
+        set_split(path, f"{videos}[{i}]", splits, video_id, split_at(path, f"{videos}[{i}]", video.get("split")))
         if video.get(path_key):
             paths[video_id] = str(video[path_key])
     out = CaptionSet()
@@ -236,6 +236,10 @@ def _load_json(path, text: str) -> CaptionSet:
         raise AnnotationError.at(path, videos, f"none of its {len(splits)} {video_id_key}s (such as "
                                  f"{next(iter(splits))!r}) names a video of {captions} (such as "
                                  f"{next(iter(out.captions))!r}), so no split can be read")
+    unlisted = [v for v in out.captions if v not in splits]
+    if splits and unlisted:
+        log.warning("%s: %s of %s not in %s, so in no split (training, or data.val_fraction's validation): %s",
+                    path, n_videos(len(unlisted)), captions, videos, some_of(unlisted))
     out.paths = {v: p for v, p in paths.items() if v in out.captions}
     return out
 

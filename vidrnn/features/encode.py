@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import signal
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -71,6 +72,7 @@ class _VideoStreams(IterableDataset):
 
 def _init_worker(_):
     torch.set_num_threads(1)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the app's handler, which stops the main process
 
 
 _WORKER_ERRORS = (RuntimeError, ConnectionError, EOFError)
@@ -95,7 +97,8 @@ class _Pending:
     meta: VideoMeta | None = None
 
 
-CRASHED = "the decoder crashed on this file (a native error in OpenCV/FFmpeg)"
+# torch names neither the signal nor the exit status of a worker that died
+CRASHED = "its decoding process died (a native crash in OpenCV/FFmpeg, or killed for lack of memory)"
 
 
 def encode_videos(videos: list[tuple[str, str]], encoder: FrameEncoder, sampling: Sampling, *,

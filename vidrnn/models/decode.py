@@ -6,7 +6,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..text import Vocab
 from .captioner import Captioner
+
+NEVER = (Vocab.pad_id, Vocab.unk_id)  # tokens no caption holds: no word, and "a word not in the vocabulary"
 
 
 @dataclass
@@ -17,17 +20,18 @@ class Hypothesis:
 
 
 def _word_logprobs(logits: torch.Tensor, step: int, *, eos: int, never: tuple[int, ...]) -> torch.Tensor:
-    """Log-probabilities of the next word (N, V). A caption has a word: <eos> cannot come first, and the
-    ``never`` tokens (<pad>, <bos>: no word) never come (an undertrained model's likeliest caption is
-    often the empty one)."""
+    """Log-probabilities of the next word (N, V). A caption has a word: <eos> cannot come first (an
+    undertrained model's likeliest caption is often the empty one), and the ``never`` tokens (<bos>,
+    <pad>, <unk>: no word) never come (with a vocabulary's minimum count, <unk> stands for many rare words
+    in training and becomes the likeliest word; "a <unk> <unk>" was written out)."""
     logp = F.log_softmax(logits.float(), -1)
     logp[:, list(never) + ([eos] if step == 0 else [])] = float("-inf")
     return logp
 
 
 @torch.no_grad()
-def greedy_decode(model: Captioner, feats: torch.Tensor, *, bos: int, eos: int, pad: int = 0, max_len: int = 20
-                  ) -> list[Hypothesis]:
+def greedy_decode(model: Captioner, feats: torch.Tensor, *, bos: int, eos: int, never: tuple[int, ...] = NEVER,
+                  max_len: int = 20) -> list[Hypothesis]:
     """The most likely word at each step (<eos> not first); features (B, T, D) -> one hypothesis per
     video."""
     memory = model.encode(feats)
@@ -37,7 +41,7 @@ def greedy_decode(model: Captioner, feats: torch.Tensor, *, bos: int, eos: int, 
     ended = torch.zeros(feats.shape[0], dtype=torch.bool, device=feats.device)
     for step in range(max_len):
         logits, state = model.step(tokens, state, memory)
-        best, tokens = _word_logprobs(logits, step, eos=eos, never=(pad, bos)).max(-1)  # (B,), (B,)
+        best, tokens = _word_logprobs(logits, step, eos=eos, never=(bos, *never)).max(-1)  # (B,), (B,)
         logprob += best.masked_fill(ended, 0.0)
         words.append(tokens.masked_fill(ended, eos))
         ended |= tokens == eos
@@ -51,8 +55,9 @@ def greedy_decode(model: Captioner, feats: torch.Tensor, *, bos: int, eos: int, 
 
 
 @torch.no_grad()
-def beam_search(model: Captioner, feats: torch.Tensor, *, bos: int, eos: int, pad: int = 0, beam: int = 5,
-                max_len: int = 20, length_penalty: float = 1.0, n_best: int = 1) -> list[list[Hypothesis]]:
+def beam_search(model: Captioner, feats: torch.Tensor, *, bos: int, eos: int, never: tuple[int, ...] = NEVER,
+                beam: int = 5, max_len: int = 20, length_penalty: float = 1.0, n_best: int = 1
+                ) -> list[list[Hypothesis]]:
     """Beam search for all videos of the batch at once: features (B, T, D) -> the ``n_best`` (<= beam)
     hypotheses per video, best first by logprob / length ** length_penalty.
 
@@ -76,7 +81,7 @@ def beam_search(model: Captioner, feats: torch.Tensor, *, bos: int, eos: int, pa
 
     for step in range(max_len):
         logits, state = model.step(tokens, state, memory)
-        logp = _word_logprobs(logits, step, eos=eos, never=(pad, bos))  # (B*k, V)
+        logp = _word_logprobs(logits, step, eos=eos, never=(bos, *never))  # (B*k, V)
         V = logp.shape[-1]
         top, idx = (scores.view(-1, 1) + logp).view(B, k * V).topk(k, dim=1)  # (B, k)
         # the bookkeeping is Python's, on the host: one copy each way per step, not one per video

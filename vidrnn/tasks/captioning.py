@@ -89,7 +89,7 @@ def describe(model: Captioner, vocab: Vocab, feats: torch.Tensor, *, ids: list[s
              device: torch.device = torch.device("cpu")) -> dict[str, list[tuple[str, float]]]:
     """Captions for features (S, N, D): id -> up to ``n_best`` (caption, score) pairs, best first."""
     model.eval()
-    out, words = {}, {"bos": vocab.bos_id, "eos": vocab.eos_id, "pad": vocab.pad_id, "max_len": max_len}
+    out, words = {}, {"bos": vocab.bos_id, "eos": vocab.eos_id, "max_len": max_len}
     for start in range(0, len(ids), batch_size):
         x = feats[start:start + batch_size].to(device)
         if beam == 1 and n_best == 1:

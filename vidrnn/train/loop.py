@@ -35,7 +35,7 @@ class TrainConfig:
 
 def fit(model: nn.Module, batches: Callable[[int], Iterable], step: Callable[[nn.Module, object, int], torch.Tensor],
         evaluate: Callable[[nn.Module], dict], *, cfg: TrainConfig, out_dir: str | Path, device: torch.device,
-        checkpoint_extra: dict | None = None, resume: bool = True) -> dict:
+        checkpoint_extra: dict | None = None, resume: bool = True, complete: bool = True) -> dict:
     """Train ``model`` for ``cfg.max_epochs`` epochs.
 
     batches(epoch) yields the epoch's batches; step(model, batch, epoch) returns the loss; evaluate(model)
@@ -43,7 +43,8 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable], step: Callable[[nn
     needed to resume) and ``checkpoints/best.pt`` (model weights plus ``checkpoint_extra``), after every
     epoch ``metrics.json``, and ``curves.png`` after the first and the last epoch and in between as often
     as drawing it stays within 5% of the time (on small data it cost more than the training). Returns
-    the metrics.json content.
+    the metrics.json content; ``complete=False`` leaves it marked unfinished (the caller scores the test
+    split next and marks it then: a run stopped in between scores it when rerun).
 
     In a process group (torchrun) every rank trains on its own batches with gradients averaged over
     ranks (DistributedDataParallel); rank 0 validates, shares the metrics and alone writes files.
@@ -117,7 +118,7 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable], step: Callable[[nn
         write_metrics(out, state, cfg, plot=plot, complete=False)
         if plot:
             plot_after = time.perf_counter() + 19 * (time.perf_counter() - drawn)
-    return write_metrics(out, state, cfg) if main else summarize(state, cfg)
+    return write_metrics(out, state, cfg, complete=complete) if main else summarize(state, cfg)
 
 
 def _respan(scheduler, optimizer, cfg: TrainConfig, epoch: int) -> None:

@@ -17,7 +17,7 @@ from ..data import apply_splits, fill_gaps, load_captions, load_count_labels, ma
 from ..distributed import barrier, current, from_main, in_process_group, per_rank_batch
 from ..features.cache import CACHE_DTYPE, cached_features, decoded_frames, extract_settings
 from ..features.store import atomic_write
-from ..files import some_of, videos_at
+from ..files import n_videos, some_of, videos_at
 from ..metrics import mean_predictor_errors
 from ..models.captioner import build_captioner, captioner_class
 from ..models.counter import RecurrentCounter
@@ -197,7 +197,7 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
                          f"{data.video_dir}: a video_id names a file by its stem or its relative path without "
                          "extension" if ids else f"{data.annotations}: no annotated videos")
     if report.unlabelled:
-        log.info("%d video files have no labels and are not used", len(report.unlabelled))
+        log.info("%s without labels, not used: %s", n_videos(len(report.unlabelled)), some_of(report.unlabelled))
     inputs, indices, failed = _inputs(data, extract, sorted(report.matched.values()), device)
     for path, why in failed.items():
         log.warning("video %s skipped: %s", path, why)
@@ -250,7 +250,8 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
     trainer.monitor, trainer.mode = task_obj.monitor, task_obj.mode
     extra["model_config"] = model.config
     result = fit(model, task_obj.batches, task_obj.step, task_obj.evaluate, cfg=trainer, out_dir=out_dir,
-                 device=device, checkpoint_extra=extra, resume=resume)
+                 device=device, checkpoint_extra=extra, resume=resume, complete=False)
+    result["complete"] = True  # once the scores below are in metrics.json
     if splits["test"]:
         def test_scores() -> dict:
             best = build_model(load_checkpoint(Path(out_dir, "checkpoints", "best.pt"), task=task)).to(device)

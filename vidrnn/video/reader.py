@@ -105,7 +105,9 @@ class OpenCVReader(VideoReader):
 
     def _open(self) -> VideoInfo:
         params = [cv2.CAP_PROP_N_THREADS, self._threads] if self._threads else []  # 0: one per CPU
-        self._cap = cv2.VideoCapture(self._source, cv2.CAP_ANY, params)
+        # FFmpeg alone: CAP_ANY also lets OpenCV's image and MJPEG-AVI readers try a file, and they print
+        # their complaints to stderr
+        self._cap = cv2.VideoCapture(self._source, cv2.CAP_FFMPEG, params)
         if not self._cap.isOpened():
             raise VideoError("OpenCV cannot open it (not a video, or an unsupported codec)")
         get = self._cap.get
@@ -220,6 +222,10 @@ def _decoder_path(path: str):
     yield path
 
 
+# Major brands of an ISO file (ftyp) that holds still images: HEIC (phones' photos), AVIF, HEIF. Image
+# sequences (msf1, hevc, avis) are left to the decoders.
+_HEIF_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"heim": "HEIC", b"heis": "HEIC", b"mif1": "HEIF",
+                b"avif": "AVIF"}
 _IMAGE_MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"BM", "BMP"), (b"II*\x00", "TIFF"),
                 (b"MM\x00*", "TIFF"))
 
@@ -240,12 +246,15 @@ def _jpeg_follows_jpeg(path: str, limit: int = 64 << 20) -> bool:
 
 
 def _not_a_video(path: str) -> str | None:
-    """Why a file the decoders would open is no video: a still image (JPEG, PNG, BMP, TIFF, WebP), which
-    FFmpeg reads as a one-frame video, or a streaming playlist (HLS, DASH), which makes it read the files
-    or URLs named inside. None for anything else (an animated GIF is left to the decoders)."""
+    """Why a file the decoders would open is no video: a still image (JPEG, PNG, BMP, TIFF, WebP, HEIC,
+    AVIF), which FFmpeg reads as a one-frame video, or a streaming playlist (HLS, DASH), which makes it
+    read the files or URLs named inside. None for anything else (an animated GIF is left to the decoders)."""
     with open(path, "rb") as f:
         head = f.read(512)
+    if head[:4] == b"RIFF" and head[8:16] == b"WEBPVP8X" and head[20] & 2:  # the extended format's animation flag
+        return "an animated WebP image (FFmpeg cannot decode its frames), not a video"
     image = "WebP" if head[:4] == b"RIFF" and head[8:12] == b"WEBP" else \
+        _HEIF_BRANDS.get(head[8:12]) if head[4:8] == b"ftyp" else \
         next((name for magic, name in _IMAGE_MAGIC if head.startswith(magic)), None)
     if image == "JPEG" and _jpeg_follows_jpeg(path):
         image = None  # a motion-JPEG stream (an IP camera's .mjpeg): JPEG frames one after another
@@ -271,6 +280,11 @@ def open_video(path: str | os.PathLike, backend: str = "auto", threads: int = 0)
         raise ValueError(f"video backend must be one of {BACKENDS}, not {backend!r}")
     if not os.path.isfile(path):
         if os.path.isdir(path):
+            try:
+                with os.scandir(path):
+                    pass
+            except OSError as e:
+                raise VideoError(f"a folder that cannot be read ({e.strerror or e}): videos in it are missed") from e
             raise VideoError("a folder, not a video file")
         if os.path.exists(path):  # a device, pipe or socket (or a link to one): reading may never end
             raise VideoError("not a regular file" + (f" (a link to {os.path.realpath(path)})"

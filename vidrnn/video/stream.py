@@ -1,6 +1,7 @@
 """Stream a video's sampled frames in bounded chunks, checking the container's frame count on the way."""
 from __future__ import annotations
 
+import os
 from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass
 
@@ -65,7 +66,7 @@ def stream_video(path: str, sampling: Sampling, *, size: int | None, backend: st
     try:
         info = reader.info
         total, source = info.header_frames, "header"
-        if total < 1:
+        if total < 1 or total > os.path.getsize(path):  # unknown, or more frames than the file has bytes
             total, source = count_remaining(reader), "counted"
             reader.close()
             reader = open_video(path, info.backend, threads)

@@ -30,7 +30,7 @@ def caption(cfg: DictConfig) -> int:
         print(f"caption: warning: {cfg.references} has references for none of these videos (ids are file stems, "
               "or relative paths where stems repeat)")
     elif cfg.references and out.suffix.lower() in (".json", ".csv"):  # scored as evaluate scores them
-        result = evaluate_captions(cfg.output, cfg.references)
+        result = evaluate_captions(cfg.output, cfg.references, meteor=cfg.meteor)
         write_json(scores, result)
         print(f"caption: {result['videos']} with references, whatever their split (evaluate split=test scores one): "
               + "  ".join(f"{k} {v:.4f}" for k, v in result["corpus"].items() if v is not None) + f" -> {scores}")

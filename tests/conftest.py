@@ -1,6 +1,9 @@
 """Fixtures: small real video files whose frames are known, written with OpenCV and PyAV."""
 from __future__ import annotations
 
+import contextlib
+import importlib
+import io
 import os
 import struct
 import subprocess
@@ -27,6 +30,24 @@ def run_pipeline(name: str, *args: str, timeout: int = 600) -> subprocess.Comple
     """Run ``python -m pipelines.<name> args...`` from the repository root, as a user would."""
     return subprocess.run([sys.executable, "-m", f"pipelines.{name}", *args], cwd=ROOT, env=pipeline_env(),
                           capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def run_job(name: str, *overrides: str) -> subprocess.CompletedProcess:
+    """``vidrnn <name> overrides...``'s job run in this process, on the config the app composes (Hydra's
+    runtime config set as the app's start sets it): its exit status and what it printed, as ``run_pipeline``
+    gives them, without an interpreter's start (seconds a run). An error is raised, not printed: for tests
+    of what a job writes; the command line's own handling (errors, statuses) is ``run_pipeline``'s."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    job = getattr(importlib.import_module(f"pipelines.{name}"), name)  # (its import registers the config schemas)
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(name, overrides=list(overrides), return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = job(cfg)
+    return subprocess.CompletedProcess([name, *overrides], code, printed.getvalue(), "")
 
 
 def indexed_frame(i: int, width: int = 64, height: int = 48) -> np.ndarray:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_pipeline
+from conftest import run_job, run_pipeline
 
 from vidrnn.checkpoint import CheckpointError, build_model, load_checkpoint
 from vidrnn.data import load_captions
@@ -25,6 +25,7 @@ from vidrnn.train.loop import TrainConfig, fit
 from vidrnn.train.run import DataConfig, ExtractConfig, ModelConfig, train_model
 from vidrnn.video import Sampling
 
+TEST_METRICS = {"BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L", "CIDEr-D"}  # train's test scores
 ENCODER = {"name": "resnet18", "weights": None, "layer": "layer3", "pooling": "grid", "grid": 2}
 
 
@@ -166,7 +167,7 @@ def test_tiny_captioner_learns(trained):
     assert len(history) == 12 and history[-1]["train_loss"] < history[0]["train_loss"]
     # after one epoch the model writes little of use; training lifts CIDEr-D far above that
     assert result["best"]["CIDEr-D"] > 0.5 and result["best"]["CIDEr-D"] > 3 * max(history[0]["CIDEr-D"], 0.05)
-    assert "test" in result and set(result["test"]) == {"BLEU-4", "CIDEr-D"}
+    assert "test" in result and set(result["test"]) == TEST_METRICS  # as evaluate scores, METEOR aside
     metrics = json.loads((root / "run/metrics.json").read_text())
     assert metrics["best_epoch"] == result["best_epoch"] and (root / "run/curves.png").stat().st_size > 1000
     assert metrics["test_beam"] == 5 and metrics["test"] == result["test"]
@@ -183,7 +184,8 @@ def test_the_test_score_decodes_with_the_beam_the_caption_app_uses(trained):
                                encoder_spec=ckpt["encoder"], sampling=Sampling(**ckpt["sampling"]), size=ckpt["size"],
                                encoder=FrameEncoder(**ckpt["encoder"]), workers=0, progress=False)
     test = CaptionSamples(ids, torch.from_numpy(np.stack([feats[refs.paths[v]] for v in ids])), refs.captions)
-    assert result["test"] == CaptionTask(vocab, test, test, beam=5).evaluate(model)
+    task = CaptionTask(vocab, test, test, beam=5, exact_tokens=True, every_metric=True)
+    assert result["test"] == task.evaluate(model)
 
 
 def test_a_vocabulary_that_keeps_no_word_is_an_error(trained, tmp_path, caplog):
@@ -265,9 +267,10 @@ def test_training_longer_stretches_the_cosine_schedule(tmp_path):
 def test_caption_pipeline_formats_parse_back(trained, tmp_path):
     root, data, _ = trained
     videos, ckpt = data["videos_dir"], str(root / "run/checkpoints/best.pt")
-    common = [f"input_dir={videos}", f"checkpoint={ckpt}", "quiet=true", "video.workers=0"]
-    res = run_pipeline("caption", *common, f"output={tmp_path}/c.json", "decode.n_best=3",
-                       f"references={data['captions']}")
+    common = [f"input_dir={videos}", f"checkpoint={ckpt}", "quiet=true", "video.workers=0", "sheets=false",
+              "report=false"]  # (pictures: test_pictures.py)
+    res = run_job("caption", *common, f"output={tmp_path}/c.json", "decode.n_best=3",
+                  f"references={data['captions']}", "meteor=false")
     assert res.returncode == 0, res.stderr
     assert f"-> {tmp_path}/c_metrics.json" in res.stdout  # scored against the references given
     scored = json.loads((tmp_path / "c_metrics.json").read_text())
@@ -283,15 +286,15 @@ def test_caption_pipeline_formats_parse_back(trained, tmp_path):
     assert not (tmp_path / "more_records").exists() and not (tmp_path / "wrong_records").exists()
     other = tmp_path / "other_refs.csv"
     other.write_text("video_id,caption\nsomeone_else,a cat sits\n")
-    res = run_pipeline("caption", *common, f"output={tmp_path}/c.csv", "decode.beam=1", f"references={other}")
+    res = run_job("caption", *common, f"output={tmp_path}/c.csv", "decode.beam=1", f"references={other}")
     assert f"caption: warning: {other} has references for none of these videos" in res.stdout
     assert res.returncode == 0 and len(read_captions(tmp_path / "c.csv")) == 40
     one = tmp_path / "one"
     one.mkdir()
     (one / "clip.mp4").symlink_to(Path(videos) / "part0/vid0000.mp4")
     def timed(suffix: str) -> str:
-        res = run_pipeline("caption", f"input_dir={one}", f"checkpoint={ckpt}", f"output={tmp_path}/t{suffix}",
-                           "window.window_s=0.5", "window.stride_s=0.5", "quiet=true")
+        res = run_job("caption", f"input_dir={one}", f"checkpoint={ckpt}", f"output={tmp_path}/t{suffix}",
+                      "window.window_s=0.5", "window.stride_s=0.5", "quiet=true", "video.workers=0")
         assert res.returncode == 0, res.stderr
         return res.stdout
 
@@ -310,8 +313,8 @@ def test_caption_pipeline_formats_parse_back(trained, tmp_path):
     with pytest.raises(ValueError, match=re.escape("decode.n_best=3: a .srt file holds one caption per window; "
                                                    "n-best captions go into .json or .csv")):
         caption_folder(str(one), ckpt, str(tmp_path / "n.srt"), n_best=3)
-    res = run_pipeline("evaluate", f"predictions={tmp_path}/c.json", f"annotations={data['captions']}",
-                       f"output={tmp_path}/m.json", "meteor=false")
+    res = run_job("evaluate", f"predictions={tmp_path}/c.json", f"annotations={data['captions']}",
+                  f"output={tmp_path}/m.json", "meteor=false")
     assert res.returncode == 0, res.stderr
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["videos"] == 40 and 0 < metrics["corpus"]["BLEU-4"] <= 1 and metrics["corpus"]["METEOR"] is None
@@ -329,8 +332,8 @@ def test_one_video_file_is_captioned_as_the_folder_that_holds_it(trained, tmp_pa
     (one / video.name).symlink_to(video)
     file, folder = tmp_path / "file", tmp_path / "folder"
     for output, extra in (("c.json", []), ("t.srt", ["window.window_s=0.5", "window.stride_s=0.5"])):
-        res = run_pipeline("caption", f"input_dir={video}", f"checkpoint={ckpt}", f"output={file / output}",
-                           "quiet=true", *extra)
+        res = run_job("caption", f"input_dir={video}", f"checkpoint={ckpt}", f"output={file / output}",
+                      "quiet=true", "video.workers=0", *extra)
         assert res.returncode == 0, res.stderr
         assert "caption: 1 video done, 0 already done, 0 failed" in res.stdout
         window = {"window_s": 0.5, "stride_s": 0.5} if extra else {}
@@ -433,14 +436,18 @@ def test_msvd_trains_and_scores_on_its_standard_split(trained, tmp_path, caplog,
     caplog.set_level("INFO", logger="vidrnn.train")
     result = train_model("caption", msvd, extract, model, TrainConfig(max_epochs=2, patience=0),
                          out_dir=str(tmp_path / "run"), batch_size=8, test_beam=5)
-    assert result["epochs_run"] == 2 and set(result["test"]) == {"BLEU-4", "CIDEr-D"}
+    assert result["epochs_run"] == 2 and set(result["test"]) == TEST_METRICS
     assert "videos: {'train': 5, 'val': 1, 'test': 2}" in caplog.messages
+    assert "captions: {'train': 20, 'val': 4, 'test': 8}" in caplog.messages
+    splits_json = json.loads((tmp_path / "run/splits.json").read_text())
+    assert splits_json["test"] == ["yt6-x_6_11", "yt7-x_7_12"] and len(splits_json["train"]) == 5
     res = run_pipeline("caption", f"input_dir={clips}", f"checkpoint={tmp_path}/run/checkpoints/best.pt",
                        f"output={tmp_path}/c.json", "quiet=true", "sheets=false", "report=false")
     assert res.returncode == 0, res.stderr
     scored = evaluate_captions(str(tmp_path / "c.json"), str(corpus), split="test", splits=str(splits), meteor=False)
     assert scored["videos"] == 2 and sorted(scored["per_video"]) == ["yt6-x_6_11", "yt7-x_7_12"]
-    assert scored["corpus"]["BLEU-4"] == pytest.approx(result["test"]["BLEU-4"], abs=1e-9)
+    for name, value in result["test"].items():
+        assert scored["corpus"][name] == pytest.approx(value, abs=1e-9), name
 
 
 def test_caption_json_is_read_by_the_coco_caption_evaluation(trained, tmp_path):
@@ -490,15 +497,10 @@ def test_timed_captions_never_show_two_cues_at_once(tmp_path, suffix):
                                                              (12.0, 17.0, "d")]
 
 
-def test_caption_references_are_matched_as_evaluate_matches_them(trained, tmp_path, capsys):
+def test_caption_references_are_matched_as_evaluate_matches_them(trained, tmp_path):
     """`caption references=FILE` matches ids as `evaluate` does (here annotation ids that are file names,
     clip.mp4, against the run's stems), and says its score covers every split; a later run into the same
     folder whose videos have no references warns (before: it scored the folder's earlier videos and failed)."""
-    from hydra import compose, initialize
-    from hydra.core.hydra_config import HydraConfig
-
-    from pipelines.caption import caption
-
     root, data, _ = trained
     first, second = tmp_path / "first", tmp_path / "second"
     files = {p.stem: p for p in Path(data["videos_dir"]).rglob("vid000[0-2].*")}
@@ -510,13 +512,11 @@ def test_caption_references_are_matched_as_evaluate_matches_them(trained, tmp_pa
                     f"{files['vid0001'].name},a green square moves up\n")
 
     def run(folder: Path) -> str:
-        with initialize(config_path="../conf", version_base="1.3"):
-            cfg = compose("caption", overrides=[f"input_dir={folder}", f"checkpoint={root}/run", f"references={refs}",
-                                                 f"output={tmp_path}/out/{folder.name}.json", "quiet=true",
-                                                 "video.workers=0", "report=false"], return_hydra_config=True)
-            HydraConfig.instance().set_config(cfg)  # as the app's own start does
-        assert caption(cfg) == 0
-        return capsys.readouterr().out
+        res = run_job("caption", f"input_dir={folder}", f"checkpoint={root}/run", f"references={refs}",
+                      f"output={tmp_path}/out/{folder.name}.json", "quiet=true", "video.workers=0", "report=false",
+                      "meteor=false")
+        assert res.returncode == 0
+        return res.stdout
 
     said = run(first)
     assert "caption: 2 with references, whatever their split (evaluate split=test scores one): BLEU-1" in said

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from conftest import run_pipeline, write_opencv
+from conftest import run_job, run_pipeline, write_opencv
 
 from vidrnn.models.counter import RecurrentCounter
 from vidrnn.outputs import read_csv_rows
@@ -63,9 +63,9 @@ def test_tiny_counter_learns_better_than_the_mean(trained):
 def test_count_pipeline_files_parse_back(trained, tmp_path):
     root, data, _ = trained
     out = tmp_path / "counts.csv"
-    res = run_pipeline("count", f"input_dir={data['videos_dir']}", f"checkpoint={root}/run/checkpoints/best.pt",
-                       f"output={out}", f"labels={data['frame_counts']}", "window_s=1.0", "stride_s=0.5",
-                       "quiet=true", "video.workers=0", "sheets=false", "report=false")  # pictures: test_pictures
+    res = run_job("count", f"input_dir={data['videos_dir']}", f"checkpoint={root}/run/checkpoints/best.pt",
+                  f"output={out}", f"labels={data['frame_counts']}", "window_s=1.0", "stride_s=0.5",
+                  "quiet=true", "video.workers=0", "sheets=false", "report=false")  # pictures: test_pictures
     assert res.returncode == 0, res.stderr
     rows = read_csv_rows(out)
     assert len(rows) == 48 and all(float(r["count"]) >= 0 for r in rows)
@@ -76,27 +76,32 @@ def test_count_pipeline_files_parse_back(trained, tmp_path):
     assert metrics["frames"]["MAE"] >= 0 and len(metrics["frames"]["per_video"]) == 48
     plot = cv2.imread(str(tmp_path / "counts_plots" / f"{rows[0]['video_id']}.png"))
     assert plot is not None and plot.shape[0] > 100 and plot.shape[1] > 300
-    res = run_pipeline("evaluate", "task=count", f"predictions={out}", f"annotations={data['counts']}",
-                       f"output={tmp_path}/m.json")
+    res = run_job("evaluate", "task=count", f"predictions={out}", f"annotations={data['counts']}",
+                  f"output={tmp_path}/m.json")
     assert res.returncode == 0, res.stderr
     assert json.loads((tmp_path / "m.json").read_text())["videos"] == 48
 
 
-def test_hog_baseline_runs_through_the_pipeline(trained, tmp_path):
+def test_hog_baseline_runs_through_the_pipeline(trained, tmp_path, caplog):
     _, data, _ = trained
-    res = run_pipeline("count", f"input_dir={data['videos_dir']}/part0", "counter=hog", f"output={tmp_path}/h.csv",
-                       f"labels={data['counts']}", "video.num_frames=3", "plots=false", "quiet=true")
+    res = run_job("count", f"input_dir={data['videos_dir']}/part0", "counter=hog", f"output={tmp_path}/h.csv",
+                  f"labels={data['counts']}", "video.num_frames=3", "plots=false", "quiet=true", "video.workers=0")
     assert res.returncode == 0, res.stderr
     rows = read_csv_rows(tmp_path / "h.csv")
     assert len(rows) == 24 and all(float(r["count"]).is_integer() and float(r["count"]) >= 0 for r in rows)
     assert "clip MAE" in res.stdout and "warning" not in res.stdout
     other = tmp_path / "other.csv"
     other.write_text("video_id,count\nsomeone_else,3\n")
-    res = run_pipeline("count", f"input_dir={data['videos_dir']}/part0", "counter=hog", f"output={tmp_path}/h.csv",
-                       f"labels={other}", "video.num_frames=3", "plots=false", "quiet=true")  # a rerun: all done
+    res = run_job("count", f"input_dir={data['videos_dir']}/part0", "counter=hog", f"output={tmp_path}/h.csv",
+                  f"labels={other}", "video.num_frames=3", "plots=false", "quiet=true", "video.workers=0")  # a rerun
     assert res.returncode == 0, res.stderr
-    said = res.stdout + res.stderr
+    said = res.stdout + caplog.text
     assert f"{other} labels none of these videos" in said and "MAE" not in said.replace("no MAE", "")
+    res = run_job("count", f"input_dir={data['videos_dir']}/part0", "counter=hog", f"output={tmp_path}/w.csv",
+                  f"labels={data['counts']}", "video.num_frames=2", "window_s=1", "plots=false", "quiet=true",
+                  "video.workers=0")  # clip counts against the windows' mean: said, not silently
+    assert "clip MAE" in res.stdout and "clip counts (the people in a whole clip) scored against each video's " \
+                                       "mean count over its windows" in caplog.text
 
 
 def test_count_checkpoint_refused_by_caption_pipeline(trained, tmp_path):
@@ -277,7 +282,7 @@ def test_a_batch_without_labels_trains_nothing():
     assert loss.item() == 0 and all(p.grad is None or not p.grad.any() for p in counter.parameters())
 
 
-def test_sparse_frame_labels_score_each_window(trained, tmp_path):
+def test_sparse_frame_labels_score_each_window(trained, tmp_path, caplog):
     """Hand labels on every n-th frame: each window's count is scored against the mean of the labelled
     frames inside it; where no sampled frame is labelled and there are no windows, a warning says so."""
     _, data, _ = trained
@@ -286,8 +291,8 @@ def test_sparse_frame_labels_score_each_window(trained, tmp_path):
     sparse.write_text("video_id,frame,count\n" + "".join(f"{r['video_id']},{r['frame']},{r['count']}\n"
                                                          for r in every if int(r["frame"]) % 5 == 2))
     args = [f"input_dir={data['videos_dir']}/part0", "counter=hog", f"labels={sparse}", "video.num_frames=2",
-            "plots=false", "sheets=false", "report=false", "quiet=true"]
-    res = run_pipeline("count", f"output={tmp_path}/w.csv", "window_s=1.0", "stride_s=0.5", *args)
+            "plots=false", "sheets=false", "report=false", "quiet=true", "video.workers=0"]
+    res = run_job("count", f"output={tmp_path}/w.csv", "window_s=1.0", "stride_s=0.5", *args)
     assert res.returncode == 0, res.stderr
     labels = {}
     for r in every:
@@ -305,8 +310,8 @@ def test_sparse_frame_labels_score_each_window(trained, tmp_path):
     other = tmp_path / "every5th_from_0.csv"
     other.write_text("video_id,frame,count\n" + "".join(f"{r['video_id']},{r['frame']},{r['count']}\n"
                                                         for r in every if int(r["frame"]) % 5 == 0))
-    res = run_pipeline("count", f"output={tmp_path}/u.csv", *args, f"labels={other}")  # frames 4, 12 sampled
-    said = res.stdout + res.stderr
+    res = run_job("count", f"output={tmp_path}/u.csv", *args, f"labels={other}")  # frames 4, 12 sampled
+    said = res.stdout + caplog.text
     assert res.returncode == 0 and "MAE" not in said.replace("no MAE", "")
     assert f"{other} labels 24 of these videos but none of the frames sampled from them: no MAE" in said
 
@@ -320,7 +325,7 @@ def _mot_gt(data: dict, video: Path, path: Path) -> Path:
     return path
 
 
-def test_a_mot_gt_file_beside_one_recording_labels_it(trained, tmp_path):
+def test_a_mot_gt_file_beside_one_recording_labels_it(trained, tmp_path, caplog):
     """The README's ``count input_dir=cam1 ... labels=gt.txt``: a MOT file named gt.txt labels the folder's
     only video (its own name names no video), or the one video file given as input_dir."""
     _, data, _ = trained
@@ -328,18 +333,25 @@ def test_a_mot_gt_file_beside_one_recording_labels_it(trained, tmp_path):
     (tmp_path / "cam1").mkdir()
     (tmp_path / "cam1" / video.name).symlink_to(video)
     gt = _mot_gt(data, video, tmp_path / "gt.txt")
-    res = run_pipeline("count", f"input_dir={tmp_path / 'cam1'}", "counter=hog", f"output={tmp_path}/c.csv",
-                       f"labels={gt}", "video.num_frames=4", "plots=false", "sheets=false", "report=false",
-                       "quiet=true")
+    res = run_job("count", f"input_dir={tmp_path / 'cam1'}", "counter=hog", f"output={tmp_path}/c.csv",
+                  f"labels={gt}", "video.num_frames=4", "plots=false", "sheets=false", "report=false",
+                  "quiet=true", "video.workers=0")
     assert res.returncode == 0 and "frames MAE" in res.stdout
-    assert "none of these videos" not in res.stdout + res.stderr
+    assert "none of these videos" not in res.stdout + caplog.text
     assert list(json.loads((tmp_path / "c_metrics.json").read_text())["frames"]["per_video"]) == [video.stem]
-    res = run_pipeline("count", f"input_dir={video}", "counter=hog", f"output={tmp_path}/one/c.csv", f"labels={gt}",
-                       "video.num_frames=4", "plots=false", "report=false", "quiet=true")  # the video file itself
+    res = run_job("count", f"input_dir={video}", "counter=hog", f"output={tmp_path}/one/c.csv", f"labels={gt}",
+                  "video.num_frames=4", "plots=false", "report=false", "quiet=true",
+                  "video.workers=0")  # the video file itself
     assert res.returncode == 0 and "count: 1 video done" in res.stdout
     assert (tmp_path / "one/c.csv").read_text() == (tmp_path / "c.csv").read_text()
     assert (tmp_path / "one/c_metrics.json").read_text() == (tmp_path / "c_metrics.json").read_text()
     assert (tmp_path / f"one/sheets/{video.stem}.png").stat().st_size > 0
+    # nobody in view after frame 8 of 16 (no rows there): those frames count 0 and are scored, not unlabelled
+    gt.write_text("".join(f"{frame},{k},0,0,9,9,1,1,1\n" for frame in range(1, 9) for k in (1, 2)))
+    res = run_job("count", f"input_dir={video}", "counter=hog", f"output={tmp_path}/tail/c.csv", f"labels={gt}",
+                  "video.num_frames=4", "plots=false", "sheets=false", "report=false", "quiet=true", "video.workers=0")
+    scored = json.loads((tmp_path / "tail/c_metrics.json").read_text())["frames"]
+    assert res.returncode == 0 and scored["scored"] == 4, scored  # frames 2, 6, 10, 14 (0-based)
 
 
 def _hog_count(videos, output, **kw):
@@ -554,3 +566,21 @@ def test_a_run_stopped_before_its_test_scores_scores_them_when_rerun(trained, tm
     result = train()  # the rerun: nothing left to train, the test split scored
     assert len(result["history"]) == 2 and result["test"]["MAE"] >= 0
     assert finished_result(tmp_path / "run", 2)["test"] == result["test"]
+
+
+def test_a_test_split_without_labels_is_named_not_a_crash(trained, tmp_path, caplog):
+    """Labels on the first half of each recording only (the README's "label the start" workflow, with the
+    test half unlabelled): training ended in "error: no videos to score" after its last epoch."""
+    root, data, _ = trained
+    first_half = tmp_path / "first_half.csv"
+    first_half.write_text("video_id,frame,count\n" + "".join(
+        f"{r['video_id']},{r['frame']},{r['count']}\n" for r in read_csv_rows(data["frame_counts"])
+        if int(r["frame"]) < 6))
+    sampling = Sampling(mode="window", num_frames=4, window_s=1.0, stride_s=0.5)
+    extract = ExtractConfig(encoder=ENCODER, sampling=sampling, size=96, workers=0, progress=False)
+    caplog.set_level("WARNING", logger="vidrnn.train")
+    result = train_model("count", DataConfig(data["videos_dir"], str(first_half), time_split=0.5, val_fraction=0.0,
+                                             cache_dir=str(root / "cache")),
+                         extract, ModelConfig(None, {"hidden": 8}), TrainConfig(max_epochs=1), out_dir=str(tmp_path))
+    assert "test" not in result and "the test split has no labelled window: not scored" in caplog.text
+    assert json.loads((tmp_path / "metrics.json").read_text())["complete"]

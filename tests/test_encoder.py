@@ -38,9 +38,12 @@ def test_grid_pooling_keeps_where_things_are():
     assert avg.out_dim * 4 == enc.out_dim
 
 
-def test_vision_transformers():
-    """vit_* and maxvit_t take any frame size (resized to the one they are built for); a ViT's ``avg``
-    feature is its class token and ``grid`` pools its patch tokens in their places."""
+def test_vision_transformers(caplog):
+    """vit_* and maxvit_t take any frame size (resized to the one they are built for: smaller frames with a
+    warning, once); a ViT's ``avg`` feature is its class token and ``grid`` pools its patch tokens in place."""
+    from vidrnn.models import encoder as encoder_module
+
+    encoder_module._ENLARGED.clear()  # (warned once a process)
     vit = FrameEncoder("vit_b_32", pooling="grid", grid=2)
     tokens_in = FrameEncoder("vit_b_32", pooling="grid", grid=2, layer="encoder.dropout")  # before attention
     blank = torch.full((1, 96, 96, 3), 100, dtype=torch.uint8)
@@ -55,6 +58,9 @@ def test_vision_transformers():
         tokens = avg.body(torch.nn.functional.interpolate(x, size=224, mode="bilinear", antialias=True))["feat"]
         assert torch.allclose(avg(FRAMES), tokens[:, 0], atol=1e-5) and avg.out_dim == 768
         assert FrameEncoder("maxvit_t")(FRAMES).shape == (2, 512)
+    warned = [r.getMessage() for r in caplog.records if "enlarged" in r.getMessage()]
+    assert warned == [f"this encoder sees 224x224 frames: frames read at {side} px are enlarged to it, blurred "
+                      "(video.size=224 reads them at its size)" for side in (64, 96)]  # once each
 
 
 def test_layer_choice():

@@ -5,11 +5,13 @@ import shutil
 import signal
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
 import pytest
 import torch
+import torchvision
 from conftest import make_index_lie, pipeline_env, run_pipeline, write_opencv
 
 from vidrnn import device as device_module
@@ -193,10 +195,12 @@ def test_cli_exit_status_and_one_line_errors(folder, tmp_path):
     (folder / "a/folder.mp4").rmdir()
     res = run_pipeline("extract", *common)
     assert res.returncode == 0 and "0 extracted, 4 already done, 0 failed" in res.stdout
-    for bad, message in [(f"input_dir={tmp_path}/missing", "input folder does not exist"),
-                         ("encoder.name=nonet", "unknown encoder 'nonet'"),
-                         ("video.sampling=random", "video.sampling must be one of")]:
-        res = run_pipeline("extract", *common, bad)
+    bad = [(f"input_dir={tmp_path}/missing", "input folder does not exist"),
+           ("encoder.name=nonet", "unknown encoder 'nonet'"),
+           ("video.sampling=random", "video.sampling must be one of")]
+    with ThreadPoolExecutor(2) as pool:  # two at a time: each is an interpreter's start
+        runs = list(pool.map(lambda case: run_pipeline("extract", *common, case[0]), bad))
+    for (_, message), res in zip(bad, runs):
         assert res.returncode == 1 and res.stderr.strip().splitlines() == [f"error: {res.stderr.strip()[7:]}"]
         assert message in res.stderr and "Traceback" not in res.stderr
 
@@ -368,3 +372,23 @@ def test_frames_for_end_to_end_training_are_decoded_on_the_workers_share(folder,
     frames, _, failed = cache_module.decoded_frames(str(folder), GOOD, sampling=Sampling(num_frames=3), size=32,
                                                     workers=2)
     assert failed == {} and sorted(frames) == sorted(GOOD)
+
+
+def test_a_weights_file_replaced_under_its_name_is_extracted_again(tmp_path):
+    """The features of a local state_dict file were kept when the file was replaced under its name: its
+    contents (sha256) are part of the settings a rerun compares."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    write_opencv(videos / "a.avi", 6, "MJPG")
+    weights = tmp_path / "w.pt"
+    spec = {"name": "resnet18", "weights": str(weights), "layer": "layer1", "pooling": "avg", "grid": 1}
+
+    def extract_with(seed: int):
+        torch.manual_seed(seed)
+        torch.save(torchvision.models.resnet18().state_dict(), weights)
+        return extract_folder(str(videos), str(tmp_path / "out"), encoder_spec=spec, sampling=Sampling(num_frames=2),
+                              size=32, workers=0, progress=False)
+
+    assert extract_with(0).skipped == 0
+    assert extract_with(0).skipped == 1  # written again with the same contents: kept
+    assert extract_with(1).skipped == 0  # other weights under the same name: extracted again

@@ -126,3 +126,36 @@ def test_a_mot_file_beside_the_only_video_is_its_labels(tmp_path):
     assert csv_labels.for_videos(["cam1"]) is csv_labels  # a CSV names its videos itself
     named = load_count_labels(write(tmp_path, "MOT17-02/gt/gt.txt", MOT17_GT))
     assert named.for_videos(["MOT17-02"]) is named and list(named.for_videos(["cam1"]).frames) == ["cam1"]
+
+
+def test_mot_frames_after_the_last_row_hold_nobody_to_the_video_s_end(tmp_path):
+    """Frames after a gt.txt's last row were unlabelled (NaN) where they have nobody in view: the labels now
+    reach the video's end (or seqinfo.ini's seqLength) with 0, and scoring counts those frames."""
+    labels = load_count_labels(write(tmp_path, "MOT17-02/gt/gt.txt", MOT17_GT))
+    np.testing.assert_array_equal(labels.frames["MOT17-02"], [2, 2, 0, 1])
+    np.testing.assert_array_equal(labels.reaching({"MOT17-02": 6}).frames["MOT17-02"], [2, 2, 0, 1, 0, 0])
+    csv = load_count_labels(write(tmp_path, "f.csv", "video_id,frame,count\nv1,0,1\nv1,2,2\n"))
+    assert csv.reaching({"v1": 5}) is csv  # a CSV's unlisted frames stay unlabelled
+    write(tmp_path, "MOT17-02/seqinfo.ini", "[Sequence]\nname=MOT17-02\nframeRate=30\nseqLength=7\n")
+    labelled = load_count_labels(tmp_path / "MOT17-02/gt/gt.txt")
+    np.testing.assert_array_equal(labelled.frames["MOT17-02"], [2, 2, 0, 1, 0, 0, 0])
+    renamed, _ = labelled.for_files({"MOT17-02.mp4": "MOT17-02"})
+    assert renamed.dense
+
+
+def test_frame_labels_numbered_from_1_are_named_in_a_warning(tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="vidrnn.data"):
+        load_count_labels(write(tmp_path, "f.csv", "video_id,frame,count\nv1,1,1\nv1,2,2\nv2,1,0\n"))
+    assert "every video's labels here start at frame 1: numbered from 1?" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="vidrnn.data"):
+        load_count_labels(write(tmp_path, "g.csv", "video_id,frame,count\nv1,0,1\nv2,1,0\n"))
+    assert "numbered from 1" not in caplog.text
+
+
+def test_the_mean_predictor_leaves_unlabelled_values_out():
+    """Windows without a labelled frame (labels that start late) made the baseline's errors NaN."""
+    from vidrnn.metrics import mean_predictor_errors
+
+    errors = mean_predictor_errors({"a": 1.0, "b": float("nan"), "c": 3.0}, {"x": 4.0, "y": float("nan")})
+    assert errors["mean"] == 2.0 and errors["MAE"] == 2.0 and errors["scored"] == 1

@@ -389,7 +389,7 @@ def _listen(stop) -> None:
     """A drawing process's start: it learns of interrupts through ``stop``, and dies with the run."""
     global _stop
     _stop = stop
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the app's handler, which stops the main process
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the main process's to act on (it stops the drawing)
     _die_with_parent()
 
 

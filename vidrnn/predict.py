@@ -292,6 +292,8 @@ def count_folder(input_dir: str, output: str, *, checkpoint: str | None = None, 
     with job.records.lock():  # shards finishing at once: the last one writes every shard's results
         results = {vid: (np.asarray(r["clip"]), np.asarray(r["frames"], np.float32), VideoMeta(**r["meta"]))
                    for vid, r in job.results().items()}
+        if truth is not None:
+            truth = truth.reaching({vid: meta.frame_count for vid, (_, _, meta) in results.items()})
         metrics = _write_counts(output, results, sampling, truth=truth, labels=labels, plots=plots,
                                 computed=set(job.summary.done), workers=workers)
     if pictures is not None:  # contact sheets, annotated videos
@@ -388,6 +390,10 @@ def _write_counts(output: str, results: dict, sampling: Sampling, *, truth: Coun
     clip_truth = {v: truth.clip[v] for v in results if v in truth.clip}
     if clip_truth:
         metrics["clip"] = count_errors(clip_truth, {vid: count for vid, count in rows if vid in clip_truth})
+        if windowed:
+            log.warning("%s: clip counts (the people in a whole clip) scored against each video's mean count over "
+                        "its windows, as counts.csv holds it with window_s: without window_s the counter's own "
+                        "clip count is scored", labels)
     frame_truth, frame_pred, window_truth, window_pred = {}, {}, {}, {}
     for vid, (_, frames, meta) in results.items():
         if vid in truth.frames:

@@ -198,6 +198,7 @@ class WindowSchema:
 class CaptionSchema(PredictSchema):
     checkpoint: str = path()
     references: Optional[str] = path()
+    meteor: bool = MISSING
     decode: DecodeSchema = field(default_factory=DecodeSchema)
     window: WindowSchema = field(default_factory=WindowSchema)
 

@@ -1,11 +1,13 @@
 """People-count labels: per-clip and per-frame count CSVs, and MOT-Challenge ground truth."""
 from __future__ import annotations
 
+import configparser
+import logging
 import math
 import os
 from collections import defaultdict
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ from .annotations import AnnotationError, match_videos, read_csv, read_text, req
 MOT_COLUMNS = ("frame", "id", "bb_left", "bb_top", "bb_width", "bb_height", "conf", "class", "visibility")
 MOT15_COLUMNS = MOT_COLUMNS[:7] + ("x", "y", "z")  # also detection files: class/x/y/z are -1
 PEDESTRIAN = 1
+log = logging.getLogger("vidrnn.data")
 
 
 @dataclass
@@ -25,6 +28,15 @@ class CountLabels:
     frames: dict[str, np.ndarray] = field(default_factory=dict)
     splits: dict[str, str | None] = field(default_factory=dict)
     named_by_file: bool = False  # one MOT sequence, its video id taken from the file's folder or name
+    dense: bool = False  # every frame labelled (MOT: a frame without a box has nobody), to the video's end
+
+    def reaching(self, lengths: dict[str, int]) -> CountLabels:
+        """Dense labels reaching each video's ``lengths`` frames: the frames after a MOT file's last row (nobody
+        in view there) count 0, not unlabelled. Other labels are returned as they are."""
+        if not self.dense:
+            return self
+        frames = {v: np.pad(f, (0, max(lengths.get(v, 0) - len(f), 0))) for v, f in self.frames.items()}
+        return replace(self, frames=frames)
 
     def for_videos(self, ids: Collection[str]) -> CountLabels:
         """These labels for a folder of videos ``ids``: one MOT sequence whose folder or file name is none of
@@ -33,7 +45,7 @@ class CountLabels:
         if not self.named_by_file or len(ids) != 1 or set(self.frames) <= set(ids):
             return self
         (frames,) = self.frames.values()
-        return CountLabels(frames={ids[0]: frames}, splits={ids[0]: None})
+        return CountLabels(frames={ids[0]: frames}, splits={ids[0]: None}, dense=self.dense)
 
     def for_files(self, files: dict[str, str]) -> tuple[CountLabels, list[str]]:
         """These labels keyed by the ids of the video files they name (``files``: relative path -> video id),
@@ -46,7 +58,8 @@ class CountLabels:
         def renamed(values: dict) -> dict:
             return {vid[k]: v for k, v in values.items() if k in vid}
 
-        return CountLabels(renamed(labels.clip), renamed(labels.frames), renamed(labels.splits)), list(report.missing)
+        return (CountLabels(renamed(labels.clip), renamed(labels.frames), renamed(labels.splits), dense=labels.dense),
+                list(report.missing))
 
 
 def number_at(path, line: int | str, column: str, text: str) -> float:
@@ -108,6 +121,9 @@ def _read_frame_counts(path) -> tuple[dict[str, np.ndarray], dict[str, str | Non
             raise AnnotationError.at(path, line, f"frame {frame} of video {video_id!r} is listed twice")
         counts[video_id][frame] = _count(path, line, row["count"])
         set_split(path, line, splits, video_id, split_at(path, line, row.get("split")))
+    if counts and all(min(c) == 1 for c in counts.values()):
+        log.warning("%s: frames count from 0 (the first frame is 0), and every video's labels here start at frame 1: "
+                    "numbered from 1? (a MOT gt.txt is; this CSV is read as numbered from 0)", path)
     return {v: _frame_array(c, max(c) + 1, np.nan) for v, c in counts.items()}, splits
 
 
@@ -187,8 +203,9 @@ def load_count_labels(path: str | os.PathLike, *, video_id: str | None = None, *
                                           "video_id,frame,count CSV or a MOT-Challenge gt.txt")
     if _is_numeric_row(first):
         named = video_id or _mot_sequence(Path(path))
+        mot_options.setdefault("num_frames", _sequence_length(Path(path)))
         return CountLabels(frames={named: load_mot(path, **mot_options)}, splits={named: None},
-                           named_by_file=video_id is None)
+                           named_by_file=video_id is None, dense=True)
     if "frame" in (name.strip().lower() for name in first.split(",")):
         frames, splits = _read_frame_counts(path)
         return CountLabels(frames=frames, splits=splits)
@@ -202,6 +219,19 @@ def _is_numeric_row(text: str) -> bool:
         return all(math.isfinite(float(cell)) for cell in text.split(","))
     except ValueError:
         return False
+
+
+def _sequence_length(path: Path) -> int | None:
+    """``seqLength`` of the MOT sequence of ``SEQ/gt/gt.txt`` (its ``SEQ/seqinfo.ini``), where given."""
+    info = path.parent.parent / "seqinfo.ini"
+    if path.parent.name != "gt" or not info.is_file():
+        return None
+    parser = configparser.ConfigParser()
+    try:
+        parser.read_string(read_text(info))
+        return int(parser["Sequence"]["seqLength"])
+    except (configparser.Error, KeyError, ValueError):
+        return None
 
 
 def _mot_sequence(path: Path) -> str:

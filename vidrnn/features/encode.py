@@ -72,7 +72,9 @@ class _VideoStreams(IterableDataset):
 
 def _init_worker(_):
     torch.set_num_threads(1)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the app's handler, which stops the main process
+    # a SIGTERM to the whole process group (a scheduler's, timeout's) is the main process's to act on: it
+    # stops the workers; one that died of it first would be reported as a crash
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 _WORKER_ERRORS = (RuntimeError, ConnectionError, EOFError)

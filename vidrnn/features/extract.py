@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from ..models.encoder import FrameEncoder
 from ..video import Sampling
 from .encode import Encoded, encode_videos
 from .spool import SpooledFeatures
-from .store import RunRecords, feature_path, save_features
+from .store import RunRecords, feature_path, file_sha256, save_features
 
 log = logging.getLogger("vidrnn.extract")
 _FP16_RANGE = (1e-3, 6e4)  # max |feature| where float16 keeps ~3 significant digits and cannot overflow
@@ -60,6 +61,9 @@ def extract_folder(input_dir: str, output_dir: str, *, encoder: FrameEncoder | N
     videos = select_shard(sorted(videos), *shard)
     records = RunRecords(output_dir, input_dir)
     settings = {"encoder": encoder_spec, "sampling": sampling.as_dict(), "size": size, "dtype": dtype}
+    weights = encoder_spec.get("weights")
+    if weights and os.path.isfile(weights):  # a state_dict file replaced under its name gives other features
+        settings["weights_sha256"] = file_sha256(weights)
     finished, todo = records.start(videos, settings)
     summary = ExtractSummary(total=len(videos), skipped=len(videos) - len(todo),
                              entries={v: finished[v] for v in videos if v in finished})

@@ -46,6 +46,8 @@ def mean_predictor_errors(train_values: Mapping[str, object] | Iterable, truth: 
     layout plus ``"mean"``, the constant prediction.
     """
     values = train_values.values() if isinstance(train_values, Mapping) else train_values
-    mean = float(np.mean(np.concatenate([_values(v) for v in values])))
+    known = np.concatenate([_values(v) for v in values])
+    mean = float(np.mean(known[np.isfinite(known)]))  # unlabelled values (NaN) are neither trained on nor scored
+    truth = {vid: counts for vid, counts in truth.items() if np.isfinite(_values(counts)).all()}
     constant = {vid: np.full(_values(counts).shape, mean) for vid, counts in truth.items()}
     return {**count_errors(truth, constant), "mean": mean}

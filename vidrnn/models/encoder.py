@@ -1,6 +1,7 @@
 """Frame encoder: any torchvision classification backbone, cut before its global pooling."""
 from __future__ import annotations
 
+import logging
 import math
 import os
 import pickle
@@ -13,6 +14,9 @@ import torchvision
 from torch import nn
 from torchvision.models import MaxVit, VisionTransformer
 from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+
+log = logging.getLogger("vidrnn.encoder")
+_ENLARGED: set[tuple[int, int]] = set()  # (frame side, model side) warned about
 
 POOLINGS = ("avg", "grid")
 _GLOBAL_POOL_NODES = ("avgpool", "adaptive_avg_pool2d", "mean")
@@ -187,6 +191,11 @@ class FrameEncoder(nn.Module):
         (B, C) (None for a convolutional network)."""
         if self.image_size is not None and x.shape[-2:] != (self.image_size, self.image_size):
             # a transformer built for one input size: position embedding, attention windows
+            if (x.shape[-1], self.image_size) not in _ENLARGED and x.shape[-1] < self.image_size:
+                _ENLARGED.add((x.shape[-1], self.image_size))
+                log.warning("this encoder sees %dx%d frames: frames read at %d px are enlarged to it, blurred "
+                            "(video.size=%d reads them at its size)", self.image_size, self.image_size,
+                            x.shape[-1], self.image_size)
             x = F.interpolate(x, size=(self.image_size,) * 2, mode="bilinear", antialias=True, align_corners=False)
         out = self.body(x)["feat"]
         if out.dim() == 4:

@@ -39,8 +39,9 @@ class CaptionTask:
     def __init__(self, vocab: Vocab, train: CaptionSamples, val: CaptionSamples, *, batch_size: int = 32,
                  max_len: int = 20, label_smoothing: float = 0.1, scheduled_sampling: float = 0.0,
                  max_epochs: int = 30, device: torch.device = torch.device("cpu"), seed: int = 0, beam: int = 1,
-                 exact_tokens: bool = False):
+                 exact_tokens: bool = False, every_metric: bool = False):
         self.vocab, self.train, self.val, self.beam, self.exact_tokens = vocab, train, val, beam, exact_tokens
+        self.every_metric = every_metric
         self.batch_size, self.max_len, self.device = batch_size, max_len, device
         self.label_smoothing, self.scheduled_sampling, self.max_epochs = label_smoothing, scheduled_sampling, max_epochs
         pairs = [(k, vocab.encode(c, max_len)) for k, vid in enumerate(train.ids) for c in train.refs[vid]]
@@ -81,6 +82,8 @@ class CaptionTask:
                         device=self.device)
         scores = score_captions(self.val.refs, {v: h[0][0] for v, h in hyps.items()}, meteor=False,
                                 exact_tokens=self.exact_tokens)["corpus"]
+        if self.every_metric:  # BLEU-1..4, ROUGE-L, CIDEr-D (METEOR, a Java process, is evaluate's)
+            return {k: v for k, v in scores.items() if v is not None}
         return {"BLEU-4": scores["BLEU-4"], "CIDEr-D": scores["CIDEr-D"]}
 
 

@@ -117,9 +117,11 @@ class CountTask:
         truth, kind = self.val.truth()
         pred = predict_counts(model, self.val.feats, device=self.device)
         values = {vid: float(p[0] if kind == "clip" else p[1].mean()) for vid, p in zip(self.val.ids, pred)}
-        errors = count_errors({v: t for v, t in truth.items() if np.isfinite(t)},
-                              {v: values[v] for v, t in truth.items() if np.isfinite(t)})
-        return {"MAE": errors["MAE"], "RMSE": errors["RMSE"]}
+        scored = [v for v, t in truth.items() if np.isfinite(t)]  # (a window without a labelled frame: none)
+        if not scored:
+            return {}
+        errors = count_errors({v: truth[v] for v in scored}, {v: values[v] for v in scored})
+        return {"MAE": errors["MAE"], "RMSE": errors["RMSE"], "scored": errors["scored"]}
 
 
 @torch.no_grad()

@@ -203,8 +203,12 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
         log.warning("video %s skipped: %s", path, why)
     torch.manual_seed(seed)  # after extraction, which draws from the generator only when the cache is cold
     usable = [v for v, f in report.matched.items() if f in inputs]
+    if task == "count":  # MOT labels reach to the last frame sampled (nobody in view after the file's last row)
+        labels = labels.reaching({v: int(np.max(indices[report.matched[v]])) + 1 for v in usable})
     splits = split_videos(labels.splits, usable, data.val_fraction, seed)
     log.info("videos: %s", {s: len(v) for s, v in splits.items()})
+    if task == "caption":
+        log.info("captions: %s", {s: sum(len(labels.captions[v]) for v in ids) for s, ids in splits.items()})
     files = report.matched
     extra = {"task": task, "encoder": extract.encoder, "encoder_trained": extract.trainable,
              "sampling": extract.sampling.as_dict(), "size": extract.size}
@@ -245,6 +249,8 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
         if not extra["targets"]:
             raise ValueError(f"none of the {len(train.ids)} training clips has a count: no clip count, and no frame "
                              "sampled from them is labelled or lies between two labelled frames")
+    if current().main:  # which videos trained, picked the best epoch and scored it
+        atomic_write(Path(out_dir, "splits.json"), lambda f: f.write(json.dumps(splits, indent=1).encode()))
     model.to(device).features.set_stats(train.feats)  # a trained encoder runs on the device it trains on
     task_obj = make_task(samples("val"))
     trainer.monitor, trainer.mode = task_obj.monitor, task_obj.mode
@@ -255,16 +261,19 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
     if splits["test"]:
         def test_scores() -> dict:
             best = build_model(load_checkpoint(Path(out_dir, "checkpoints", "best.pt"), task=task)).to(device)
-            caption = {"beam": test_beam, "exact_tokens": True} if task == "caption" else {}  # as caption + evaluate
+            caption = {"beam": test_beam, "exact_tokens": True, "every_metric": True} if task == "caption" else {}
             return make_task(samples("test"), **caption).evaluate(best)
 
         result["test"] = from_main(test_scores)
-        if task == "caption":
+        if not result["test"]:  # counts: no test window holds a labelled frame
+            log.warning("the test split has no labelled %s: not scored", "window" if data.time_split else "video")
+            del result["test"]
+        elif task == "caption":
             result["test_beam"] = test_beam
     if task == "count":  # the baseline a counter must beat: always the mean training count
         train_truth = train.truth()[0]
-        result["mean_predictor"] = {s: mean_predictor_errors(train_truth, samples(s).truth()[0])
-                                    for s in ("val", "test") if samples(s).ids}
+        result["mean_predictor"] = {s: mean_predictor_errors(train_truth, truth) for s in ("val", "test")
+                                    for truth in [samples(s).truth()[0]] if any(np.isfinite(list(truth.values())))}
         for errors in result["mean_predictor"].values():
             errors.pop("per_video")
     if current().main:

@@ -85,3 +85,14 @@ def test_regular_frame_times_keep_the_index_plan(tmp_path):
         items = list(stream_video(str(path), sampling, size=16))
         assert not any(isinstance(i, Restart) for i in items)
         assert np.array_equal(items[-1].frame_indices, sampling.plan(30, items[-1].fps))
+
+
+def test_windows_are_stride_s_apart_in_time_not_a_rounded_number_of_frames():
+    """10 frames a second, 2 s windows every 0.75 s (vtest.avi's 795 frames): a stride rounded to 8 frames put
+    window k 0.05 k s late (4.9 s by the end) and gave 98 windows where the time rule gives 105, as it does
+    for a variable-rate file."""
+    sampling = Sampling("window", num_frames=2, window_s=2.0, stride_s=0.75)
+    ranges = sampling.windows(795, 10.0)
+    assert len(ranges) == 105 and ranges[-1] == (775, 795)
+    assert [a for a, _ in ranges[:5]] == [0, 7, 15, 22, 30]  # the frames on screen at 0, 0.75, 1.5, 2.25, 3 s
+    assert ranges == sampling.windows_in_time(np.arange(796) / 10.0)

@@ -48,13 +48,10 @@ class Sampling:
         return np.stack([_spread(a, b - a, self.num_frames) for a, b in self.windows(total, video_fps)])  # (W, N)
 
     def windows(self, total: int, video_fps: float) -> list[tuple[int, int]]:
-        """Window mode: the [start, end) frame range of each clip."""
-        length = min(max(round(self.window_s * video_fps), 1), total)
-        stride = max(round(self.stride_s * video_fps), 1)
-        starts = list(range(0, total - length + 1, stride))
-        if starts[-1] != total - length:
-            starts.append(total - length)
-        return [(a, a + length) for a in starts]
+        """Window mode: the [start, end) frame range of each clip, for frames ``1 / video_fps`` apart: those
+        shown in each of ``spans`` (as ``windows_in_time``: windows ``stride_s`` apart in time, not a rounded
+        number of frames)."""
+        return self.windows_in_time(np.arange(total + 1) / video_fps)
 
     def plan_in_time(self, edges: np.ndarray) -> np.ndarray:
         """fps and window sampling by the frames' own times, for a video whose frames are not index / fps

@@ -44,13 +44,21 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (a user's ``kill``, a scheduler's preemption): stopped as Ctrl-C stops a run, status 143."""
 
 
-def _terminate(signum, frame) -> None:
-    raise Terminated
+_SIGNALLED: list[int] = []  # the signals that stopped this run
 
 
-def _interrupted(e: BaseException) -> int:
-    """The exit status of an interrupt: 143 for SIGTERM, 130 for Ctrl-C."""
-    return 128 + signal.SIGTERM if isinstance(e, Terminated) else 130
+def _stop(signum, frame) -> None:
+    """SIGINT or SIGTERM: noted, then raised. An exception that the interrupt turns into another one (Ctrl-C
+    during an import is "ImportError: initialization failed") still stops the run as an interrupt."""
+    _SIGNALLED.append(signum)
+    raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+
+def _interrupted(e: BaseException) -> int | None:
+    """The exit status of an interrupt: 143 for SIGTERM, 130 for Ctrl-C; None for an error of its own."""
+    if isinstance(e, Terminated) or signal.SIGTERM in _SIGNALLED:
+        return 128 + signal.SIGTERM
+    return 130 if isinstance(e, KeyboardInterrupt) or _SIGNALLED else None
 
 
 def hydra_app(config_name: str) -> Callable:
@@ -70,7 +78,9 @@ def hydra_app(config_name: str) -> Callable:
                     if error:
                         print(f"error: {error}", file=sys.stderr)
                         sys.exit(EXIT_ERROR)
-            signal.signal(signal.SIGTERM, _terminate)
+            signal.signal(signal.SIGTERM, _stop)
+            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # (not where it is ignored)
+                signal.signal(signal.SIGINT, _stop)
             try:
                 run()
             except KeyboardInterrupt as e:  # in Hydra's own code: between a sweep's jobs, composing a config
@@ -183,13 +193,13 @@ def run_app(job: Callable[[DictConfig], int], cfg: DictConfig) -> None:
         validate(cfg)
         code = job(cfg)
     except (Exception, KeyboardInterrupt) as e:
-        interrupted = isinstance(e, KeyboardInterrupt)
+        interrupted = _interrupted(e)
         print(INTERRUPTED if interrupted else f"error: {error_line(e)}", file=sys.stderr)
         if run_dir:
-            record_error(run_dir, e)
+            record_error(run_dir, KeyboardInterrupt() if interrupted else e)
         if os.environ.get("VIDRNN_DEBUG", "0") not in ("", "0"):
             raise
-        code = _interrupted(e) if interrupted else EXIT_ERROR
+        code = interrupted or EXIT_ERROR
     if run_dir is None or code in (130, 143):  # an interrupt ends a sweep too (SystemExit passes Hydra's job wrapper)
         sys.exit(code)
 

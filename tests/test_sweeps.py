@@ -255,3 +255,19 @@ def test_training_afresh_removes_the_old_run_before_it_keeps_the_new_settings(tm
         check_settings(run, {"model": {"hidden": 64}})
     check_settings(run, {"model": {"hidden": 64}}, resume=False)
     assert sorted(p.name for p in run.rglob("*") if p.is_file()) == ["settings.json"]
+
+
+def test_an_error_an_interrupt_caused_stops_the_run_as_an_interrupt(monkeypatch):
+    """Ctrl-C while a module was imported mid-run (matplotlib, for the first curves) came out as "ImportError:
+    initialization failed": a failed run, and the sweep went on. Any error after a SIGINT or SIGTERM is now
+    the interrupt (status 130 or 143), which ends the sweep."""
+    from pipelines import common
+
+    monkeypatch.setattr(common, "_SIGNALLED", [])
+    assert common._interrupted(ImportError("initialization failed")) is None
+    with pytest.raises(KeyboardInterrupt):
+        common._stop(signal.SIGINT, None)
+    assert common._interrupted(ImportError("initialization failed")) == 130
+    with pytest.raises(common.Terminated):
+        common._stop(signal.SIGTERM, None)
+    assert common._interrupted(ImportError("initialization failed")) == 143

@@ -58,6 +58,7 @@ def test_tiny_counter_learns_better_than_the_mean(trained):
     saved = json.loads((root / "run/metrics.json").read_text())
     assert saved["mean_predictor"]["val"]["MAE"] == result["mean_predictor"]["val"]["MAE"]
     assert (root / "run/curves.png").exists() and (root / "run/checkpoints/best.pt").exists()
+    assert set(result["history"][0]) == {"epoch", "train_loss", "MAE", "RMSE", "lr", "seconds"}  # what curves.png plots
 
 
 def test_count_pipeline_files_parse_back(trained, tmp_path):

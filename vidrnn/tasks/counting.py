@@ -121,7 +121,7 @@ class CountTask:
         if not scored:
             return {}
         errors = count_errors({v: truth[v] for v in scored}, {v: values[v] for v in scored})
-        return {"MAE": errors["MAE"], "RMSE": errors["RMSE"], "scored": errors["scored"]}
+        return {"MAE": errors["MAE"], "RMSE": errors["RMSE"]}
 
 
 @torch.no_grad()

@@ -20,6 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from pipelines import CONF_DIR
+from vidrnn.cli import PIPE_CLOSED, pipe_closed
 from vidrnn.device import decode_workers, resolve_device
 from vidrnn.files import n_videos, shard_from_env, single_line
 from vidrnn.models import FrameEncoder, resolved_weights
@@ -38,6 +39,7 @@ MIN_FREE_BYTES = 1 << 20  # a run dir on a disk with less free space is refused 
 
 
 INTERRUPTED = "interrupted: what was finished is kept; run the same command again to go on"
+PIPE_STOPPED = "stopped: the pipe it printed to was closed (as `| head` does); " + INTERRUPTED.split(": ", 1)[1]
 
 
 class Terminated(KeyboardInterrupt):
@@ -55,7 +57,10 @@ def _stop(signum, frame) -> None:
 
 
 def _interrupted(e: BaseException) -> int | None:
-    """The exit status of an interrupt: 143 for SIGTERM, 130 for Ctrl-C; None for an error of its own."""
+    """The exit status of an interrupt: 143 for SIGTERM, 130 for Ctrl-C, 141 for a closed output pipe
+    (``| head``); None for an error of its own."""
+    if pipe_closed(e):
+        return PIPE_CLOSED
     if isinstance(e, Terminated) or signal.SIGTERM in _SIGNALLED:
         return 128 + signal.SIGTERM
     return 130 if isinstance(e, KeyboardInterrupt) or _SIGNALLED else None
@@ -83,9 +88,13 @@ def hydra_app(config_name: str) -> Callable:
                 signal.signal(signal.SIGINT, _stop)
             try:
                 run()
-            except KeyboardInterrupt as e:  # in Hydra's own code: between a sweep's jobs, composing a config
-                print(INTERRUPTED, file=sys.stderr)
-                sys.exit(_interrupted(e))
+            except (KeyboardInterrupt, BrokenPipeError) as e:  # in Hydra's own code: between a sweep's jobs,
+                code = _interrupted(e)  # composing a config, printing --help or --cfg
+                if code is None:
+                    raise
+                if code != PIPE_CLOSED:
+                    print(INTERRUPTED, file=sys.stderr)
+                sys.exit(code)
         return main
     return wrap
 
@@ -194,14 +203,15 @@ def run_app(job: Callable[[DictConfig], int], cfg: DictConfig) -> None:
         code = job(cfg)
     except (Exception, KeyboardInterrupt) as e:
         interrupted = _interrupted(e)
-        print(INTERRUPTED if interrupted else f"error: {error_line(e)}", file=sys.stderr)
+        stopped = PIPE_STOPPED if interrupted == PIPE_CLOSED else INTERRUPTED
+        print(stopped if interrupted else f"error: {error_line(e)}", file=sys.stderr)
         if run_dir:
             record_error(run_dir, KeyboardInterrupt() if interrupted else e)
         if os.environ.get("VIDRNN_DEBUG", "0") not in ("", "0"):
             raise
         code = interrupted or EXIT_ERROR
-    if run_dir is None or code in (130, 143):  # an interrupt ends a sweep too (SystemExit passes Hydra's job wrapper)
-        sys.exit(code)
+    if run_dir is None or code in (130, 143, PIPE_CLOSED):  # an interrupt ends a sweep too (SystemExit passes
+        sys.exit(code)  # Hydra's job wrapper)
 
 
 def report(name: str, summary, output: str) -> int:

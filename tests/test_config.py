@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -334,3 +335,33 @@ def test_help_says_what_each_pipeline_does_and_how_to_call_it():
         lines = res.stdout.splitlines()
         assert lines[0] == f"vidrnn {name}: {described[name]}" and lines[1].startswith(example)
         assert key in res.stdout and ("== Configuration groups ==" in res.stdout) == groups
+
+
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path):
+    """`vidrnn ... | head -1`: once the reader has gone, the command stops with the shell tools' status 141
+    and no traceback; a job says on stderr that it stopped and that what it finished is kept, and its
+    results are there (evaluate writes metrics.json before it prints the scores)."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import pipeline_env
+
+    (tmp_path / "pred.csv").write_text("video_id,count\na,1\nb,3\n")
+    (tmp_path / "truth.csv").write_text("video_id,count\na,2\nb,3\n")
+    commands = [["--help"], ["evaluate", "task=count", f"predictions={tmp_path / 'pred.csv'}",
+                             f"annotations={tmp_path / 'truth.csv'}", f"output={tmp_path / 'metrics.json'}",
+                             f"hydra.run.dir={tmp_path / 'logs'}"]]
+    for args in commands:
+        read, write = os.pipe()
+        os.close(read)  # the reader has gone before the first line
+        cmd = [sys.executable, "-c", "import sys; from vidrnn.cli import main; sys.argv[0] = 'vidrnn'; main()", *args]
+        res = subprocess.run(cmd, cwd=ROOT, env=pipeline_env(), stdout=write, stderr=subprocess.PIPE, text=True,
+                             timeout=120)
+        os.close(write)
+        assert res.returncode == 141 and "Traceback" not in res.stderr and "Error" not in res.stderr, res.stderr
+        if args[0] == "evaluate":
+            assert res.stderr.strip().splitlines()[-1].startswith("stopped: the pipe it printed to was closed")
+            assert json.loads((tmp_path / "metrics.json").read_text())["MAE"] == 0.5
+        else:
+            assert res.stderr == ""

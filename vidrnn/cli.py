@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
+import select
+import signal
 import sys
 from pathlib import Path
 
@@ -23,7 +26,39 @@ def summary(name: str) -> str:
     return header.splitlines()[0].removeprefix(f"vidrnn {name}: ") if header else ""
 
 
+def pipe_closed(error: BaseException) -> bool:
+    """Whether ``error`` is a write to stdout or stderr after the pipe's reader went (``vidrnn ... | head``);
+    those streams then point at the null device, so nothing more fails on them."""
+    if not isinstance(error, BrokenPipeError):
+        return False
+    closed = []
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            fd = stream.fileno()
+            poller = select.poll()
+            poller.register(fd, select.POLLOUT)
+            if any(event & select.POLLERR for _, event in poller.poll(0)):  # a pipe whose reader has gone
+                closed.append(fd)
+        except (AttributeError, ValueError, OSError):  # a stream replaced or closed
+            continue
+    for fd in closed:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+    return bool(closed)
+
+
+PIPE_CLOSED = 128 + signal.SIGPIPE  # the exit status of a command stopped by a closed pipe, as the shell's tools
+
+
 def main() -> None:
+    try:
+        _main()
+    except BrokenPipeError as e:
+        if not pipe_closed(e):
+            raise
+        sys.exit(PIPE_CLOSED)
+
+
+def _main() -> None:
     names = available()
     if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
         print("usage: vidrnn PIPELINE [key=value ...]   (vidrnn PIPELINE --help: its keys and an example)\n")

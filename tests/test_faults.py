@@ -165,6 +165,20 @@ def test_hidden_folders_and_macos_resource_files_are_not_searched(tmp_path):
     assert list_videos(root) == ["a.mp4", "folder.mp4", "gone.mp4", "sub/b.mov"]
 
 
+def test_a_linked_folder_is_searched_once(tmp_path):
+    """A link to a folder of videos (a disk linked in) is searched as the folder would be; a link back up
+    the tree, or a second link to a searched folder, is not searched again (each video is listed once)."""
+    (tmp_path / "disk" / "day1").mkdir(parents=True)
+    (tmp_path / "disk" / "day1" / "a.mp4").write_bytes(b"\0")
+    root = tmp_path / "videos"
+    root.mkdir()
+    (root / "b.mp4").write_bytes(b"\0")
+    (root / "cam").symlink_to(tmp_path / "disk")
+    (root / "cam_again").symlink_to(tmp_path / "disk")
+    (root / "up").symlink_to(root)
+    assert list_videos(root) == ["b.mp4", "cam/day1/a.mp4"]
+
+
 HOME_PATHS = {TrainSchema: ["data.video_dir", "data.annotations", "data.frame_annotations", "data.splits",
                             "data.cache_dir", "data.features_dir", "encoder.weights"],
               CaptionSchema: ["input_dir", "checkpoint", "output", "references"],

@@ -96,3 +96,18 @@ def test_windows_are_stride_s_apart_in_time_not_a_rounded_number_of_frames():
     assert len(ranges) == 105 and ranges[-1] == (775, 795)
     assert [a for a, _ in ranges[:5]] == [0, 7, 15, 22, 30]  # the frames on screen at 0, 0.75, 1.5, 2.25, 3 s
     assert ranges == sampling.windows_in_time(np.arange(796) / 10.0)
+
+
+def test_windows_of_a_slow_constant_rate_video_are_timed_by_their_spans(tmp_path):
+    """A frame every 2 s (a time-lapse), 1 s windows every second: each window lasts its second, as the
+    spans it was read for. Timed by its frames' edges, half the windows lasted 0 s and half 2 s (their .srt
+    cues were 00:00:02,000 --> 00:00:02,000)."""
+    from conftest import write_opencv
+
+    from vidrnn.video import read_sampled
+
+    path = write_opencv(tmp_path / "timelapse.avi", 6, "MJPG", fps=0.5)
+    _, meta = read_sampled(str(path), Sampling(mode="window", num_frames=2, window_s=1.0, stride_s=1.0), size=16)
+    assert meta.fps == 0.5 and meta.frame_count == 6
+    assert meta.window_bounds == [(float(k), float(k + 1)) for k in range(12)]
+    assert [tuple(r) for r in meta.window_frames][:4] == [(0, 1), (0, 1), (1, 2), (1, 2)]

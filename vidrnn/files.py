@@ -14,7 +14,7 @@ def list_videos(root: str | os.PathLike, extensions=VIDEO_EXTENSIONS) -> list[st
     """Relative POSIX paths of the files under ``root`` (recursively) whose extension is listed, sorted.
     A folder or broken link named like a video is listed too, and so is a folder that cannot be read, so
     that they are reported, not skipped. Hidden folders under ``root`` (``.git``, ``.Trash``, a cache) and
-    macOS's ``._name`` files are left out."""
+    macOS's ``._name`` files are left out. A linked folder is searched as if it were there, once."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: input folder does not exist" if not root.exists()
@@ -26,11 +26,20 @@ def list_videos(root: str | os.PathLike, extensions=VIDEO_EXTENSIONS) -> list[st
         if error.filename and Path(error.filename) != root:
             found.append(Path(error.filename).relative_to(root).as_posix())
 
-    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+    seen = {os.path.realpath(root)}  # folders searched: a link to one of them (a loop, a second link) is not
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=True):
+        dirnames[:] = [d for d in sorted(dirnames) if not d.startswith(".") and _first_visit(Path(dirpath, d), seen)]
         found += [Path(dirpath, f).relative_to(root).as_posix() for f in filenames + dirnames
                   if Path(f).suffix.lower() in exts and not f.startswith("._")]
     return sorted(found)
+
+
+def _first_visit(folder: Path, seen: set[str]) -> bool:
+    real = os.path.realpath(folder)
+    if real in seen:
+        return False
+    seen.add(real)
+    return True
 
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")

@@ -34,7 +34,7 @@ from .pictures import Pictures, draw_each, per_frame
 from .tasks.captioning import describe
 from .tasks.counting import predict_counts
 from .text import Vocab
-from .video import Sampling, VideoMeta, frame_edges, window_bounds
+from .video import Sampling, VideoMeta, window_bounds
 
 log = logging.getLogger("vidrnn.predict")
 
@@ -62,7 +62,7 @@ def window_times(sampling: Sampling, meta) -> list[tuple[float, float]]:
     timestamps (``meta.window_bounds``), or, for records written before they were kept, by index / fps."""
     if meta.window_bounds is not None:
         return [(start, end) for start, end in meta.window_bounds]
-    return window_bounds(sampling.windows(meta.frame_count, meta.fps), frame_edges(None, meta.frame_count, meta.fps))
+    return window_bounds(sampling, meta.frame_count, meta.fps)
 
 
 def _frame_encoder(ckpt: dict, model) -> FrameEncoder:

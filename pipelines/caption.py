@@ -5,7 +5,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from pipelines.common import folder_options, hydra_app, report, run_app, warn_unread_video_keys
+from pipelines.common import folder_options, hydra_app, print_score_notes, report, run_app, warn_unread_video_keys
 from vidrnn.evaluate import evaluate_captions
 from vidrnn.outputs import write_json
 from vidrnn.pictures import Pictures
@@ -32,6 +32,7 @@ def caption(cfg: DictConfig) -> int:
     elif cfg.references and out.suffix.lower() in (".json", ".csv"):  # scored as evaluate scores them
         result = evaluate_captions(cfg.output, cfg.references, meteor=cfg.meteor)
         write_json(scores, result)
+        print_score_notes("caption", result)
         print(f"caption: {result['videos']} with references, whatever their split (evaluate split=test scores one): "
               + "  ".join(f"{k} {v:.4f}" for k, v in result["corpus"].items() if v is not None) + f" -> {scores}")
     if cfg.report:

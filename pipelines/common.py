@@ -222,6 +222,13 @@ def report(name: str, summary, output: str) -> int:
     return EXIT_SOME_FAILED if summary.failed else EXIT_OK
 
 
+def print_score_notes(app: str, result: dict) -> None:
+    """Why caption scores may not be the papers': the note on their tokens and on METEOR, where there is one."""
+    for key, what in (("tokenizer", "tokens"), ("meteor", "METEOR")):
+        if result.get(f"{key}_note"):
+            print(f"{app}: {what}: {result[f'{key}_note']}")
+
+
 def print_failed(failed: dict[str, str], what: str = "failed") -> None:
     """A line per video that failed, ``  failed: <video>: <reason>`` (a newline in a name is escaped)."""
     for video, reason in failed.items():

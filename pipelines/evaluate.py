@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from pipelines.common import EXIT_OK, hydra_app, run_app
+from pipelines.common import EXIT_OK, hydra_app, print_score_notes, run_app
 from vidrnn.evaluate import evaluate_captions, evaluate_counts
 from vidrnn.files import n_videos, some_of
 from vidrnn.outputs import write_json
@@ -14,9 +14,7 @@ def evaluate(cfg: DictConfig) -> int:
         result = evaluate_captions(cfg.predictions, cfg.annotations, split=cfg.split, splits=cfg.splits,
                                    meteor=cfg.meteor)
         corpus = result["corpus"]
-        for key, what in (("tokenizer", "tokens"), ("meteor", "METEOR")):  # why a score may not match papers'
-            if result[f"{key}_note"]:
-                print(f"evaluate: {what}: {result[f'{key}_note']}")
+        print_score_notes("evaluate", result)
     elif cfg.task == "count":
         result = evaluate_counts(cfg.predictions, cfg.annotations, split=cfg.split, splits=cfg.splits)
         corpus = {"MAE": result["MAE"], "RMSE": result["RMSE"]}

@@ -6,7 +6,7 @@ from dataclasses import fields
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from pipelines.common import EXIT_OK, encoder_spec, hydra_app, run_app, sampling_from
+from pipelines.common import EXIT_OK, encoder_spec, hydra_app, print_score_notes, run_app, sampling_from
 from vidrnn.device import decode_workers, resolve_device
 from vidrnn.schemas import DataSchema
 from vidrnn.sweeps import check_settings, finished_result
@@ -41,6 +41,7 @@ def train(cfg: DictConfig) -> int:
     if "test" in result:
         decoding = f" (beam {result['test_beam']})" if "test_beam" in result else ""
         print(f"train: test{decoding} " + "  ".join(f"{k} {v:.4f}" for k, v in result["test"].items()))
+        print_score_notes("train", result)
     for split, errors in result.get("mean_predictor", {}).items():  # counting: the baseline to beat
         print(f"train: {split} MAE {errors['MAE']:.4f}  RMSE {errors['RMSE']:.4f} of the mean predictor "
               "(the mean training count)")

@@ -151,6 +151,10 @@ def test_normalize_split():
     ("results.json", json.dumps([{"video_id": "v", "caption": "x"}]), r"results\.json:1: unknown caption layout"),
     ("coco.json", json.dumps({"annotations": [{"image_id": 3, "caption": "x"}, {"caption": "y"}]}),
      r"coco\.json:annotations\[1\]: missing key 'image_id'"),
+    ("null.json", json.dumps({"sentences": [{"video_id": "v", "caption": "x"}, {"video_id": "v", "caption": None}]}),
+     r"null\.json:sentences\[1\]: the caption is null, not text"),
+    ("vatex.json", json.dumps([{"videoID": "v", "enCap": ["a cat", ["nested"]]}]),
+     r"vatex\.json:\[0\]\.enCap\[1\]: the caption is \[\"nested\"\], not text"),
 ])
 def test_malformed_caption_files(tmp_path, name, text, where):
     with pytest.raises(AnnotationError, match=where):

@@ -15,6 +15,8 @@ from vidrnn.data import load_captions
 from vidrnn.features.cache import cached_features
 from vidrnn.models import FrameEncoder
 from vidrnn.models.captioner import Captioner, build_captioner
+from vidrnn.metrics import PTB_JAR, PTB_NLTK
+from vidrnn.metrics.java import java_problem
 from vidrnn.models.decode import beam_search, greedy_decode
 from vidrnn.outputs import read_captions, read_timed_captions
 from vidrnn.predict import caption_folder
@@ -171,6 +173,9 @@ def test_tiny_captioner_learns(trained):
     metrics = json.loads((root / "run/metrics.json").read_text())
     assert metrics["best_epoch"] == result["best_epoch"] and (root / "run/curves.png").stat().st_size > 1000
     assert metrics["test_beam"] == 5 and metrics["test"] == result["test"]
+    # which tokens scored them, and why not the COCO evaluation's jar where it did not run, as evaluate says
+    jar = java_problem() is None
+    assert metrics["tokenizer"] == (PTB_JAR if jar else PTB_NLTK) and (metrics["tokenizer_note"] is None) == jar
 
 
 def test_the_test_score_decodes_with_the_beam_the_caption_app_uses(trained):

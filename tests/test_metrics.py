@@ -1,6 +1,7 @@
 """Caption metrics against pycocoevalcap's scorers, METEOR backends, tokenisation, and count errors."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -192,8 +193,11 @@ HARD_REFERENCES = {
              "a man says “hello!!!” to the waiter", "people sit, talk, etc.."],
     "race": ["cars race around a track vs. the clock", "a car’s wheel spins 😀", "what?! a crash",
              "a #1 driver wins -- rock 'n' roll"],
+    # the jar joins "3 1/2" and "(555) 555-1234" with a no-break space: one token for ROUGE-L, two for BLEU
+    "pizza": ["a man eats 3 1/2 pizzas", "a man calls (555) 555-1234 for pizza"],
 }
-HARD_HYPOTHESES = {"cafe": "Mr. Smith says “hello” in a café…", "race": "a car’s race vs. the clock!!!"}
+HARD_HYPOTHESES = {"cafe": "Mr. Smith says “hello” in a café…", "race": "a car’s race vs. the clock!!!",
+                   "pizza": "a man eats 3 pizzas"}
 
 
 def _ptb_available():
@@ -504,3 +508,38 @@ def test_prediction_csvs_are_read_like_annotation_csvs(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "evaluate: 1 video: MAE 0.0000" in res.stdout
     assert "evaluate: 1 annotated video has no prediction" in res.stdout
+
+
+def test_blank_references_count_as_the_coco_evaluation_counts_them(tmp_path):
+    """A blank reference ("" or spaces) is kept by the COCO evaluation: it counts in CIDEr-D's mean over the
+    references and in BLEU's closest length. evaluate scores it alike (it dropped it: CIDEr-D 2.25 against
+    pycocoevalcap's 1.63); train does not train on it, and a video whose every caption is blank stays out."""
+    _ptb_available()
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    from vidrnn.data import load_captions
+    from vidrnn.evaluate import evaluate_captions
+
+    refs = {"v1": ["a man is running", "", "a person runs fast"], "v2": ["a cat sleeps", "   "],
+            "v3": ["a dog barks at a car", "a dog is barking"], "v4": [""]}
+    hyps = {"v1": "a man runs", "v2": "a cat is sleeping", "v3": "a dog barks"}
+    sentences = [{"video_id": v, "caption": c} for v, captions in refs.items() for c in captions]
+    annotations = tmp_path / "refs.json"
+    annotations.write_text(json.dumps({"videos": [{"video_id": v, "split": "test"} for v in refs],
+                                       "sentences": sentences}))
+    predictions = tmp_path / "captions.json"
+    predictions.write_text(json.dumps([{"video_id": v, "caption": c} for v, c in hyps.items()]))
+    result = evaluate_captions(str(predictions), str(annotations), meteor=False)
+
+    gts = PTBTokenizer().tokenize({v: [{"caption": c} for c in refs[v]] for v in hyps})
+    res = PTBTokenizer().tokenize({v: [{"caption": h}] for v, h in hyps.items()})
+    bleus, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    expected = {**{f"BLEU-{k + 1}": bleus[k] for k in range(4)}, "ROUGE-L": Rouge().compute_score(gts, res)[0],
+                "CIDEr-D": Cider().compute_score(gts, res)[0]}
+    for name, value in expected.items():
+        assert result["corpus"][name] == pytest.approx(value, abs=1e-6), name
+    assert result["missing"] == [] and result["videos"] == 3  # v4, with only a blank caption, is left out
+    assert load_captions(annotations).captions["v1"] == ["a man is running", "a person runs fast"]  # trained on

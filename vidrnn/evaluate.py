@@ -114,7 +114,7 @@ def evaluate_captions(predictions: str, annotations: str, *, split: str | None =
     _require_split(annotations, split, refs.captions, every.splits)
     found = _predictions(predictions, read_captions, "caption", CAPTION_LAYOUT)
     hyps, unknown = _align(predictions, found, refs.captions, "caption", every.captions, every.paths)
-    scores = score_captions({v: refs.captions[v] for v in hyps}, hyps, meteor=meteor)
+    scores = score_captions({v: refs.scored(v) for v in hyps}, hyps, meteor=meteor)
     return {**scores, "videos": len(hyps), "missing": sorted(set(refs.captions) - set(hyps)), "unknown": unknown}
 
 

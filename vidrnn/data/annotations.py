@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -102,22 +102,28 @@ class CaptionSet:
     captions: dict[str, list[str]] = field(default_factory=dict)
     splits: dict[str, str | None] = field(default_factory=dict)
     paths: dict[str, str] = field(default_factory=dict)  # video_id -> relative file path hint, where given
-    blank: set[str] = field(default_factory=set)  # videos with a blank caption
+    blank: Counter = field(default_factory=Counter)  # video_id -> its blank captions
+
+    def scored(self, video_id: str) -> list[str]:
+        """The references a video's caption is scored against: its blank captions too, as the COCO
+        evaluation keeps them (one counts in CIDEr-D's mean over references and BLEU's closest length)."""
+        return self.captions[video_id] + [""] * self.blank[video_id]
 
     def add(self, video_id: str, caption: str, split: str | None = None) -> None:
-        """Add one caption of ``video_id`` (a blank caption is skipped)."""
+        """Add one caption of ``video_id`` (a blank caption is counted in ``blank``, not trained on)."""
         if caption.strip():
             self.captions.setdefault(video_id, []).append(caption.strip())
             self.splits.setdefault(video_id, split)
         else:
-            self.blank.add(video_id)
+            self.blank[video_id] += 1
 
     def subset(self, split: str) -> CaptionSet:
         """The videos of one split (aliases such as "validate" accepted)."""
         split = normalize_split(split)
         ids = [v for v in self.captions if self.splits.get(v) == split]
         return CaptionSet(captions={v: self.captions[v] for v in ids}, splits={v: split for v in ids},
-                          paths={v: self.paths[v] for v in ids if v in self.paths})
+                          paths={v: self.paths[v] for v in ids if v in self.paths},
+                          blank=Counter({v: self.blank[v] for v in ids if v in self.blank}))
 
 
 # JSON layouts: (list of captions, its video-id key, list of videos, their id key, their file-path key)
@@ -139,7 +145,7 @@ def load_captions(path: str | os.PathLike) -> CaptionSet:
             out = _load_caption_csv(path, rows)
         else:
             raise _unknown_layout(path)
-    left_out = sorted(out.blank - out.captions.keys())
+    left_out = sorted(out.blank.keys() - out.captions.keys())
     if left_out:
         log.warning("%s: %s with only blank captions left out (%s)", path, n_videos(len(left_out)), some_of(left_out))
     return out
@@ -202,11 +208,18 @@ def _unknown_layout(path) -> AnnotationError:
     return AnnotationError.at(path, 1, "unknown caption layout; expected " + "; or ".join(CAPTION_LAYOUTS))
 
 
-def _json_field(path, where: str, record, key: str) -> str:
-    """``record[key]`` as a string, AnnotationError naming ``where`` when it is missing."""
+def _json_field(path, where: str, record, key: str, text: bool = True):
+    """``record[key]`` (``text``: as a string), AnnotationError naming ``where`` when it is missing."""
     if not isinstance(record, dict) or key not in record:
         raise AnnotationError.at(path, where, f"missing key {key!r}")
-    return str(record[key])
+    return str(record[key]) if text else record[key]
+
+
+def _caption_text(path, where: str, caption) -> str:
+    """A JSON caption, which must be text (a null caption read as "None" scored a caption "none" 1.0)."""
+    if not isinstance(caption, str):
+        raise AnnotationError.at(path, where, f"the caption is {json.dumps(caption)[:40]}, not text")
+    return caption
 
 
 def _load_json(path, text: str) -> CaptionSet:
@@ -231,7 +244,9 @@ def _load_json(path, text: str) -> CaptionSet:
     out = CaptionSet()
     for i, sentence in enumerate(data[captions]):
         video_id = _json_field(path, f"{captions}[{i}]", sentence, caption_id)
-        out.add(video_id, _json_field(path, f"{captions}[{i}]", sentence, "caption"), splits.get(video_id))
+        out.add(video_id, _caption_text(path, f"{captions}[{i}]", _json_field(path, f"{captions}[{i}]", sentence,
+                                                                              "caption", text=False)),
+                splits.get(video_id))
     if splits and out.captions and not splits.keys() & out.captions.keys():
         raise AnnotationError.at(path, videos, f"none of its {len(splits)} {video_id_key}s (such as "
                                  f"{next(iter(splits))!r}) names a video of {captions} (such as "
@@ -253,8 +268,8 @@ def _load_vatex(path, videos: list) -> CaptionSet:
         captions = video.get("enCap")
         if not isinstance(captions, list):
             raise AnnotationError.at(path, f"[{i}]", "missing list 'enCap' (English captions)")
-        for caption in captions:
-            out.add(video_id, str(caption))
+        for k, caption in enumerate(captions):
+            out.add(video_id, _caption_text(path, f"[{i}].enCap[{k}]", caption))
     return out
 
 

@@ -100,10 +100,10 @@ def rouge_l(refs: dict[str, list[str]], hyps: dict[str, str], beta: float = 1.2)
     """
     per_video = []
     for vid in _videos(refs, hyps):
-        words = hyps[vid].split()
-        precision = recall = 0.0
+        words = hyps[vid].split(" ")  # on spaces alone, as pycocoevalcap's ROUGE-L (its BLEU and CIDEr-D split
+        precision = recall = 0.0  # on any white space, a no-break space too)
         for ref in refs[vid]:
-            ref_words = ref.split()
+            ref_words = ref.split(" ")
             lcs = _lcs_length(ref_words, words)
             precision = max(precision, lcs / max(len(words), 1))
             recall = max(recall, lcs / max(len(ref_words), 1))

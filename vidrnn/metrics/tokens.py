@@ -81,4 +81,5 @@ def _ptb_jar(captions: Sequence[str]) -> list[str]:
     if done.returncode != 0 or len(out) != len(lines):
         why = done.stderr.decode("utf-8", errors="replace").strip().splitlines()[-1:] or ["no output"]
         raise _Unavailable(f"it gave {len(out)} lines for {len(lines)} captions, status {done.returncode}: {why[0]}")
-    return [" ".join(t for t in line.split() if t not in PUNCTUATION) for line in out]
+    # split on spaces alone, as pycocoevalcap: the jar keeps a no-break space inside a token ("3\xa01/2")
+    return [" ".join(t for t in line.rstrip().split(" ") if t not in PUNCTUATION) for line in out]

@@ -42,6 +42,7 @@ class CaptionTask:
                  exact_tokens: bool = False, every_metric: bool = False):
         self.vocab, self.train, self.val, self.beam, self.exact_tokens = vocab, train, val, beam, exact_tokens
         self.every_metric = every_metric
+        self.tokens: dict = {}  # the last scores' tokenizer and why it was not the jar (``score_captions``)
         self.batch_size, self.max_len, self.device = batch_size, max_len, device
         self.label_smoothing, self.scheduled_sampling, self.max_epochs = label_smoothing, scheduled_sampling, max_epochs
         pairs = [(k, vocab.encode(c, max_len)) for k, vid in enumerate(train.ids) for c in train.refs[vid]]
@@ -80,8 +81,10 @@ class CaptionTask:
             return {}
         hyps = describe(model, self.vocab, self.val.feats, ids=self.val.ids, beam=self.beam, max_len=self.max_len,
                         device=self.device)
-        scores = score_captions(self.val.refs, {v: h[0][0] for v, h in hyps.items()}, meteor=False,
-                                exact_tokens=self.exact_tokens)["corpus"]
+        scored = score_captions(self.val.refs, {v: h[0][0] for v, h in hyps.items()}, meteor=False,
+                                exact_tokens=self.exact_tokens)
+        self.tokens = {k: scored[k] for k in ("tokenizer", "tokenizer_note")}
+        scores = scored["corpus"]
         if self.every_metric:  # BLEU-1..4, ROUGE-L, CIDEr-D (METEOR, a Java process, is evaluate's)
             return {k: v for k, v in scores.items() if v is not None}
         return {"BLEU-4": scores["BLEU-4"], "CIDEr-D": scores["CIDEr-D"]}

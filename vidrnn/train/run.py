@@ -219,7 +219,7 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
         def samples(split):
             ids = splits[split]
             return CaptionSamples(ids, torch.from_numpy(_stack([inputs[files[v]] for v in ids], like=inputs)),
-                                  {v: labels.captions[v] for v in ids})
+                                  {v: labels.captions[v] if split == "train" else labels.scored(v) for v in ids})
 
         train = samples("train")
         vocab = _vocabulary([c for v in train.ids for c in train.refs[v]], data.min_count)
@@ -259,17 +259,18 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
                  device=device, checkpoint_extra=extra, resume=resume, complete=False)
     result["complete"] = True  # once the scores below are in metrics.json
     if splits["test"]:
-        def test_scores() -> dict:
+        def test_scores() -> tuple[dict, dict]:
             best = build_model(load_checkpoint(Path(out_dir, "checkpoints", "best.pt"), task=task)).to(device)
             caption = {"beam": test_beam, "exact_tokens": True, "every_metric": True} if task == "caption" else {}
-            return make_task(samples("test"), **caption).evaluate(best)
+            scoring = make_task(samples("test"), **caption)
+            return scoring.evaluate(best), getattr(scoring, "tokens", {})
 
-        result["test"] = from_main(test_scores)
+        result["test"], tokens = from_main(test_scores)
         if not result["test"]:  # counts: no test window holds a labelled frame
             log.warning("the test split has no labelled %s: not scored", "window" if data.time_split else "video")
             del result["test"]
         elif task == "caption":
-            result["test_beam"] = test_beam
+            result.update(test_beam=test_beam, **tokens)  # the tokens' backend, and why not the jar's
     if task == "count":  # the baseline a counter must beat: always the mean training count
         train_truth = train.truth()[0]
         result["mean_predictor"] = {s: mean_predictor_errors(train_truth, truth) for s in ("val", "test")

@@ -271,3 +271,38 @@ def test_an_error_an_interrupt_caused_stops_the_run_as_an_interrupt(monkeypatch)
     with pytest.raises(common.Terminated):
         common._stop(signal.SIGTERM, None)
     assert common._interrupted(ImportError("initialization failed")) == 143
+
+
+def _frame_means(frames):
+    return frames.mean((1, 2, 3))
+
+
+def _save_zero(path: str) -> None:
+    import numpy as np
+
+    np.save(path, np.zeros(1))
+
+
+def _decode_and_draw(video: str, out: str) -> tuple[list, list]:
+    """In a joblib worker: a video's frame means through the decode workers, and pictures drawn in drawing
+    processes."""
+    from vidrnn.features.encode import map_frames
+    from vidrnn.pictures import draw_each
+    from vidrnn.video import Sampling
+
+    means = [m.values.tolist() for m in map_frames([("a", video)], _frame_means, Sampling(num_frames=3), workers=1)]
+    return means, draw_each(_save_zero, [(f"{out}/{k}.npy",) for k in range(16)], workers=2)
+
+
+def test_decode_and_drawing_processes_start_inside_a_joblib_worker(tmp_path):
+    """`train -m hydra/launcher=joblib` runs each job in a joblib (loky) worker, whose default way to start a
+    process ("loky") could not hand the decode workers their shared array: every run failed with "cannot
+    pickle 'mmap.mmap' object" until the features were cached. They now start as Python starts them."""
+    joblib = pytest.importorskip("joblib")
+    from conftest import write_opencv
+
+    video = write_opencv(tmp_path / "a.avi", 8, "MJPG")
+    [(means, drawn)] = joblib.Parallel(n_jobs=2, backend="loky")([joblib.delayed(_decode_and_draw)(str(video),
+                                                                                                 str(tmp_path))])
+    assert len(means) == 1 and len(means[0]) == 3 and all(v > 0 for v in means[0])
+    assert drawn == [None] * 16 and len(list(tmp_path.glob("*.npy"))) == 16

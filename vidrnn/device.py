@@ -2,7 +2,9 @@
 threads."""
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
+from multiprocessing.context import BaseContext
 
 import torch
 
@@ -17,6 +19,21 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device=cuda was asked for, but no CUDA GPU is available (use device=auto or cpu)")
     return device
+
+
+def process_context() -> BaseContext:
+    """How the decode and drawing processes start: Python's default way, unless another library made its own
+    the default (a joblib sweep's worker: "loky", which cannot hand a new process a shared array or a lambda),
+    then fork where the system has it."""
+    method = mp.get_start_method(allow_none=True)
+    if method in (None, "fork", "spawn", "forkserver"):
+        return mp.get_context(method)
+    return mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+
+
+def loader_context(workers: int) -> dict:
+    """A DataLoader's ``multiprocessing_context`` argument for ``workers`` processes (none without them)."""
+    return {"multiprocessing_context": process_context()} if workers else {}
 
 
 def decode_workers(setting: str | int = "auto") -> int:

@@ -12,7 +12,6 @@ import ctypes
 import json
 import logging
 import math
-import multiprocessing as mp
 import os
 import signal
 import sys
@@ -29,6 +28,7 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
 from .data import CaptionSet, CountLabels, fill_gaps, load_captions, load_count_labels
+from .device import process_context
 from .evaluate import annotated_ids
 from .features.encode import CRASHED
 from .features.store import _append_jsonl, _read_jsonl, atomic_write
@@ -357,8 +357,9 @@ def draw_each(draw: Callable, jobs: Sequence[tuple], *, workers: int = 1, progre
     processes = min(workers, len(jobs) // JOBS_PER_PROCESS)
     if processes > 1:
         try:
-            stop = mp.Event()  # set on an interrupt: the processes skip the pictures still queued
-            with ProcessPoolExecutor(processes, initializer=_listen, initargs=(stop,)) as pool:
+            context = process_context()
+            stop = context.Event()  # set on an interrupt: the processes skip the pictures still queued
+            with ProcessPoolExecutor(processes, context, initializer=_listen, initargs=(stop,)) as pool:
                 futures = {pool.submit(_attempt, draw, job): k for k, job in enumerate(jobs)}
                 try:
                     for future in as_completed(futures):
@@ -370,7 +371,7 @@ def draw_each(draw: Callable, jobs: Sequence[tuple], *, workers: int = 1, progre
         except BrokenProcessPool:  # the rest one at a time, each in a process of its own
             for k in (k for k in range(len(jobs)) if k not in found):
                 try:
-                    with ProcessPoolExecutor(1, initializer=_listen, initargs=(stop,)) as pool:
+                    with ProcessPoolExecutor(1, context, initializer=_listen, initargs=(stop,)) as pool:
                         found[k] = pool.submit(_attempt, draw, jobs[k]).result()
                 except BrokenProcessPool:
                     found[k] = CRASHED

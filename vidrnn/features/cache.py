@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
-from ..device import decoder_threads
+from ..device import decoder_threads, loader_context
 from ..video import VideoError, read_sampled
 from .extract import ExtractSummary, extract_folder
 from .store import MANIFEST, latest_entries, load_features
@@ -99,7 +99,7 @@ def decoded_frames(video_dir: str, videos: list[str], *, sampling, size: int, ba
                               "fewer or smaller frames (video.num_frames, video.size) or train on cached features "
                               "(encoder.trainable=false)")
     loader = DataLoader(_Decode(video_dir, videos, sampling, size, backend), batch_size=None, num_workers=workers,
-                        collate_fn=lambda x: x)
+                        collate_fn=lambda x: x, **loader_context(workers))
     frames, metas, failed = {}, {}, {}
     for video, data, info in loader:
         if data is None:

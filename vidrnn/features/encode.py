@@ -4,7 +4,6 @@ worker that crashes costs only the video it was reading."""
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import signal
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -15,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from ..device import decoder_threads
+from ..device import decoder_threads, loader_context, process_context
 from ..models.encoder import FrameEncoder
 from ..video import Chunk, Restart, Sampling, VideoMeta, arrange, failure_reason, stream_video
 from .spool import FeatureSpool, SpooledFeatures
@@ -150,7 +149,7 @@ def _crash_isolated(run: Callable, videos: list[tuple[str, str]], workers: int) 
     go on."""
     todo = list(videos)
     while todo:
-        reading = mp.Array("q", [-1] * max(workers, 1), lock=False)
+        reading = process_context().Array("q", [-1] * max(workers, 1), lock=False)
         finished = set()
         try:
             for result in run(todo, reading, workers=workers):
@@ -163,7 +162,7 @@ def _crash_isolated(run: Callable, videos: list[tuple[str, str]], workers: int) 
                 raise
         for video in suspects:  # alone, in a fresh worker: a crash now is this file's
             try:
-                yield from run([video], mp.Array("q", [-1], lock=False), workers=1)
+                yield from run([video], process_context().Array("q", [-1], lock=False), workers=1)
             except _WORKER_ERRORS as e:
                 if not _worker_died(e):
                     raise
@@ -176,7 +175,7 @@ def _map(videos: list[tuple[str, str]], reading, *, fn, sampling: Sampling, back
     """One pass of ``map_frames`` over ``videos``; a decode worker that dies raises RuntimeError."""
     loader = DataLoader(_VideoStreams(videos, sampling, None, backend, chunk=4, reading=reading, process=fn),
                         batch_size=None, num_workers=workers, worker_init_fn=_init_worker,
-                        prefetch_factor=4 if workers else None, persistent_workers=False)
+                        prefetch_factor=4 if workers else None, persistent_workers=False, **loader_context(workers))
     state: dict[str, tuple[list, list]] = {}  # key -> (indices, values) of its chunks so far
     for msg in loader:
         kind, key = msg[0], msg[1]
@@ -202,7 +201,7 @@ def _encode(videos: list[tuple[str, str]], reading, *, encoder: FrameEncoder, sa
     cuda = device.type == "cuda"
     loader = DataLoader(_VideoStreams(videos, sampling, size, backend, chunk=batch_size, reading=reading),
                         batch_size=None, num_workers=workers, worker_init_fn=_init_worker,
-                        prefetch_factor=4 if workers else None, persistent_workers=False)
+                        prefetch_factor=4 if workers else None, persistent_workers=False, **loader_context(workers))
     encoder = encoder.to(device).eval()
     if not cuda:
         encoder = encoder.to(memory_format=torch.channels_last)

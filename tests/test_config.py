@@ -365,3 +365,33 @@ def test_output_into_a_closed_pipe_ends_quietly(tmp_path):
             assert json.loads((tmp_path / "metrics.json").read_text())["MAE"] == 0.5
         else:
             assert res.stderr == ""
+
+
+def test_an_installed_wheel_has_the_configs(tmp_path):
+    """`pip install vidrnn` (not -e): the wheel holds conf/ as pipelines/conf, so every command finds its
+    config from any folder (the wheel held none: every command, `vidrnn` alone too, ended in a traceback)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    pytest.importorskip("setuptools")
+    source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info beside the sources
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "vidrnn", "pipelines", "conf"):
+        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy
+        copy(ROOT / name, source / name, **({"symlinks": True, "ignore": shutil.ignore_patterns("__pycache__")}
+                                            if copy is shutil.copytree else {}))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", str(source), "-w", str(tmp_path / "wheel")],
+                   check=True, capture_output=True, timeout=300, cwd=tmp_path)
+    [wheel] = (tmp_path / "wheel").glob("vidrnn-*.whl")
+    site = tmp_path / "site"
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True,
+                   capture_output=True, timeout=300)
+    shipped = sorted(p.relative_to(site / "pipelines/conf") for p in (site / "pipelines/conf").rglob("*.yaml"))
+    assert shipped == sorted(p.relative_to(ROOT / "conf") for p in (ROOT / "conf").rglob("*.yaml"))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(site)}
+    res = subprocess.run([sys.executable, "-m", "vidrnn", "evaluate", "--help"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.startswith("vidrnn evaluate: ") and "Traceback" not in res.stderr

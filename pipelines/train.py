@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import fields
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from pipelines.common import EXIT_OK, encoder_spec, hydra_app, print_score_notes, run_app, sampling_from
@@ -34,7 +35,7 @@ def train(cfg: DictConfig) -> int:
         result = train_model(cfg.task, data, extract, ModelConfig(model.pop("kind", None), model), trainer,
                              out_dir=out_dir, batch_size=t.batch_size, label_smoothing=t.label_smoothing,
                              scheduled_sampling=t.scheduled_sampling, device=resolve_device(cfg.device),
-                             seed=cfg.seed, resume=t.resume, test_beam=t.test_beam)
+                             seed=cfg.seed, resume=t.resume, test_beam=t.test_beam, need_validation=_search(cfg))
     best = result["best"] or {}
     print(f"train: best epoch {result['best_epoch']} of {result['epochs_run']}: "
           + "  ".join(f"{k} {v:.4f}" for k, v in best.items() if k not in ("epoch", "lr", "seconds")))
@@ -47,6 +48,14 @@ def train(cfg: DictConfig) -> int:
               "(the mean training count)")
     print(f"train: run written to {out_dir} (checkpoints/best.pt, metrics.json, curves.png)")
     return EXIT_OK
+
+
+def _search(cfg: DictConfig) -> str | None:
+    """What a search's trial needs validation scores for (an Optuna sweep's objective), or None."""
+    sweeper = OmegaConf.select(HydraConfig.get(), "sweeper._target_", default="") or ""
+    if HydraConfig.get().mode == RunMode.MULTIRUN and "optuna" in sweeper.lower():
+        return f"the Optuna search optimises the best validation {'CIDEr-D' if cfg.task == 'caption' else 'MAE'}"
+    return None
 
 
 @hydra_app("train")

@@ -258,20 +258,29 @@ def test_optuna_search_goes_on_past_a_failed_trial(tiny):
     assert best.best_value == min(float(r["best.MAE"]) for r in rows[1:])
 
 
-def test_an_optuna_search_whose_every_trial_fails_ends_in_one_line(tiny, tmp_path):
+@pytest.mark.parametrize("case", ["negative", "no validation"])
+def test_an_optuna_search_whose_every_trial_fails_ends_in_one_line(tiny, tmp_path, case):
     """Optuna ends a search without a finished trial in "No trials are completed yet" (a traceback): the
-    sweep ends as any sweep with failed runs does, after its last trial."""
+    sweep ends as any sweep with failed runs does, after its last trial. Without validation videos a trial
+    has no objective: each says so (each trained, and Optuna took their None for a failure)."""
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     data = tiny[1]
-    sweep, labels = tmp_path / "sweep", tmp_path / "negative.csv"
-    labels.write_text("video_id,count\nvid0000,-1\n")  # read by every trial, refused by every trial
+    sweep, labels = tmp_path / "sweep", tmp_path / "labels.csv"
+    if case == "negative":
+        labels.write_text("video_id,count\nvid0000,-1\n")  # read by every trial, refused by every trial
+        says = f"{labels}:2: count -1 is negative"
+    else:
+        labels.write_text(Path(data["counts"]).read_text().replace(",validate\n", ",train\n"))
+        says = ("the Optuna search optimises the best validation MAE, and no video is for validation: give a "
+                "validation split in the annotations or data.splits, or hold out training videos with "
+                "data.val_fraction > 0")
     args = [a for a in tiny_args(data, tmp_path / "cache") if not a.startswith("data.annotations=")]
-    res = run_pipeline("train", "-m", "hparams_search=count_optuna", "task=count", *args,
+    res = run_pipeline("train", "-m", "hparams_search=count_optuna", "task=count", *args, "data.val_fraction=0",
                        f"data.annotations={labels}", "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={sweep}")
     assert res.returncode == 2 and "Traceback" not in res.stderr and "No trials" not in res.stderr, res.stderr
     assert res.stderr.strip().splitlines()[-1] == (
         f"error: failed runs of the sweep: 0, 1 (each run dir under {sweep} has its error in error.txt)")
-    assert (sweep / "1" / "error.txt").read_text() == f"{labels}:2: count -1 is negative\n"
+    assert (sweep / "1" / "error.txt").read_text() == f"{says}\n"
 
 
 @pytest.mark.parametrize("bad, says", [

@@ -160,10 +160,11 @@ def _warn_missing(missing: dict[str, str], video_dir: str, listed: int = 5) -> N
 def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: ModelConfig, trainer: TrainConfig,
                 *, out_dir: str, batch_size: int = 32, label_smoothing: float = 0.1, scheduled_sampling: float = 0.0,
                 device: torch.device = torch.device("cpu"), seed: int = 0, resume: bool = True,
-                test_beam: int = 1) -> dict:
+                test_beam: int = 1, need_validation: str | None = None) -> dict:
     """Train a ``caption`` or ``count`` model on ``data`` and write the run into ``out_dir``; returns
     metrics.json's content with the best checkpoint's scores on the test split under ``test`` (captions
     decoded with a beam of ``test_beam``, as the caption app does; validation decodes greedily).
+    ``need_validation``: why the run is of no use without validation videos (an error then says so).
 
     Under torchrun every process calls this: they train together (``batch_size`` is the global batch,
     split evenly over the processes) and rank 0 writes the run into its ``out_dir``."""
@@ -207,6 +208,9 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
         labels = labels.reaching({v: int(np.max(indices[report.matched[v]])) + 1 for v in usable})
     splits = split_videos(labels.splits, usable, data.val_fraction, seed)
     log.info("videos: %s", {s: len(v) for s, v in splits.items()})
+    if need_validation and not splits["val"]:
+        raise ValueError(f"{need_validation}, and no video is for validation: give a validation split in the "
+                         "annotations or data.splits, or hold out training videos with data.val_fraction > 0")
     if task == "caption":
         log.info("captions: %s", {s: sum(len(labels.captions[v]) for v in ids) for s, ids in splits.items()})
     files = report.matched

@@ -56,3 +56,13 @@ def test_demo_writes_every_promised_file(tmp_path):
     assert "held-out videos" in page and "per-frame counts on all 24 videos" in page
     # a contact sheet and a count timeline per held-out video, and the two training curves
     assert images_loaded(out / "report.html") == (2 * len(held_out) + 2, [])
+    # the same command again: nothing computed is computed again (the clips are rewritten only where they
+    # would differ, so their features stay valid; the trained runs are kept), and the numbers are the same
+    kept = [*(out / "data/videos").rglob("*.*"), *(out / f"{t}_run/{f}" for t in ("caption", "count")
+                                                   for f in ("metrics.json", "checkpoints/best.pt"))]
+    stamps = {p: p.stat().st_mtime_ns for p in kept}
+    again = run_pipeline("demo", f"output_dir={out}", "demo.size=tiny", "quiet=true")
+    assert again.returncode == 0, again.stderr
+    assert {p: p.stat().st_mtime_ns for p in kept} == stamps
+    assert len((features / "manifest.jsonl").read_text().splitlines()) == 24  # not extracted again
+    assert json.loads((out / "demo_metrics.json").read_text()) | {"minutes": 0} == scores | {"minutes": 0}

@@ -17,6 +17,7 @@ from .outputs import write_json
 from .pictures import Pictures
 from .predict import caption_folder, count_folder
 from .report import write_report
+from .sweeps import check_settings, finished_result
 from .synth import make_dataset
 from .train.loop import TrainConfig
 from .train.run import DataConfig, ExtractConfig, ModelConfig, train_model
@@ -25,6 +26,17 @@ from .video import Sampling
 log = logging.getLogger("vidrnn.demo")
 SIZES = {"tiny": {"num_videos": 24, "epochs": 3}, "small": {"num_videos": 60, "epochs": 30},
          "large": {"num_videos": 300, "epochs": 60}}
+
+
+def _same_run(run_dir: Path, settings: dict) -> bool:
+    """Whether ``run_dir`` holds a run (finished or stopped) of these settings, to go on with; else it is
+    made ready for a run afresh."""
+    try:
+        check_settings(run_dir, settings, resume=True)
+        return True
+    except ValueError:  # an earlier demo of another size or seed
+        check_settings(run_dir, settings, resume=False)
+        return False
 
 
 def run_demo(out_dir: str, *, size: str = "small", seed: int = 0, encoder: dict, sampling: Sampling,
@@ -52,10 +64,17 @@ def run_demo(out_dir: str, *, size: str = "small", seed: int = 0, encoder: dict,
             ("count", DataConfig(videos, data["counts"], frame_annotations=data["frame_counts"],
                                  cache_dir=str(out / "cache")),
              ModelConfig(None, {"hidden": 128, "dropout": 0.1}))):
-        log.info("training the %s model", task)
-        runs[task] = train_model(task, data_cfg, extract, model, TrainConfig(**trainer),
-                                 out_dir=str(out / f"{task}_run"), device=device, seed=seed, resume=False,
-                                 test_beam=5)  # as the captions below
+        run_dir = out / f"{task}_run"
+        resume = _same_run(run_dir, {"task": task, "size": size, "seed": seed, "encoder": encoder,
+                                     "sampling": sampling.as_dict(), "frame_size": frame_size, "trainer": trainer,
+                                     "model": {"kind": model.kind, **model.kwargs}})
+        runs[task] = finished_result(run_dir, trainer["max_epochs"]) if resume else None
+        if runs[task] is None:
+            log.info("training the %s model", task)
+            runs[task] = train_model(task, data_cfg, extract, model, TrainConfig(**trainer), out_dir=str(run_dir),
+                                     device=device, seed=seed, resume=resume, test_beam=5)  # as the captions below
+        else:
+            log.info("the %s model of %s is trained already", task, run_dir)
     refs = load_captions(data["captions"])
     held_out = sorted(v for v, split in refs.splits.items() if split == "test")
     notes = Pictures(out, sheets=False, references=data["captions"], labels=[data["counts"], data["frame_counts"]])

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import csv
+import filecmp
 import itertools
 import json
 import math
+import os
+import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +110,20 @@ def _write_captions(path: Path, entries: Sequence[_Entry]) -> None:
     path.write_text(json.dumps({"videos": videos, "sentences": sentences}, indent=1) + "\n")
 
 
+def _write_clip(videos: Path, entry: _Entry) -> int:
+    """Render ``entry`` to its file; a file already there with the same bytes is left as it is, so its
+    modification time, and the features extracted from it, stay valid (clips render deterministically)."""
+    target, scratch = videos / entry.path, videos / ".writing"  # hidden: not listed as a video
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch.mkdir(exist_ok=True)
+    written = write_video(scratch / target.name, render_clip(entry.spec), entry.spec.fps)
+    if target.is_file() and filecmp.cmp(scratch / target.name, target, shallow=False):
+        (scratch / target.name).unlink()
+    else:
+        os.replace(scratch / target.name, target)
+    return written
+
+
 def _remove_stale_clips(videos: Path, keep: set[str]) -> None:
     """Delete clips an earlier ``make_dataset`` wrote into ``videos`` that this one does not (another size or
     layout), so the folder holds this dataset alone; other files are left alone."""
@@ -146,9 +163,8 @@ def make_dataset(
     _remove_stale_clips(out / "videos", {e.path for e in entries})
     frames_written = 0
     for e in entries:
-        target = out / "videos" / e.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        frames_written += write_video(target, render_clip(e.spec), e.spec.fps)
+        frames_written += _write_clip(out / "videos", e)
+    shutil.rmtree(out / "videos" / ".writing", ignore_errors=True)
     paths = {name: out / name for name in ("captions.json", "counts.csv", "frame_counts.csv")}
     _write_captions(paths["captions.json"], entries)
     _write_csv(

@@ -24,7 +24,7 @@ from vidrnn.cli import PIPE_CLOSED, pipe_closed
 from vidrnn.device import decode_workers, resolve_device
 from vidrnn.files import n_videos, shard_from_env, single_line
 from vidrnn.models import FrameEncoder, resolved_weights
-from vidrnn.schemas import unknown_key, validate  # (importing it registers the apps' schemas)
+from vidrnn.schemas import bad_value, unknown_key, validate  # (importing it registers the apps' schemas)
 from vidrnn.sweeps import ERROR, clear_error, mark_sweep_start, one_line, record_error, sweep_runs
 from vidrnn.video import Sampling
 
@@ -74,15 +74,11 @@ def hydra_app(config_name: str) -> Callable:
 
         @functools.wraps(fn)
         def main() -> None:
-            groups = {p.name for p in Path(CONF_DIR).iterdir() if p.is_dir()}  # video=small picks a file
             for arg in sys.argv[1:]:
-                key = re.match(r"(?:\+{1,2})?([A-Za-z_][\w.]*)=|~([A-Za-z_][\w.]*)(?:=|$)", arg)  # +key= ~key
-                name = key and (key[1] or key[2])
-                if name and name.split(".")[0] != "hydra" and name not in groups:
-                    error = unknown_key(config_name, name)
-                    if error:
-                        print(f"error: {error}", file=sys.stderr)
-                        sys.exit(EXIT_ERROR)
+                error = _command_line_error(config_name, arg)
+                if error:
+                    print(f"error: {error}", file=sys.stderr)
+                    sys.exit(EXIT_ERROR)
             signal.signal(signal.SIGTERM, _stop)
             if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # (not where it is ignored)
                 signal.signal(signal.SIGINT, _stop)
@@ -97,6 +93,21 @@ def hydra_app(config_name: str) -> Callable:
                 sys.exit(code)
         return main
     return wrap
+
+
+def _command_line_error(app: str, arg: str) -> str | None:
+    """Why a command-line ``key=value`` cannot be one of ``app``'s, in one line: a key it does not have, a
+    word for a number, a config file a group does not hold (``video=smal``); None for any other argument."""
+    key = re.match(r"(?:\+{1,2})?([A-Za-z_][\w.]*)=(.*)|~([A-Za-z_][\w.]*)(?:=|$)", arg, re.S)  # +key= ~key
+    name = key and (key[1] or key[3])
+    if not name or name.split(".")[0] == "hydra":
+        return None
+    group = Path(CONF_DIR, name)
+    if group.is_dir():  # video=small picks conf/video/small.yaml; a sweep lists several
+        choices = sorted(p.stem for p in group.glob("*.yaml"))
+        wrong = [c for c in (key[2] or "").split(",") if re.fullmatch(r"[\w-]+", c) and c not in choices]
+        return f"{name} has no {wrong[0]!r}: choose one of {', '.join(choices)}" if wrong else None
+    return unknown_key(app, name) or (bad_value(app, name, key[2]) if key[2] is not None else None)
 
 
 def sampling_from(video: DictConfig) -> Sampling:

@@ -183,7 +183,11 @@ def tiny_args(data: dict, cache: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("bad, says", [
-    ("trainer.max_epochs=abc", ["Error merging override trainer.max_epochs=abc", "could not be converted to Integer"]),
+    ("trainer.max_epochs=abc", ["error: trainer.max_epochs must be a whole number, not 'abc'"]),
+    ("trainer.lr=fast", ["error: trainer.lr must be a number, not 'fast'"]),
+    ("trainer.amp=maybe", ["error: trainer.amp must be true or false, not 'maybe'"]),
+    ("video=smal", ["error: video has no 'smal': choose one of default, small"]),
+    ("model.hidden=1.5", ["error: model.hidden must be a whole number, not '1.5'"]),
     ("model.hiden=3", ["error: vidrnn train has no key model.hiden (did you mean model.hidden?); --help lists them"]),
     ("+model.hiden=3", ["error: vidrnn train has no key model.hiden (did you mean model.hidden?); --help lists them"]),
     ("evaluate.x=3", ["error: vidrnn train has no key evaluate.x (its keys here: task, device, seed, quiet, "]),

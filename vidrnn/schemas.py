@@ -333,17 +333,46 @@ def _closest(prefix: str, key: str, keys) -> str:
 def unknown_key(app: str, key: str) -> Optional[str]:
     """Why the command-line key ``key`` (``trainer.max_epochs``) is not one of ``app``'s, with the closest
     key it has; None where it is one (or leads into a part the schema leaves open)."""
+    return _key_type(app, key)[1]
+
+
+def bad_value(app: str, key: str, value: str) -> Optional[str]:
+    """Why the command line's ``value`` cannot be the number or yes/no of ``key`` (Hydra says it in six
+    lines); None where it can, or where Hydra reads it first (a sweep's list, ``choice(...)``, ``${...}``)."""
+    kind = _key_type(app, key)[0]
+    if kind not in _SCALARS or re.search(r"[,(${]", value) or value.strip().lower() in ("null", "none", ""):
+        return None
+    try:
+        _SCALARS[kind](value.strip())
+    except ValueError:
+        return f"{key} must be {_SCALAR_NAMES[kind]}, not {value!r}"
+    return None
+
+
+def _yes_no(value: str) -> bool:
+    if value.lower() not in ("true", "false", "yes", "no", "on", "off", "1", "0"):
+        raise ValueError(value)
+    return True
+
+
+_SCALARS = {int: int, float: float, bool: _yes_no}
+_SCALAR_NAMES = {int: "a whole number", float: "a number", bool: "true or false"}
+
+
+def _key_type(app: str, key: str) -> tuple[Any, Optional[str]]:
+    """(the type of ``app``'s key ``key``, None), (None, why it has no such key), or (None, None) where the
+    key leads into a part the schema leaves open."""
     schema, path = SCHEMAS[app], []
     for part in key.split("."):
         if not dataclasses.is_dataclass(schema):
-            return None
+            return None, None
         fields = {f.name: f.type for f in dataclasses.fields(schema)}
         if part not in fields:
             prefix = "".join(f"{p}." for p in path)
-            return f"vidrnn {app} has no key {key} ({_closest(prefix, part, fields)}); --help lists them all"
+            return None, f"vidrnn {app} has no key {key} ({_closest(prefix, part, fields)}); --help lists them all"
         path.append(part)
         schema = next((t for t in typing.get_args(fields[part]) if t is not type(None)), fields[part])
-    return None
+    return schema, None
 
 
 for _app, _schema in SCHEMAS.items():

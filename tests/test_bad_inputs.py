@@ -504,6 +504,32 @@ def test_damaged_frames_are_skipped_and_every_read_gives_the_same_frames(tmp_pat
     assert all(re.search(rf"{n}: \d+ frames? failed to decode", caplog.text) for n in ("cut.mp4", "zeroed.mp4"))
 
 
+def test_a_file_cut_short_is_named_in_a_warning(tmp_path, caplog):
+    """An AVI cut to its first half (a copy that stopped, a recording whose disk filled): its header still
+    says 20 frames (5 s); the frames that are there are read, and a warning says where decoding ended.
+    Nothing said so before: the manifest's frame counts were the only sign."""
+    from vidrnn.features.encode import map_frames
+    from vidrnn.video import Sampling
+
+    noise = np.random.default_rng(3).integers(0, 256, (20, 64, 96, 3), np.uint8)
+    whole = _av_video(tmp_path / "whole.avi", noise, codec="mjpeg", pix_fmt="yuvj420p", rate=4).read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(whole[: len(whole) // 2])
+    with caplog.at_level("WARNING", logger="vidrnn.video"):
+        [result] = map_frames([("cut.avi", str(cut))], _frame_means, Sampling(num_frames=4), workers=0)
+        list(map_frames([("whole.avi", str(tmp_path / "whole.avi"))], _frame_means, Sampling(num_frames=4),
+                        workers=0))
+    assert result.meta.header_frames == 20 and 1 < result.meta.frame_count < 15
+    m = result.meta
+    assert re.search(rf"cut\.avi: its header says 20 frames \(5\.0 s\), decoding ended at {m.duration_s:.1f} s "
+                     rf"\({m.frame_count} frames\): cut short \(truncated\)\?", caplog.text), caplog.text
+    assert "whole.avi" not in caplog.text
+
+
+def _frame_means(frames):
+    return frames.mean((1, 2, 3))
+
+
 def test_a_variable_frame_rate_video_is_rendered_on_its_own_clock(tmp_path, monkeypatch):
     """The burned-in clock and the caption of each frame follow the frames' own timestamps, and the copy
     plays as long as the source (before: index / header fps, so a 10-frame-a-second header squeezed 1.5 s

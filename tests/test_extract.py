@@ -76,6 +76,7 @@ def test_extract_folder_end_to_end(folder, tmp_path, encoder):
     lying = entries["b/deep/lying.avi"]
     assert (lying["frame_count"], lying["header_frames"], lying["frame_count_source"]) == (10, 40, "counted")
     assert lying["frame_indices"] == [1, 3, 6, 8] and lying["access"] == "sequential"
+    assert all(e["damaged_frames"] == 0 for e in entries.values())  # frames skipped in a damaged stretch
     assert entries["b/clip.mp4"]["timestamps"] == [0.4, 1.4, 2.4, 3.4]
     assert entries["a/clip.mp4"]["settings"]["encoder"]["name"] == "resnet18"
     assert not list(out.rglob("*.tmp"))

@@ -135,12 +135,22 @@ def map_frames(videos: list[tuple[str, str]], fn: Callable[[np.ndarray], np.ndar
     yield from _crash_isolated(partial(_map, fn=fn, sampling=sampling, backend=backend), videos, workers)
 
 
-def warn_damaged(key: str, meta: VideoMeta) -> None:
-    """A warning naming a video whose decoding skipped frames that failed (a damaged stretch)."""
+TRUSTED_HEADER = 10  # a header claiming more than 10x the frames decoded is a wrong field, not a cut file
+
+
+def warn_lost_frames(key: str, meta: VideoMeta) -> None:
+    """A warning naming a video whose decoding skipped frames that failed (a damaged stretch), or that
+    decoded to fewer frames than its header says (a file cut short: a copy or a recording that stopped)."""
     if meta.damaged_frames:
         n = meta.damaged_frames
         log.warning("%s: %d frame%s failed to decode (a damaged stretch) and %s skipped; %d frames read", key, n,
                     "s" if n > 1 else "", "were" if n > 1 else "was", meta.frame_count)
+    if meta.fps <= 0 or not meta.duration_s or meta.header_frames > TRUSTED_HEADER * meta.frame_count:
+        return
+    claimed = meta.header_frames / meta.fps  # by time: a variable-rate file's header count is its duration x fps
+    if claimed - meta.duration_s > max(1.0, 0.02 * claimed):
+        log.warning("%s: its header says %d frames (%.1f s), decoding ended at %.1f s (%d frames): cut short "
+                    "(truncated)?", key, meta.header_frames, claimed, meta.duration_s, meta.frame_count)
 
 
 def _crash_isolated(run: Callable, videos: list[tuple[str, str]], workers: int) -> Iterator:
@@ -186,7 +196,7 @@ def _map(videos: list[tuple[str, str]], reading, *, fn, sampling: Sampling, back
         elif kind == "restart":
             state.pop(key, None)
         elif kind == "meta":
-            warn_damaged(key, msg[2])
+            warn_lost_frames(key, msg[2])
             indices, values = state.pop(key)
             yield Mapped(key, arrange(np.concatenate(indices), np.concatenate(values), msg[2].frame_indices), msg[2])
         else:
@@ -278,7 +288,7 @@ def _encode(videos: list[tuple[str, str]], reading, *, encoder: FrameEncoder, sa
             st.feats.close()
             state[key] = _Pending(gen=st.gen + 1)
         elif kind == "meta":
-            warn_damaged(key, msg[2])
+            warn_lost_frames(key, msg[2])
             st.meta = msg[2]
         else:
             state.pop(key).feats.close()

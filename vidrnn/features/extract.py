@@ -99,7 +99,7 @@ def _save(output_dir: str, res: Encoded, dtype: str, settings: dict) -> dict:
         "video": res.key, "feature_file": path.relative_to(output_dir).as_posix(),
         "frame_count": m.frame_count, "header_frames": m.header_frames,
         "frame_count_source": m.frame_count_source, "fps": m.fps,
-        "duration_s": m.duration_s,
+        "duration_s": m.duration_s, "damaged_frames": m.damaged_frames,
         "width": m.width, "height": m.height, "backend": m.backend, "access": m.access,
         "frame_indices": m.frame_indices, "timestamps": m.timestamps,
         "feature_shape": list(res.features.shape), "dtype": str(stored), "settings": settings,

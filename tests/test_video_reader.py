@@ -331,3 +331,21 @@ def test_interlaced_video_is_read_frame_by_frame(tmp_path, name, codec, backend)
     with open_video(path, backend) as reader:
         ids = [frame_id(frame) for _, frame in read_frames(reader, range(12))]
     assert ids == list(range(12))
+
+
+@pytest.mark.parametrize("said, reason", [
+    ("[14:29:08] /github/workspace/src/video/ffmpeg/threaded_decoder.cc:292: [14:29:08] /github/workspace/src/video/"
+     "ffmpeg/threaded_decoder.cc:218: Check failed: avcodec_send_packet(dec_ctx_.get(), pkt.get()) >= 0 "
+     "(-1094995529 vs. 0) Thread worker: Error sending packet.", "Thread worker: Error sending packet"),
+    ("[10:00:00] /src/video_reader.cc:151: Check failed: st_nb >= 0 (-1381258232 vs. 0) ERROR cannot find video "
+     "stream with wanted index: -1", "cannot find video stream with wanted index: -1"),
+    ("[10:00:00] /src/video_reader.cc:83: ERROR opening: /v/a.mp4, No such file", "opening: , No such file"),
+])
+def test_decord_s_messages_lose_their_log_prefixes(said, reason):
+    """A damaged stretch read by decord said "decord failed at frame 26 ([13:30:55] /github/workspace/src/
+    video/ffmpeg/threaded_decoder.cc:218: Check failed: avcodec_send_packet(dec_ctx_.get()," (cut there)."""
+    from vidrnn.video.reader import DecordReader
+
+    reader = DecordReader.__new__(DecordReader)  # (its _open needs a file)
+    reader._source = "/v/a.mp4"
+    assert reader._reason(RuntimeError(said)) == reason

@@ -188,7 +188,10 @@ class DecordReader(VideoReader):
         return (text.strip().removesuffix("and") if advice else text).strip(" .:")[:120]
 
 
-_DMLC_PREFIX = re.compile(r"^\[\d\d:\d\d:\d\d\] \S+:\d+: (Check failed: .*?\) )?(ERROR )?")
+# "[hh:mm:ss] file.cc:292: " (nested where a decoding thread's error is passed on), then "Check failed:
+# <condition> (a vs. b) " or "ERROR "
+_DMLC_PREFIX = re.compile(r"^(?:\[\d\d:\d\d:\d\d\] \S+:\d+: )+(?:Check failed: (?:.*? \(-?\d+ vs\. -?\d+\) |.*?\) ))?"
+                          r"(?:ERROR )?")
 
 
 @contextlib.contextmanager

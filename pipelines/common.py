@@ -1,6 +1,8 @@
 """What the pipelines share: building library objects from config, and one-line errors."""
 from __future__ import annotations
 
+import _thread
+import contextlib
 import errno
 import functools
 import logging
@@ -10,6 +12,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,7 +28,8 @@ from vidrnn.device import decode_workers, resolve_device
 from vidrnn.files import n_videos, shard_from_env, single_line
 from vidrnn.models import FrameEncoder, resolved_weights
 from vidrnn.schemas import bad_value, unknown_key, validate  # (importing it registers the apps' schemas)
-from vidrnn.sweeps import ERROR, clear_error, mark_sweep_start, one_line, record_error, sweep_runs
+from vidrnn.sweeps import (ERROR, clear_error, mark_sweep_start, one_line, record_error, summarize_sweep,
+                           sweep_runs)
 from vidrnn.video import Sampling
 
 EXIT_OK, EXIT_ERROR, EXIT_SOME_FAILED = 0, 1, 2
@@ -47,6 +51,7 @@ class Terminated(KeyboardInterrupt):
 
 
 _SIGNALLED: list[int] = []  # the signals that stopped this run
+_HANDLED: list[bool] = []  # an interrupt reached run_app: the run is stopping
 
 
 def _stop(signum, frame) -> None:
@@ -54,6 +59,22 @@ def _stop(signum, frame) -> None:
     during an import is "ImportError: initialization failed") still stops the run as an interrupt."""
     _SIGNALLED.append(signum)
     raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+
+def _unraisable(hook) -> None:
+    """``sys.unraisablehook``: an interrupt that a finalizer swallowed (the signal's handler ran inside a
+    ``__del__``: "Exception ignored in ...", and the run went on) is raised again in the main thread."""
+    if isinstance(hook.exc_value, KeyboardInterrupt) and _SIGNALLED:  # _stop runs again in the main thread, once
+        timer = threading.Timer(0.1, _again)  # it is out of the finalizer and this hook
+        timer.daemon = True
+        timer.start()
+        return
+    sys.__unraisablehook__(hook)
+
+
+def _again() -> None:
+    if not _HANDLED:  # (the interrupt may have reached run_app by another way meanwhile)
+        _thread.interrupt_main()
 
 
 def _interrupted(e: BaseException) -> int | None:
@@ -80,6 +101,7 @@ def hydra_app(config_name: str) -> Callable:
                     print(f"error: {error}", file=sys.stderr)
                     sys.exit(EXIT_ERROR)
             signal.signal(signal.SIGTERM, _stop)
+            sys.unraisablehook = _unraisable
             if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # (not where it is ignored)
                 signal.signal(signal.SIGINT, _stop)
             try:
@@ -214,10 +236,15 @@ def run_app(job: Callable[[DictConfig], int], cfg: DictConfig) -> None:
         code = job(cfg)
     except (Exception, KeyboardInterrupt) as e:
         interrupted = _interrupted(e)
+        if interrupted:
+            _HANDLED.append(True)
         stopped = PIPE_STOPPED if interrupted == PIPE_CLOSED else INTERRUPTED
         print(stopped if interrupted else f"error: {error_line(e)}", file=sys.stderr)
         if run_dir:
             record_error(run_dir, KeyboardInterrupt() if interrupted else e)
+            if interrupted:  # the sweep ends here: its summary says so (it was the one after the last job)
+                with contextlib.suppress(Exception, KeyboardInterrupt):  # (a second Ctrl-C: stop at once)
+                    summarize_sweep(HydraConfig.get().sweep.dir)
         if os.environ.get("VIDRNN_DEBUG", "0") not in ("", "0"):
             raise
         code = interrupted or EXIT_ERROR

@@ -51,19 +51,20 @@ def test_summary_of_a_sweep_dir_lists_done_failed_and_running_runs(tmp_path):
     fake_run(tmp_path, 1, ["task=count", "model.cell=lstm"], metrics(3, 0.5), error="CUDA out of memory")  # an
     # earlier run's metrics left in the dir of a run that failed: not shown as this run's
     fake_run(tmp_path, 10, ["task=count", "model.cell=rnn"], metrics(2, 2.5))  # sorted after 1, not before
-    rows = summarize_sweep(tmp_path)
+    fake_run(tmp_path, 11, ["task=count", "model.cell=gru"], metrics(2, 2.5), error="interrupted")  # goes on when
+    rows = summarize_sweep(tmp_path)  # the sweep is run again
     assert [(r["run"], r["model.cell"], r["status"]) for r in rows] == [
-        ("0", "gru", "done"), ("1", "lstm", "failed"), ("10", "rnn", "running")]
+        ("0", "gru", "done"), ("1", "lstm", "failed"), ("10", "rnn", "running"), ("11", "gru", "interrupted")]
     assert rows[0]["best.MAE"] == 1.5 and rows[0]["test.MAE"] == 1.25 and "best.lr" not in rows[0]
     assert rows[1]["error"] == "CUDA out of memory"
 
     with open(tmp_path / "summary.csv", newline="") as f:
         table = list(csv.DictReader(f))
-    assert [r["status"] for r in table] == ["done", "failed", "running"]
+    assert [r["status"] for r in table] == ["done", "failed", "running", "interrupted"]
     assert table[0]["task"] == "count" and table[0]["test.RMSE"] == "2.0" and table[1]["best.MAE"] == ""
     md = (tmp_path / "summary.md").read_text().splitlines()
     assert md[0] == "Overrides shared by all runs: `task=count`"
-    assert md[2].startswith("| run | model.cell | status |") and len(md) == 7
+    assert md[2].startswith("| run | model.cell | status |") and len(md) == 8
     assert "| 1 | lstm | failed |" in md[5] and md[5].endswith("| CUDA out of memory |")
     assert (tmp_path / "summary.png").read_bytes().startswith(PNG)
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporaries
@@ -217,6 +218,8 @@ def test_ctrl_c_ends_a_sweep_with_one_line_and_status_130(tmp_path):
     assert proc.returncode == 130 and "Traceback" not in err, err
     assert err.strip().splitlines()[-1] == "interrupted: what was finished is kept; run the same command again to go on"
     assert not (sweep / "1").exists()  # the sweep stopped
+    with open(sweep / "summary.csv", newline="") as f:  # written as the sweep stopped, with the run's status
+        assert [(r["run"], r["status"]) for r in csv.DictReader(f)] == [("0", "interrupted")]
 
 
 def test_ctrl_c_in_hydra_s_own_code_is_one_line_and_status_130(tmp_path, monkeypatch, capsys):
@@ -306,3 +309,25 @@ def test_decode_and_drawing_processes_start_inside_a_joblib_worker(tmp_path):
                                                                                                  str(tmp_path))])
     assert len(means) == 1 and len(means[0]) == 3 and all(v > 0 for v in means[0])
     assert drawn == [None] * 16 and len(list(tmp_path.glob("*.npy"))) == 16
+
+
+def test_an_interrupt_that_a_finalizer_swallowed_is_raised_again(monkeypatch):
+    """Ctrl-C whose handler ran inside a ``__del__`` ("Exception ignored in: <function Group.__del__>"): the
+    sweep trained on for minutes. The apps' unraisable hook raises it again in the main thread."""
+    from pipelines import common
+
+    class Finalized:
+        def __del__(self):
+            raise KeyboardInterrupt  # as _stop raises it when the signal lands here
+
+    monkeypatch.setattr(common, "_SIGNALLED", [signal.SIGINT])
+    monkeypatch.setattr(common, "_HANDLED", [])
+    monkeypatch.setattr(sys, "unraisablehook", common._unraisable)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            Finalized()  # dropped at once: its __del__ raises, Python ignores it, the hook hears of it
+            for _ in range(500):  # the interrupt arrives at one of these steps
+                time.sleep(0.002)
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -109,11 +109,11 @@ def _run_row(run_dir: Path) -> dict:
     max_epochs = OmegaConf.select(OmegaConf.load(config), "trainer.max_epochs", default=0) if config.exists() else 0
     metrics = _read_metrics(run_dir)
     error = run_dir / ERROR
-    if error.exists():
-        row["status"] = "failed"
+    if error.exists():  # (an interrupted run goes on when the sweep is run again)
+        row["status"] = "interrupted" if error.read_text().strip() == one_line(KeyboardInterrupt()) else "failed"
     else:
         row["status"] = "done" if metrics is not None and _finished(metrics, max_epochs) else "running"
-    if metrics is not None and row["status"] != "failed":  # a failed try's dir may hold an earlier run's metrics
+    if metrics is not None and not error.exists():  # a failed try's dir may hold an earlier run's metrics
         row.update(epochs=metrics.get("epochs_run"), best_epoch=metrics.get("best_epoch"),
                    monitor=metrics.get("monitor"), mode=metrics.get("mode"))
         for prefix, values in (("best", metrics.get("best")), ("test", metrics.get("test"))):

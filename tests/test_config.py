@@ -408,3 +408,21 @@ def test_an_installed_wheel_has_the_configs(tmp_path):
     res = subprocess.run([sys.executable, "-m", "vidrnn", "evaluate", "--help"], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and res.stdout.startswith("vidrnn evaluate: ") and "Traceback" not in res.stderr
+
+
+def test_ctrl_c_while_a_pipeline_is_imported_is_one_line(monkeypatch, capsys):
+    """Ctrl-C in the seconds that torch and the rest are imported, before an app handles interrupts: one line
+    and status 130 (it was a 40 to 114 line traceback)."""
+    import importlib
+    import sys
+
+    from vidrnn import cli
+
+    def interrupted(name):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sys, "argv", ["vidrnn", "evaluate", "--help"])
+    monkeypatch.setattr(importlib, "import_module", interrupted)
+    with pytest.raises(SystemExit) as stop:
+        cli.main()
+    assert stop.value.code == 130 and capsys.readouterr().err == "interrupted\n"

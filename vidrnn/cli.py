@@ -56,6 +56,9 @@ def main() -> None:
         if not pipe_closed(e):
             raise
         sys.exit(PIPE_CLOSED)
+    except KeyboardInterrupt:  # before the app's own handling starts: while torch and the rest are imported
+        print("interrupted", file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)
 
 
 def _main() -> None:

@@ -95,6 +95,7 @@ def hydra_app(config_name: str) -> Callable:
 
         @functools.wraps(fn)
         def main() -> None:
+            sys.argv[1:] = [_home_quoted(arg) for arg in sys.argv[1:]]
             for arg in sys.argv[1:]:
                 error = _command_line_error(config_name, arg)
                 if error:
@@ -115,6 +116,15 @@ def hydra_app(config_name: str) -> Callable:
                 sys.exit(code)
         return main
     return wrap
+
+
+def _home_quoted(arg: str) -> str:
+    """``key=~/videos`` as Hydra reads it, ``key='~/videos'`` (sh, dash and cron leave ``~`` to us; Hydra's
+    grammar refuses it unquoted); the path's ``~`` is expanded as any path's is."""
+    key, sep, value = arg.partition("=")
+    if sep and not key.startswith("-") and value.startswith("~") and not any(c in value for c in "'\"\\"):
+        return f"{key}='{value}'"
+    return arg
 
 
 def _command_line_error(app: str, arg: str) -> str | None:

@@ -201,15 +201,16 @@ def test_paths_may_start_with_the_home_folder(monkeypatch, tmp_path, schema):
 
 def test_a_run_dir_is_a_checkpoint_and_paths_may_start_with_home(setup):
     """checkpoint= a train run's folder (or its checkpoints folder) uses its checkpoints/best.pt; another
-    folder is one line saying where a run writes it. Command-line paths may start with ``~`` (in Hydra's
-    quotes, as a shell that expands no ``~`` after ``=`` passes it)."""
+    folder is one line saying where a run writes it. Command-line paths may start with ``~``, as a shell that
+    expands no ``~`` after ``=`` (sh, dash, cron) passes them, bare or in Hydra's quotes (bare, it was Hydra's
+    "LexerNoViableAltException" in four lines)."""
     root = setup["root"]
     assert load_checkpoint(root / "run" / "checkpoints", task="count")["task"] == "count"
     with pytest.raises(CheckpointError, match=re.escape(f"{root}/empty: a folder, not a checkpoint file (a training "
                                                         "run writes <run dir>/checkpoints/best.pt)")):
         load_checkpoint(root / "empty")
     videos = Path(setup["videos"]).relative_to(root)
-    res = subprocess.run([sys.executable, "-m", "pipelines.count", f"input_dir='~/{videos}'", "checkpoint='~/run'",
+    res = subprocess.run([sys.executable, "-m", "pipelines.count", f"input_dir=~/{videos}", "checkpoint=~/run",
                           "output='~/home/counts.csv'", f"hydra.run.dir={root}/logs_home", *COUNT], cwd=ROOT,
                          env={**pipeline_env(), "HOME": str(root)}, capture_output=True, text=True, timeout=600,
                          check=False)

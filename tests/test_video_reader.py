@@ -113,6 +113,18 @@ def test_a_still_image_named_like_a_video_is_refused(tmp_path, ext, name):
         open_video(path)
 
 
+def test_an_animated_png_is_read_as_a_video(tmp_path):
+    """An animated PNG (APNG: its animation chunk before the first image data) is a video to FFmpeg; it was
+    refused as "a still image (PNG)"."""
+    from PIL import Image
+
+    frames = [Image.fromarray(indexed_frame(i)) for i in range(10)]
+    path = tmp_path / "anim.apng"
+    frames[0].save(path, format="PNG", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    with open_video(path) as reader:
+        assert [frame_id(frame) for _, frame in read_frames(reader, range(10))] == list(range(10))
+
+
 @pytest.mark.parametrize("head, reason", [
     (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", r"^a still image \(HEIC\), not a video$"),  # a phone's photo
     (b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf", r"^a still image \(AVIF\), not a video$"),

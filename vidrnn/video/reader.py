@@ -251,7 +251,8 @@ def _jpeg_follows_jpeg(path: str, limit: int = 64 << 20) -> bool:
 def _not_a_video(path: str) -> str | None:
     """Why a file the decoders would open is no video: a still image (JPEG, PNG, BMP, TIFF, WebP, HEIC,
     AVIF), which FFmpeg reads as a one-frame video, or a streaming playlist (HLS, DASH), which makes it
-    read the files or URLs named inside. None for anything else (an animated GIF is left to the decoders)."""
+    read the files or URLs named inside. None for anything else (an animated GIF or PNG is left to the
+    decoders)."""
     with open(path, "rb") as f:
         head = f.read(512)
     if head[:4] == b"RIFF" and head[8:16] == b"WEBPVP8X" and head[20] & 2:  # the extended format's animation flag
@@ -261,6 +262,8 @@ def _not_a_video(path: str) -> str | None:
         next((name for magic, name in _IMAGE_MAGIC if head.startswith(magic)), None)
     if image == "JPEG" and _jpeg_follows_jpeg(path):
         image = None  # a motion-JPEG stream (an IP camera's .mjpeg): JPEG frames one after another
+    if image == "PNG" and b"acTL" in head.split(b"IDAT")[0]:
+        image = None  # an animated PNG: its animation chunk comes before the first image data
     if image:
         return f"a still image ({image}), not a video"
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")  # a byte-order mark, blank lines

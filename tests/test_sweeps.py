@@ -331,3 +331,32 @@ def test_an_interrupt_that_a_finalizer_swallowed_is_raised_again(monkeypatch):
                 time.sleep(0.002)
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _cache_features(videos: str, cache: str) -> int:
+    """In a joblib worker: every video's features through the training cache, as a sweep's run reads them."""
+    from vidrnn.features.cache import cached_features
+    from vidrnn.models import FrameEncoder
+    from vidrnn.video import Sampling
+
+    spec = {"name": "resnet18", "weights": None, "layer": "layer1", "pooling": "avg", "grid": 1}
+    files = sorted(p.name for p in Path(videos).iterdir())
+    feats, _ = cached_features(videos, files, cache_root=cache, encoder_spec=spec, sampling=Sampling(num_frames=2),
+                               size=32, encoder=FrameEncoder(**spec), workers=0, progress=False)
+    return len(feats)
+
+
+def test_runs_of_a_parallel_sweep_extract_a_cache_s_features_once(tmp_path):
+    """Two runs at once (hydra/launcher=joblib n_jobs=2) on features not cached yet: one extracts, the other
+    waits and reads them (both extracted every video: 80 manifest lines for 40 videos)."""
+    joblib = pytest.importorskip("joblib")
+    from conftest import write_opencv
+
+    (tmp_path / "v").mkdir()
+    for k in range(6):
+        write_opencv(tmp_path / "v" / f"c{k}.avi", 6, "MJPG")
+    found = joblib.Parallel(n_jobs=2, backend="loky")(
+        [joblib.delayed(_cache_features)(str(tmp_path / "v"), str(tmp_path / "cache")) for _ in range(2)])
+    assert found == [6, 6]
+    [manifest] = (tmp_path / "cache").glob("*/manifest.jsonl")
+    assert len(manifest.read_text().splitlines()) == 6

@@ -1,8 +1,11 @@
 """Features for training and inference, computed once per video and setting and kept in a cache."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import logging
 import os
 from collections import Counter
 from pathlib import Path
@@ -15,6 +18,7 @@ from ..video import VideoError, read_sampled
 from .extract import ExtractSummary, extract_folder
 from .store import MANIFEST, latest_entries, load_features
 
+log = logging.getLogger("vidrnn.extract")
 CACHE_DTYPE = "float32"
 
 
@@ -35,11 +39,26 @@ def cached_features(video_dir: str, videos: list[str], *, cache_root: str, encod
     cannot be read are in the summary's ``failed``."""
     out = Path(folder) if folder else cache_dir_for(cache_root, video_dir, encoder_spec=encoder_spec,
                                                      sampling=sampling, size=size)
-    summary = extract_folder(video_dir, str(out), encoder_spec=encoder_spec, sampling=sampling, size=size,
-                             videos=videos, dtype=dtype, **extract_kw)
+    with _one_at_a_time(out):
+        summary = extract_folder(video_dir, str(out), encoder_spec=encoder_spec, sampling=sampling, size=size,
+                                 videos=videos, dtype=dtype, **extract_kw)
     feats = {v: load_features(out / e["feature_file"])["features"].astype(np.float32)
              for v, e in summary.entries.items()}
     return feats, summary
+
+
+@contextlib.contextmanager
+def _one_at_a_time(out: Path):
+    """Extraction into ``out`` by one run at a time: the runs of a parallel sweep (hydra/launcher=joblib) that
+    share a cache wait for the first, then find its features (each extracted them all before)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".extracting.lock", "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another run that extracts features into %s", out)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def extract_settings(folder: str | os.PathLike) -> dict:

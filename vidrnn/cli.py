@@ -41,8 +41,11 @@ def pipe_closed(error: BaseException) -> bool:
                 closed.append(fd)
         except (AttributeError, ValueError, OSError):  # a stream replaced or closed
             continue
-    for fd in closed:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+    if closed:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for fd in closed:
+            os.dup2(devnull, fd)
+        os.close(devnull)
     return bool(closed)
 
 

@@ -62,7 +62,7 @@ def window_times(sampling: Sampling, meta) -> list[tuple[float, float]]:
     timestamps (``meta.window_bounds``), or, for records written before they were kept, by index / fps."""
     if meta.window_bounds is not None:
         return [(start, end) for start, end in meta.window_bounds]
-    return window_bounds(sampling, meta.frame_count, meta.fps)
+    return window_bounds(sampling, meta.frame_count / meta.fps)
 
 
 def _frame_encoder(ckpt: dict, model) -> FrameEncoder:

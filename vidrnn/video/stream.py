@@ -106,21 +106,21 @@ def stream_video(path: str, sampling: Sampling, *, size: int | None, backend: st
     stamps = edges[plan] if edges is not None else np.zeros(plan.shape)
     bounds = ranges = None
     if sampling.mode == "window" and timed:  # the spans the frames were picked for
-        bounds = [(round(a, 4), round(b, 4)) for a, b in sampling.spans(float(edges[-1]))]
+        bounds = window_bounds(sampling, float(edges[-1]))
         ranges = sampling.windows_in_time(edges)
     elif sampling.mode == "window":  # plan() checked fps
         ranges = sampling.windows(total, fps)
-        bounds = window_bounds(sampling, total, fps)
+        bounds = window_bounds(sampling, total / fps)
     duration = round(float(edges[-1]), 4) if edges is not None else None
     yield VideoMeta(info.backend, ACCESS, info.width, info.height, fps, total, info.header_frames, source,
                     plan.tolist(), stamps.round(4).tolist(), duration, bounds,
                     [list(r) for r in ranges] if ranges is not None else None, damaged)
 
 
-def window_bounds(sampling: Sampling, total: int, fps: float) -> list[tuple[float, float]]:
-    """(start_s, end_s) of each window of a video of ``total`` frames ``1 / fps`` apart: the spans the
-    windows were read for (``Sampling.windows``), not the frames' (at 0.01 fps a frame lasts 100 s)."""
-    return [(round(a, 4), round(b, 4)) for a, b in sampling.spans(total / fps)]
+def window_bounds(sampling: Sampling, duration: float) -> list[tuple[float, float]]:
+    """(start_s, end_s) of each window of a video ``duration`` seconds long: the spans the windows were read
+    for (``Sampling.windows``, ``windows_in_time``), not their frames' (at 0.01 fps a frame lasts 100 s)."""
+    return [(round(a, 4), round(b, 4)) for a, b in sampling.spans(duration)]
 
 
 def decoded_edges(reader, total: int, fps: float) -> np.ndarray | None:

@@ -7,7 +7,8 @@
 Each case (encoder x video size, frames resized to --size squared) runs in a fresh process on the same
 generated mp4 files, read as many times as make the end-to-end run last about --seconds (so that filling
 and draining the pipeline weighs little, as over a real folder): CNN-only (the encoder on one batch
-already in memory), decode-only (the extraction's decode workers, no CNN), then end to end
+already in memory: torchvision's network as built, then as extraction runs it, BatchNorm folded),
+decode-only (the extraction's decode workers, no CNN), then end to end
 (``encode_videos``, what ``extract`` runs). The three take turns --repeats times; frames/s are the best
 of the rounds (on a shared machine others' load only slows), the ratios the mean of each round's
 end-to-end against the bounds measured just before it. Frames/s counts sampled frames (the frames the
@@ -145,7 +146,8 @@ def one_case(c: dict) -> dict:
     reset_peak()
     videos = files
     for _ in range(c["repeats"]):
-        cnn = cnn_only(encoder, device, c["seconds"], c["batch"], c["size"], c["amp"])
+        as_built = cnn_only(encoder, device, c["seconds"], c["batch"], c["size"], c["amp"])
+        cnn = cnn_only(encoder.for_inference(), device, c["seconds"], c["batch"], c["size"], c["amp"])
         peak("cnn")
         dec, frames, grown = decode(videos)
         while frames / min(dec, cnn) < 0.5 * c["seconds"]:  # more reads, till end to end lasts about ``seconds``
@@ -157,9 +159,9 @@ def one_case(c: dict) -> dict:
         e2e, waits = end_to_end(videos, encoder, sampling, c["size"], c["workers"], c["batch"], device, c["backend"],
                                 c["amp"])
         peak("e2e")
-        rounds.append({"decode": dec, "cnn": cnn, "e2e": e2e, "vs_min": e2e / min(dec, cnn),
+        rounds.append({"decode": dec, "as_built": as_built, "cnn": cnn, "e2e": e2e, "vs_min": e2e / min(dec, cnn),
                        "vs_shared": e2e * (1 / dec + 1 / cnn), "waits": waits})
-    out = {k: max(r[k] for r in rounds) for k in ("decode", "cnn", "e2e")}
+    out = {k: max(r[k] for r in rounds) for k in ("decode", "as_built", "cnn", "e2e")}
     out.update({k: sum(r[k] for r in rounds) / len(rounds) for k in ("vs_min", "vs_shared", "waits")})
     return {"reads": len(videos), "frames": frames, **out, "rss": rss, "machine": machine(device)}
 
@@ -199,16 +201,19 @@ def main() -> None:
     print(f"# {args.videos} mp4 files per size, {args.frames} frames at 25 fps, sampled at {args.fps:g} fps, "
           f"resized to {args.size}x{args.size}; batch {args.batch}, {args.workers} decode workers, "
           f"device {args.device}{'' if args.amp else ', no AMP'}; {args.repeats} rounds of ~{args.seconds:g} s stages")
-    print(f"{'model':9s} {'video':>9s} {'reads':>5s} {'frames':>6s} {'decode':>8s} {'cnn':>7s} {'e2e':>7s} "
-          f"{'e2e/min':>7s} {'e2e/shared':>10s} {'waits':>5s}  RSS MiB: base, peak cnn / e2e, worker +")
+    print(f"{'model':9s} {'video':>9s} {'reads':>5s} {'frames':>6s} {'decode':>8s} {'as built':>8s} {'cnn':>7s} "
+          f"{'e2e':>7s} {'e2e/min':>7s} {'e2e/shared':>10s} {'waits':>5s}  RSS MiB: base, peak cnn / e2e, worker +")
     for model, at, r in rows:
         d, c, e = r["decode"], r["cnn"], r["e2e"]
         m = r["rss"]
-        print(f"{model:9s} {at:>9s} {r['reads']:5d} {r['frames']:6d} {d:8.1f} {c:7.1f} {e:7.1f} {r['vs_min']:7.3f} "
+        print(f"{model:9s} {at:>9s} {r['reads']:5d} {r['frames']:6d} {d:8.1f} {r['as_built']:8.1f} {c:7.1f} {e:7.1f} "
+              f"{r['vs_min']:7.3f} "
               f"{r['vs_shared']:10.3f} {r['waits']:5.0%}  {m['base']:4.0f}, {m['cnn']:4.0f} / {m['e2e']:4.0f}, "
               f"+{m['worker']:.0f}")
     print("(reads: videos read per stage; frames: sampled frames per stage; frames/s, best of the rounds; "
-          "e2e/min, e2e/shared: mean over rounds of end-to-end against the bounds measured next to it; "
+          "as built: torchvision's network as it is; cnn: with its BatchNorms folded into the convolutions, as "
+          "extraction runs it; e2e/min, e2e/shared: mean over rounds of end-to-end against the bounds measured next "
+          "to it; "
           "min = min(decode, cnn), the bound with separate hardware; shared = 1/(1/decode + 1/cnn), the bound "
           "when both share the CPU cores; waits: share of the end-to-end time the main process waited for "
           "decoded frames, mean over rounds: low means the main process, not decoding, is the limit)")

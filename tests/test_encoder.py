@@ -95,6 +95,34 @@ def test_a_copy_keeps_the_mode(trainable):
         assert torch.equal(twin(FRAMES), enc(FRAMES))
 
 
+@pytest.mark.parametrize("name,layer", [("resnet18", None), ("resnet18", "layer2"), ("mobilenet_v3_small", None),
+                                        ("efficientnet_b0", None), ("densenet121", "features.denseblock1")])
+@pytest.mark.parametrize("trainable", [False, True])
+def test_batchnorm_folded_for_inference(name, layer, trainable):
+    """The copy used to extract features has its BatchNorms folded into the convolutions before them and
+    gives the same features; the encoder itself (trained end to end, perhaps) is left as it was."""
+    enc = FrameEncoder(name, layer=layer, pooling="grid", trainable=trainable)
+    for m in enc.modules():  # running statistics other than the initial 0 / 1, so a wrong fold shows
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+    before = copy.deepcopy(enc.state_dict())
+    folded = enc.for_inference()
+    norms = [m for m in folded.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    if name == "densenet121":  # its norms come before their convolutions: only the stem's folds
+        assert 0 < len(norms) < sum(isinstance(m, torch.nn.BatchNorm2d) for m in enc.modules())
+    else:
+        assert not norms
+    assert not folded.training and not any(p.requires_grad for p in folded.parameters())
+    assert enc.training == trainable and all(p.requires_grad == trainable for p in enc.parameters())
+    assert all(torch.equal(v, enc.state_dict()[k]) for k, v in before.items())
+    enc.eval()
+    with torch.no_grad():
+        expected, got = enc(FRAMES), folded(FRAMES)
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
+
+
 def test_local_state_dict_weights(tmp_path):
     model = torchvision.models.resnet18(weights=None)
     path = tmp_path / "r18.pth"

@@ -212,7 +212,7 @@ def _encode(videos: list[tuple[str, str]], reading, *, encoder: FrameEncoder, sa
     loader = DataLoader(_VideoStreams(videos, sampling, size, backend, chunk=batch_size, reading=reading),
                         batch_size=None, num_workers=workers, worker_init_fn=_init_worker,
                         prefetch_factor=4 if workers else None, persistent_workers=False, **loader_context(workers))
-    encoder = encoder.to(device).eval()
+    encoder = encoder.for_inference().to(device)
     if not cuda:
         encoder = encoder.to(memory_format=torch.channels_last)
     state: dict[str, _Pending] = {}

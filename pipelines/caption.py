@@ -37,10 +37,7 @@ def caption(cfg: DictConfig) -> int:
               + "  ".join(f"{k} {v:.4f}" for k, v in result["corpus"].items() if v is not None) + f" -> {scores}")
     if cfg.report:
         print(f"caption: report {write_report(pictures.dir, title=f'captions of {cfg.input_dir}')}")
-    videos = len(summary.done) + summary.skipped + len(summary.failed)
-    timed_folder = out.suffix.lower() in (".srt", ".vtt") and videos > 1  # one file per video, in a folder
-    return report("caption", summary, f"{out.with_suffix('')}/ (a {out.suffix} file per video)" if timed_folder
-                  else cfg.output)
+    return report("caption", summary, summary.output)
 
 
 @hydra_app("caption")

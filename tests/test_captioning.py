@@ -135,6 +135,39 @@ def test_beam_search_finds_a_likelier_caption_than_greedy():
     assert best.logprob > greedy.logprob + 0.3
 
 
+def test_beam_search_length_penalty_divides_by_the_length_with_its_end_token():
+    """score = logprob / length ** length_penalty, the length counting <eos> where the caption ended: with
+    penalty 0 the likeliest caption wins, with penalty 1 the best per word, here a longer one."""
+    # words: 0 pad, 1 bos, 2 eos, 3 unk, 4 "a", 5 "b", 6 "c"
+    table = torch.full((7, 7), 1e-9)
+    table[1, 4], table[1, 5] = 0.55, 0.45  # "a <eos>": log .55 = -0.60, per token (2) -0.30
+    table[4, 2] = 1.0
+    table[5, 6] = 1.0  # "b c <eos>": log .45 = -0.80, per token (3) -0.27
+    table[6, 2] = table[2, 2] = table[3, 2] = 1.0
+    model = _Table(table / table.sum(1, keepdim=True))
+    logp = model.logp
+    short, long = (logp[1, 4] + logp[4, 2]).item(), (logp[1, 5] + logp[5, 6] + logp[6, 2]).item()
+    feats = torch.zeros(2, 1, 1)
+    plain = beam_search(model, feats, bos=1, eos=2, beam=3, max_len=5, length_penalty=0.0, n_best=2)
+    per_word = beam_search(model, feats, bos=1, eos=2, beam=3, max_len=5, length_penalty=1.0, n_best=2)
+    for hyps in plain:
+        assert [h.tokens for h in hyps] == [[4], [5, 6]]  # the likeliest first
+        assert [h.logprob for h in hyps] == pytest.approx([short, long], abs=1e-5)
+        assert [h.score for h in hyps] == pytest.approx([short, long], abs=1e-5)  # score == logprob
+    for hyps in per_word:
+        assert [h.tokens for h in hyps] == [[5, 6], [4]]  # the longer caption wins
+        assert [h.logprob for h in hyps] == pytest.approx([long, short], abs=1e-5)
+        assert [h.score for h in hyps] == pytest.approx([long / 3, short / 2], abs=1e-5)  # <eos> counted
+    half = beam_search(model, feats, bos=1, eos=2, beam=3, max_len=5, length_penalty=0.5, n_best=2)[0]
+    assert [h.tokens for h in half] == [[4], [5, 6]]  # -0.42 against -0.46
+    assert [h.score for h in half] == pytest.approx([short / 2 ** 0.5, long / 3 ** 0.5], abs=1e-5)
+    # a caption cut at max_len has no <eos>: its length is its words alone
+    cut = beam_search(model, feats, bos=1, eos=2, beam=3, max_len=2, length_penalty=1.0, n_best=3)[0]
+    cut_bc = next(h for h in cut if h.tokens == [5, 6])
+    assert cut_bc.logprob == pytest.approx((logp[1, 5] + logp[5, 6]).item(), abs=1e-5)
+    assert cut_bc.score == pytest.approx(cut_bc.logprob / 2, abs=1e-5)
+
+
 def test_a_caption_is_never_empty():
     """<eos> first is the likeliest caption of an undertrained model; both decoders give the likeliest
     caption with a word instead (the empty one was written as "caption": ""), and never a <pad>, <bos> or
@@ -297,9 +330,9 @@ def test_caption_pipeline_formats_parse_back(trained, tmp_path):
     one = tmp_path / "one"
     one.mkdir()
     (one / "clip.mp4").symlink_to(Path(videos) / "part0/vid0000.mp4")
-    def timed(suffix: str) -> str:
-        res = run_job("caption", f"input_dir={one}", f"checkpoint={ckpt}", f"output={tmp_path}/t{suffix}",
-                      "window.window_s=0.5", "window.stride_s=0.5", "quiet=true", "video.workers=0")
+    def timed(suffix: str, *more: str, name: str = "t") -> str:
+        res = run_job("caption", f"input_dir={one}", f"checkpoint={ckpt}", f"output={tmp_path}/{name}{suffix}",
+                      "window.window_s=0.5", "window.stride_s=0.5", "quiet=true", "video.workers=0", *more)
         assert res.returncode == 0, res.stderr
         return res.stdout
 
@@ -315,6 +348,9 @@ def test_caption_pipeline_formats_parse_back(trained, tmp_path):
     assert f"caption: 1 video done, 1 already done, 0 failed -> {tmp_path}/t/ (a .VTT file per video)" in out
     for name in ("clip", "other"):
         check(tmp_path / f"t/{name}.VTT")
+    out = timed(".vtt", "shard.index=1", "shard.count=2", name="s")  # a shard of one video: a file each, in a folder
+    assert f"caption: 1 video done, 0 already done, 0 failed -> {tmp_path}/s/ (a .vtt file per video)" in out
+    check(tmp_path / "s/other.vtt")
     with pytest.raises(ValueError, match=re.escape("decode.n_best=3: a .srt file holds one caption per window; "
                                                    "n-best captions go into .json or .csv")):
         caption_folder(str(one), ckpt, str(tmp_path / "n.srt"), n_best=3)

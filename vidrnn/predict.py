@@ -44,6 +44,7 @@ class PredictSummary:
     done: list[str] = field(default_factory=list)  # ids of the videos this run computed
     skipped: int = 0  # videos an earlier run already did with the same checkpoint and settings
     failed: dict[str, str] = field(default_factory=dict)  # relative path -> reason
+    output: str = ""  # where the results went, as a line of the run's report says it
 
 
 def video_ids(files: list[str]) -> dict[str, str]:
@@ -229,8 +230,10 @@ def caption_folder(input_dir: str, checkpoint: str, output: str, *, beam: int = 
         flush()
     with job.records.lock():  # shards finishing at once: the last one writes every shard's results
         results = job.results()
+        out, job.summary.output = Path(output), output
+        if timed and len(job.ids) > 1:  # a file per video in a folder (all the folder's videos: every shard's)
+            job.summary.output = f"{out.with_suffix('')}/ (a {out.suffix} file per video)"
         if timed:
-            out = Path(output)
             for vid, result in results.items():
                 write_timed_captions(out if len(job.ids) == 1 else out.with_suffix("") / tree_path(vid, out.suffix),
                                      result["segments"])

@@ -213,3 +213,16 @@ def test_random_weights_are_the_same_in_every_process(tmp_path):
     out = tmp_path / "feats.pt"
     subprocess.run([sys.executable, "-c", code, str(out)], check=True, cwd=Path(__file__).parents[1])
     assert torch.equal(torch.load(out, weights_only=True), here)
+
+
+def test_apps_import_torchvision_and_nltk_only_when_they_use_them():
+    """torchvision takes seconds to import and nltk about one: ``--help``, ``evaluate`` and the HOG counter
+    need neither, so the apps' modules import them where an encoder is built or a caption tokenised."""
+    code = ("import sys, pipelines.caption, pipelines.count, pipelines.evaluate, pipelines.extract, pipelines.train; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torchvision', 'nltk'})); "
+            "from vidrnn.text import tokenize; from vidrnn.models import FrameEncoder; tokenize('a dog.'); "
+            "FrameEncoder('resnet18', layer='layer1'); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torchvision', 'nltk'}))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1],
+                         capture_output=True, text=True).stdout.splitlines()
+    assert out == ["[]", "['nltk', 'torchvision']"]

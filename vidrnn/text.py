@@ -5,8 +5,6 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
-from nltk.tokenize import TreebankWordTokenizer
-
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
 # Tokens the COCO evaluation drops after PTB tokenisation. It lowercases first, so the bracket names
 # never match and brackets survive as "-lrb-" etc.; ``tokenize`` reproduces that.
@@ -16,7 +14,6 @@ _BRACKETS = {"(": "-lrb-", ")": "-rrb-", "[": "-lsb-", "]": "-rsb-", "{": "-lcb-
 # Unicode quotes, dashes and ellipses as PTBTokenizer reads them (its ASCII forms, then dropped as punctuation)
 _UNICODE_PUNCTUATION = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
                                       "\u2026": " ... ", "\u2013": " -- ", "\u2014": " -- "})
-_TREEBANK = TreebankWordTokenizer()
 
 
 def tokenize(text: str) -> list[str]:
@@ -34,13 +31,21 @@ def tokenize(text: str) -> list[str]:
 def _tokens(text: str) -> tuple[str, ...]:
     tokens = []
     text = "".join(c for c in text if c <= "\uffff")  # the jar drops characters past 16 bits (emoji) as untokenizable
-    for token in _TREEBANK.tokenize(text.lower().translate(_UNICODE_PUNCTUATION)):
+    for token in _treebank().tokenize(text.lower().translate(_UNICODE_PUNCTUATION)):
         if len(token) > 1 and token.endswith(".") and token.count(".") == 1:
             token = token[:-1]  # a sentence-ending period inside the text ("man. a dog"); keeps "u.s."
         token = _BRACKETS.get(token, token)
         if token not in PUNCTUATION:
             tokens.append(token)
     return tuple(tokens)
+
+
+@lru_cache(maxsize=1)
+def _treebank():
+    """nltk's Treebank tokenizer, imported at first use (nltk takes about a second to import)."""
+    from nltk.tokenize import TreebankWordTokenizer
+
+    return TreebankWordTokenizer()
 
 
 class Vocab:
@@ -63,7 +68,6 @@ class Vocab:
         counts = Counter(token for caption in captions for token in tokenize(caption))
         words = sorted((t for t, n in counts.items() if n >= min_count), key=lambda t: (-counts[t], t))
         return cls([*SPECIALS, *words])
-
 
     def __len__(self) -> int:
         return len(self.tokens)

@@ -11,12 +11,9 @@ import zipfile
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 from torch.fx.experimental.optimization import fuse
 from torch.nn.utils.fusion import fuse_conv_bn_eval
-from torchvision.models import MaxVit, VisionTransformer
-from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
 log = logging.getLogger("vidrnn.encoder")
 _ENLARGED: set[tuple[int, int]] = set()  # (frame side, model side) warned about
@@ -40,6 +37,8 @@ def build_backbone(name: str, weights: str | None = None, *, load: bool = True) 
     cache, or the path of a local state_dict file (loaded with ``weights_only=True``). ``load=False``: the
     model with random weights and the input mean/std of ``weights`` (the weights to come from a checkpoint).
     """
+    import torchvision  # here, not at the top: it takes seconds, and commands without an encoder need none
+
     if name not in torchvision.models.list_models(module=torchvision.models):
         raise EncoderError(f"unknown encoder {name!r}: use a name from torchvision.models.list_models()")
     path = os.path.expanduser(str(weights)) if weights is not None else None
@@ -81,6 +80,8 @@ def resolved_weights(name: str, weights: str | None) -> str | None:
     for resnet50); anything else unchanged (a bad name is left to ``build_backbone`` to report)."""
     if weights != "DEFAULT" or os.path.isfile(weights):  # (a state_dict file could be named DEFAULT)
         return weights
+    import torchvision
+
     try:
         return torchvision.models.get_model_weights(name).verify("DEFAULT").name
     except (KeyError, ValueError):
@@ -117,6 +118,9 @@ def feature_node(model: nn.Module, layer: str | None = None) -> str:
     """The graph node whose (B, C, h, w) output (a vision transformer's: (B, 1 + h * w, C) tokens) is used:
     the last one named ``layer`` or starting with ``layer.``, or by default the input of the model's global
     pooling (a vision transformer's last layer norm)."""
+    from torchvision.models import VisionTransformer
+    from torchvision.models.feature_extraction import get_graph_node_names
+
     nodes = get_graph_node_names(model)[1]
     if not layer and isinstance(model, VisionTransformer):
         return "encoder.ln"
@@ -149,6 +153,8 @@ def _module(model: nn.Module, node: str) -> nn.Module | None:
 def _fixed_input_size(model: nn.Module) -> int | None:
     """The one input size a transformer works at (its position embedding or attention windows are built for
     it); None for a network that takes any size."""
+    from torchvision.models import MaxVit, VisionTransformer
+
     if isinstance(model, VisionTransformer):
         return model.image_size
     return 224 if isinstance(model, MaxVit) else None  # torchvision's maxvit_t is built for 224 x 224
@@ -170,6 +176,8 @@ class FrameEncoder(nn.Module):
         super().__init__()
         if pooling not in POOLINGS:
             raise EncoderError(f"encoder pooling must be one of {POOLINGS}, not {pooling!r}")
+        from torchvision.models.feature_extraction import create_feature_extractor
+
         model, mean, std = build_backbone(name, weights, load=load_weights)
         model.eval()
         with warnings.catch_warnings():

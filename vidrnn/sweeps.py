@@ -16,6 +16,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from .features.store import atomic_write
+from .outputs import write_json, write_text
 from .schemas import validate
 
 METRICS, ERROR, SETTINGS, STARTED = "metrics.json", "error.txt", "settings.json", ".sweep_started"
@@ -82,7 +83,7 @@ def check_settings(run_dir: str | os.PathLike, settings: dict, resume: bool = Tr
     if not resume:  # afresh: the old run goes before the new settings are kept (a stop in between left the old
         for old in (METRICS, "curves.png", "checkpoints/last.pt", "checkpoints/best.pt"):  # model passing for one
             (run / old).unlink(missing_ok=True)  # trained with them)
-    atomic_write(path, lambda f: f.write(json.dumps(now, indent=1).encode()))
+    write_json(path, now)
 
 
 def one_line(error: BaseException) -> str:
@@ -149,8 +150,8 @@ def summarize_sweep(sweep_dir: str | os.PathLike) -> list[dict]:
     writer = csv.DictWriter(text, columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write(sweep / "summary.csv", lambda f: f.write(text.getvalue().encode()))
-    atomic_write(sweep / "summary.md", lambda f: f.write(markdown(rows).encode()))
+    write_text(sweep / "summary.csv", text.getvalue())
+    write_text(sweep / "summary.md", markdown(rows))
     plot_runs(rows, sweep / "summary.png")
     return rows
 

@@ -20,6 +20,7 @@ from torch import nn
 
 from ..features.store import atomic_write
 from ..models.recurrent import make_rnn
+from ..outputs import write_json
 from ..sweeps import METRICS, finished_result
 from ..train.loop import TrainConfig, fit
 
@@ -145,7 +146,7 @@ def run_gradient_flow(cell: str, task: CueTask, *, out_dir: str | os.PathLike, t
                       "grad_ratio_init": float(at_init[0] / at_init[-1]), "grad_ratio": float(trained[0] / trained[-1])}
     result["gradient_norms"] = {"init": at_init.tolist(), "trained": trained.tolist()}
     result["experiment"] = experiment
-    atomic_write(out / METRICS, lambda f: f.write(json.dumps(result, indent=1).encode()))
+    write_json(out / METRICS, result)
     plot_gradient_norms({_label(experiment): {"at initialisation": at_init, "after training": trained}}, out / PLOT)
     return result
 

@@ -3,7 +3,6 @@ epoch, best and last checkpoints, early stopping, resuming, metrics.json and PNG
 DistributedDataParallel, with rank 0 validating and writing files."""
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -16,6 +15,7 @@ from torch import nn
 
 from ..distributed import current, from_main, mean_over_ranks, parallel_step
 from ..features.store import atomic_write
+from ..outputs import write_json
 
 log = logging.getLogger("vidrnn.train")
 
@@ -172,7 +172,7 @@ def summarize(state: dict, cfg: TrainConfig) -> dict:
 def write_metrics(out: Path, state: dict, cfg: TrainConfig, *, plot: bool = True, complete: bool = True) -> dict:
     """metrics.json (``summarize``; ``complete`` false while training goes on) and, with ``plot``, curves.png."""
     summary = {**summarize(state, cfg), "complete": complete}
-    atomic_write(out / "metrics.json", lambda f: f.write(json.dumps(summary, indent=1).encode()))
+    write_json(out / "metrics.json", summary)
     if plot:
         plot_curves(summary["history"], out / "curves.png")
     return summary

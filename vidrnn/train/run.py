@@ -2,7 +2,6 @@
 training, and the held-out test score."""
 from __future__ import annotations
 
-import json
 import logging
 import random
 from dataclasses import dataclass, field, replace
@@ -16,12 +15,12 @@ from ..checkpoint import build_model, load_checkpoint
 from ..data import apply_splits, fill_gaps, load_captions, load_count_labels, match_videos
 from ..distributed import barrier, current, from_main, in_process_group, per_rank_batch
 from ..features.cache import CACHE_DTYPE, cached_features, decoded_frames, extract_settings
-from ..features.store import atomic_write
 from ..files import n_videos, some_of, videos_at
 from ..metrics import mean_predictor_errors
 from ..models.captioner import build_captioner, captioner_class
 from ..models.counter import RecurrentCounter
 from ..models.encoder import FrameEncoder
+from ..outputs import write_json
 from ..tasks.captioning import CaptionSamples, CaptionTask
 from ..tasks.counting import CountTask, build_samples, split_in_time
 from ..text import SPECIALS, Vocab, tokenize
@@ -254,10 +253,10 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
             raise ValueError(f"none of the {len(train.ids)} training clips has a count: no clip count, and no frame "
                              "sampled from them is labelled or lies between two labelled frames")
     if current().main:  # which videos trained, picked the best epoch and scored it
-        atomic_write(Path(out_dir, "splits.json"), lambda f: f.write(json.dumps(splits, indent=1).encode()))
+        write_json(Path(out_dir, "splits.json"), splits)
     model.to(device).features.set_stats(train.feats)  # a trained encoder runs on the device it trains on
     task_obj = make_task(samples("val"))
-    trainer.monitor, trainer.mode = task_obj.monitor, task_obj.mode
+    trainer = replace(trainer, monitor=task_obj.monitor, mode=task_obj.mode)  # (the caller's config left as it is)
     extra["model_config"] = model.config
     result = fit(model, task_obj.batches, task_obj.step, task_obj.evaluate, cfg=trainer, out_dir=out_dir,
                  device=device, checkpoint_extra=extra, resume=resume, complete=False)
@@ -282,6 +281,6 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
         for errors in result["mean_predictor"].values():
             errors.pop("per_video")
     if current().main:
-        atomic_write(Path(out_dir, "metrics.json"), lambda f: f.write(json.dumps(result, indent=1).encode()))
+        write_json(Path(out_dir, "metrics.json"), result)
     barrier()  # every rank returns once the run's files are in place
     return result

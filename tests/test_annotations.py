@@ -180,8 +180,11 @@ def test_match_videos():
     assert report.missing == {"dup": "2 files share stem 'dup': x/dup.mp4, y/dup.mp4",
                               "gone": "no file (path hint 'old/gone.mp4')"}
     assert report.unlabelled == ["extra/unlabelled.mkv", "y/dup.mp4", "z/video1.avi"]
-    matched, missing, unlabelled = report
-    assert (matched, missing, unlabelled) == (report.matched, ["dup", "gone"], report.unlabelled)
+    matched, missing, unlabelled = report  # unpacked: the missing ids alone
+    assert matched == {"clip1": "clip1.mp4", "clip2": "a/clip2.avi", "a/b/clip3": "a/b/clip3.mp4",
+                       "x/dup": "x/dup.mp4", "video1": "part0/video1.avi"}
+    assert missing == ["dup", "gone"]
+    assert unlabelled == ["extra/unlabelled.mkv", "y/dup.mp4", "z/video1.avi"]
 
 
 def test_match_video_without_hint_is_ambiguous():

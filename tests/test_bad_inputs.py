@@ -447,11 +447,18 @@ def test_count_values_are_sane(counter, request):
     assert rows and all(np.isfinite(float(r["count"])) and float(r["count"]) >= 0 for r in rows)
 
 
-def test_captions_are_sane(caption_run):
+def test_captions_are_sane(caption_run, checkpoints):
+    from vidrnn.checkpoint import load_checkpoint
+    from vidrnn.text import SPECIALS, Vocab
+
     run = caption_run
     assert (run.out / "caps.json").exists(), _context(run)
     rows = json.loads((run.out / "caps.json").read_text(encoding="utf-8"))
-    assert rows and all(isinstance(r["caption"], str) and np.isfinite(r["score"]) for r in rows)
+    words = set(Vocab.from_dict(load_checkpoint(checkpoints["caption"])["vocab"]).tokens) - set(SPECIALS)
+    assert rows and all(np.isfinite(r["score"]) for r in rows)
+    for r in rows:  # at least one word, each the model's own (no <unk>, <eos>...), nothing blank
+        assert isinstance(r["caption"], str) and r["caption"].split(), r
+        assert r["caption"] == " ".join(r["caption"].split()) and set(r["caption"].split()) <= words, r
 
 
 def test_a_long_name_is_cut_to_fit_and_keeps_apart_from_its_neighbours():

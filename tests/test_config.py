@@ -152,9 +152,24 @@ def test_training_data_stays_in_host_memory_where_it_would_crowd_the_gpu(monkeyp
     from vidrnn.device import resident
 
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1000, 10**6))  # 1000 bytes free
-    frames = torch.zeros(501, dtype=torch.uint8)
+    moves = []
+
+    def to(self, *args, **kwargs):  # no GPU here: record where the tensor was sent, hand back a marker
+        moves.append(torch.device(args[0] if args else kwargs["device"]))
+        return "moved"
+
+    monkeypatch.setattr(torch.Tensor, "to", to)
+    frames = torch.zeros(501, dtype=torch.uint8)  # more than half of 1000 bytes: stays in host memory
     assert resident(frames, torch.device("cuda")) is frames
-    assert resident(frames, torch.device("cpu")) is frames
+    assert moves == []
+    fits = torch.zeros(500, dtype=torch.uint8)  # exactly half: goes to the GPU
+    assert resident(fits, torch.device("cuda")) == "moved"
+    assert moves == [torch.device("cuda")]
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (4000, 10**6))
+    assert resident(frames, torch.device("cuda")) == "moved"  # the same frames fit once more is free
+    assert moves == [torch.device("cuda")] * 2
+    assert resident(frames, torch.device("cpu")) == "moved"  # no GPU memory to weigh for the CPU
+    assert moves[-1] == torch.device("cpu")
 
 
 @pytest.mark.parametrize("app, overrides, message", [

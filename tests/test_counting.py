@@ -52,6 +52,25 @@ def trained(tmp_path_factory):
     return root, data, result
 
 
+def _frame_labels(path, keep=lambda frame: True) -> dict[str, dict[int, float]]:
+    """video id -> {frame: count} of a video_id,frame,count file, for the frames ``keep`` accepts."""
+    labels = {}
+    for r in read_csv_rows(path):
+        if keep(int(r["frame"])):
+            labels.setdefault(r["video_id"], {})[int(r["frame"])] = float(r["count"])
+    return labels
+
+
+def _window_errors(windows_csv, labels: dict[str, dict[int, float]], fps: float = 8.0) -> list[float]:
+    """Each window's count in a ``*_windows.csv`` minus the mean of the labelled frames inside it."""
+    errors = []
+    for r in read_csv_rows(windows_csv):
+        start, end = round(float(r["start_s"]) * fps), round(float(r["end_s"]) * fps)
+        truth = [c for f, c in labels[r["video_id"]].items() if start <= f < end]
+        errors.append(float(r["count"]) - np.mean(truth))
+    return errors
+
+
 def test_tiny_counter_learns_better_than_the_mean(trained):
     root, _, result = trained
     assert result["best"]["MAE"] < 0.7 * result["mean_predictor"]["val"]["MAE"]
@@ -74,7 +93,19 @@ def test_count_pipeline_files_parse_back(trained, tmp_path):
     first = [w for w in windows if w["video_id"] == rows[0]["video_id"]]
     assert len(first) == 3 and float(first[0]["start_s"]) == 0.0 and float(first[-1]["end_s"]) == pytest.approx(2.0)
     metrics = json.loads((tmp_path / "counts_metrics.json").read_text())
-    assert metrics["frames"]["MAE"] >= 0 and len(metrics["frames"]["per_video"]) == 48
+    per_video = metrics["frames"]["per_video"]
+    # 16 frames at 8 fps, windows [0, 8), [4, 12), [8, 16) of 6 frames (the checkpoint's): frames 0 2 3 4 6 7,
+    # 4 6 7 8 10 11 and 8 10 11 12 14 15, each scored once: 12 a video
+    assert len(per_video) == 48 and metrics["frames"]["scored"] == 48 * 12
+    assert metrics["frames"]["MAE"] == pytest.approx(np.mean([v["MAE"] for v in per_video.values()]), abs=1e-6)
+    errors = _window_errors(tmp_path / "counts_windows.csv", _frame_labels(data["frame_counts"]))
+    assert len(errors) == metrics["windows"]["scored"] == 48 * 3
+    assert metrics["windows"]["MAE"] == pytest.approx(np.abs(errors).mean(), abs=1e-4)  # (4 decimals in the CSV)
+    by_video = {}
+    for w in windows:
+        by_video.setdefault(w["video_id"], []).append(float(w["count"]))
+    assert {r["video_id"]: float(r["count"]) for r in rows} == pytest.approx(
+        {v: np.mean(c) for v, c in by_video.items()}, abs=2e-4)  # a video's count: the mean over its windows
     plot = cv2.imread(str(tmp_path / "counts_plots" / f"{rows[0]['video_id']}.png"))
     assert plot is not None and plot.shape[0] > 100 and plot.shape[1] > 300
     res = run_job("evaluate", "task=count", f"predictions={out}", f"annotations={data['counts']}",
@@ -221,13 +252,20 @@ def test_fixed_camera_setting_trains_on_every_labelled_window_and_counts_per_cel
                          extract, ModelConfig(None, {"hidden": 16, "per_cell": True}),
                          TrainConfig(max_epochs=3, lr=3e-3, patience=2), out_dir=str(tmp_path / "run"))
     assert result["best_epoch"] == result["epochs_run"] == 3 and set(result["best"]) >= {"epoch", "train_loss"}
-    assert "MAE" not in result["best"] and result["test"]["MAE"] >= 0
+    assert "MAE" not in result["best"] and set(result["test"]) == {"MAE", "RMSE"}
     model = torch.load(tmp_path / "run/checkpoints/best.pt", weights_only=True)["model_config"]
     assert model["cells"] == ENCODER["grid"] ** 2
     count_folder(data["videos_dir"], str(tmp_path / "c.csv"), checkpoint=str(tmp_path / "run/checkpoints/best.pt"),
                  window_s=1.0, stride_s=0.5, workers=0, plots=False, progress=False)
     rows = read_csv_rows(tmp_path / "c_windows.csv")
     assert len({r["video_id"] for r in rows}) == 48 and all(float(r["count"]) >= 0 for r in rows)
+    # the test split: each video's windows that start after its first half, here [8, 16) alone (frames 9, 11,
+    # 13, 15 sampled), its true count the mean over those frames: the same counter counts them here
+    labels = _frame_labels(data["frame_counts"])
+    last = [r for r in rows if float(r["start_s"]) == 1.0]
+    assert len(last) == 48
+    errors = [float(r["count"]) - np.mean([labels[r["video_id"]][f] for f in (9, 11, 13, 15)]) for r in last]
+    assert result["test"]["MAE"] == pytest.approx(np.abs(errors).mean(), abs=1e-4)  # (4 decimals in the CSV)
 
 
 def test_sparse_frame_labels_train_a_fixed_camera_counter(trained, tmp_path):
@@ -272,8 +310,17 @@ def test_one_recording_given_as_a_file_trains_on_its_mot_labels(trained, tmp_pat
     result = train_model("count", DataConfig(str(video), str(gt), time_split=0.5, val_fraction=0.0,
                                              cache_dir=str(root / "cache")),
                          extract, model, trainer, out_dir=str(tmp_path / "run"))
-    assert result["epochs_run"] == 2 and result["test"]["MAE"] >= 0
+    assert result["epochs_run"] == 2 and set(result["test"]) == {"MAE", "RMSE"}
     assert json.loads((tmp_path / "run/metrics.json").read_text())["test"] == result["test"]
+    # the test split: the window [8, 16) (frames 9, 11, 13, 15 sampled), counted here by the same counter
+    from vidrnn.predict import count_folder
+
+    count_folder(str(video), str(tmp_path / "c.csv"), checkpoint=str(tmp_path / "run/checkpoints/best.pt"),
+                 window_s=1.0, stride_s=0.5, workers=0, plots=False, progress=False)
+    [last] = [r for r in read_csv_rows(tmp_path / "c_windows.csv") if float(r["start_s"]) == 1.0]
+    truth = np.mean([_frame_labels(data["frame_counts"])[video.stem][f] for f in (9, 11, 13, 15)])
+    assert result["test"]["MAE"] == pytest.approx(abs(float(last["count"]) - truth), abs=1e-4)
+    assert result["test"]["RMSE"] == pytest.approx(result["test"]["MAE"], rel=1e-6)  # one window
 
 
 def test_a_batch_without_labels_trains_nothing():
@@ -295,15 +342,8 @@ def test_sparse_frame_labels_score_each_window(trained, tmp_path, caplog):
             "plots=false", "sheets=false", "report=false", "quiet=true", "video.workers=0"]
     res = run_job("count", f"output={tmp_path}/w.csv", "window_s=1.0", "stride_s=0.5", *args)
     assert res.returncode == 0, res.stderr
-    labels = {}
-    for r in every:
-        if int(r["frame"]) % 5 == 2:
-            labels.setdefault(r["video_id"], {})[int(r["frame"])] = float(r["count"])
-    errors = []  # 16 frames at 8 fps: windows of frames [0, 8), [4, 12), [8, 16), each with a labelled frame
-    for r in read_csv_rows(tmp_path / "w_windows.csv"):
-        start = round(float(r["start_s"]) * 8)
-        truth = [c for f, c in labels[r["video_id"]].items() if start <= f < start + 8]
-        errors.append(float(r["count"]) - np.mean(truth))
+    # 16 frames at 8 fps: windows of frames [0, 8), [4, 12), [8, 16), each with a labelled frame
+    errors = _window_errors(tmp_path / "w_windows.csv", _frame_labels(sparse))
     metrics = json.loads((tmp_path / "w_metrics.json").read_text())
     assert len(errors) == 24 * 3 and metrics["windows"]["MAE"] == pytest.approx(np.abs(errors).mean(), abs=1e-5)
     assert metrics["windows"]["scored"] == 72 and f"MAE {metrics['windows']['MAE']:.4f}" in res.stdout
@@ -565,8 +605,21 @@ def test_a_run_stopped_before_its_test_scores_scores_them_when_rerun(trained, tm
     assert metrics["epochs_run"] == 2 and not metrics["complete"] and finished_result(tmp_path / "run", 2) is None
     monkeypatch.undo()
     result = train()  # the rerun: nothing left to train, the test split scored
-    assert len(result["history"]) == 2 and result["test"]["MAE"] >= 0
+    assert len(result["history"]) == 2 and set(result["test"]) == {"MAE", "RMSE"}
     assert finished_result(tmp_path / "run", 2)["test"] == result["test"]
+    # scored as the count app counts the test split's videos with the saved best.pt
+    from vidrnn.predict import count_folder
+
+    labels = {r["video_id"]: float(r["count"]) for r in read_csv_rows(data["counts"]) if r["split"] == "test"}
+    (tmp_path / "test_videos").mkdir()
+    for video in Path(data["videos_dir"]).rglob("vid*.*"):  # .mp4 and .avi
+        if video.stem in labels:
+            (tmp_path / "test_videos" / video.name).symlink_to(video)
+    count_folder(str(tmp_path / "test_videos"), str(tmp_path / "c.csv"),
+                 checkpoint=str(tmp_path / "run/checkpoints/best.pt"), workers=0, plots=False, progress=False)
+    counted = {r["video_id"]: float(r["count"]) for r in read_csv_rows(tmp_path / "c.csv")}
+    assert len(labels) == 8 and counted.keys() == labels.keys()
+    assert result["test"]["MAE"] == pytest.approx(np.mean([abs(counted[v] - labels[v]) for v in labels]), abs=1e-4)
 
 
 def test_a_test_split_without_labels_is_named_not_a_crash(trained, tmp_path, caplog):

@@ -3,6 +3,8 @@ import json
 from pathlib import Path
 
 import cv2
+import numpy as np
+import pytest
 from browser import images_loaded
 from conftest import run_pipeline
 
@@ -33,13 +35,19 @@ def test_demo_writes_every_promised_file(tmp_path):
     assert set(read_captions(out / "captions.json")) == set(refs.captions)
     assert len(read_timed_captions(out / "captions.srt")) == 4  # a 4 s clip, 1 s windows
     assert len(read_csv_rows(out / "counts.csv")) == 24
-    assert json.loads((out / "counts_metrics.json").read_text())["frames"]["MAE"] >= 0
+    frames = json.loads((out / "counts_metrics.json").read_text())["frames"]
+    assert len(frames["per_video"]) == 24 and frames["scored"] == 24 * 8  # 8 frames a video (video=small)
     assert len(list((out / "counts_plots").glob("*.png"))) == 24
     assert f"BLEU-4 {scores['BLEU-4']:.3f}" in res.stdout and scores["test_videos"] == 4
     # pictures and the report, of the held-out videos
     held_out = sorted(v for v, split in refs.splits.items() if split == "test")
     notes = load_notes(out)
     assert set(notes) == set(refs.captions) and all("caption" in n and "count" in n for n in notes.values())
+    # the per-frame MAE, from each video's count track (its sampled frames, counts rounded to 3 decimals)
+    # against the labels the demo wrote
+    labels = {(r["video_id"], int(r["frame"])): float(r["count"]) for r in read_csv_rows(out / "data/frame_counts.csv")}
+    errors = [predicted - labels[vid, frame] for vid, n in notes.items() for frame, _, predicted, *_ in n["track"]]
+    assert len(errors) == frames["scored"] and frames["MAE"] == pytest.approx(np.abs(errors).mean(), abs=1e-3)
     assert all(notes[v]["references"] == refs.captions[v] and "true_count" in notes[v] for v in held_out)
     assert len(notes[held_out[0]]["segments"]) == 4  # the clip with timed captions
     assert sorted(p.stem for p in (out / "sheets").iterdir()) == held_out

@@ -51,7 +51,15 @@ def test_one_run_writes_metrics_and_plot_and_is_not_redone(tmp_path):
     init = np.array(saved["gradient_norms"]["init"])
     assert init[0] < init[-1] * 1e-2  # a plain RNN at initialisation: the gradient vanishes going back in time
     assert saved["test"]["grad_ratio_init"] == pytest.approx(init[0] / init[-1])
-    assert 0 <= saved["test"]["accuracy"] <= 1
+    # the trained (last epoch's) model scored on the probe batches: 2 batches of 16 from the held-out seed
+    held_out = torch.Generator().manual_seed(1)
+    x, y = (torch.cat(parts) for parts in zip(*[TINY.sample(16, held_out) for _ in range(2)]))
+    model = LastStateClassifier("rnn", TINY.dim, 8, TINY.classes)
+    model.load_state_dict(torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)["model"])
+    with torch.no_grad():
+        logits = model(x)
+    assert saved["test"]["accuracy"] == pytest.approx(float((logits.argmax(1) == y).float().mean()))
+    assert saved["test"]["loss"] == pytest.approx(float(F.cross_entropy(logits, y)), rel=1e-5)
     assert (tmp_path / "gradient_flow.png").read_bytes().startswith(PNG)
     assert (tmp_path / "checkpoints" / "best.pt").is_file()
 

@@ -1,4 +1,6 @@
 """Tests for vidrnn.models.hog: OpenCV's HOG people detector as a counting baseline."""
+import re
+
 import cv2
 import numpy as np
 import pytest
@@ -89,7 +91,8 @@ def test_opencv5_without_hog_gives_a_clear_error(monkeypatch):
 
 
 def test_rejects_bad_settings():
-    with pytest.raises(ValueError):
-        HogPeopleCounter(upscale=0)
-    with pytest.raises(ValueError):
-        HogPeopleCounter(scale=1.0)
+    said = re.escape("need upscale > 0, win_stride >= 1, padding >= 0 and scale > 1")
+    for bad in ({"upscale": 0}, {"scale": 1.0}, {"win_stride": 0}, {"padding": -1}):
+        with pytest.raises(ValueError, match=f"^{said}$"):
+            HogPeopleCounter(**bad)
+    HogPeopleCounter(upscale=0.5, scale=1.01, win_stride=1, padding=0)  # each just inside its range

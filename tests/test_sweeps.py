@@ -105,7 +105,12 @@ def test_multirun_writes_a_summary_and_a_rerun_skips_finished_runs(tmp_path):
         rows = list(csv.DictReader(f))
     assert [(r["model.hidden"], r["model.cell"], r["status"], r["epochs"]) for r in rows] == [
         ("8", "gru", "done", "2"), ("8", "rnn", "done", "2"), ("16", "gru", "done", "2"), ("16", "rnn", "done", "2")]
-    assert all(float(r["best.MAE"]) >= 0 and float(r["test.MAE"]) >= 0 for r in rows)
+    for r in rows:  # each run's own scores: its best epoch's validation MAE, its test scores
+        saved = json.loads((sweep / r["run"] / "metrics.json").read_text())
+        assert saved["epochs_run"] == 2 and float(r["best.MAE"]) == min(h["MAE"] for h in saved["history"])
+        assert float(r["best.MAE"]) == saved["history"][saved["best_epoch"] - 1]["MAE"]
+        assert (float(r["test.MAE"]), float(r["test.RMSE"])) == (saved["test"]["MAE"], saved["test"]["RMSE"])
+        assert 0 < saved["test"]["MAE"] <= saved["test"]["RMSE"]
     assert "| 16 | rnn | done |" in res.stdout  # the table is printed at the end
     assert res.stdout.count("of the mean predictor (the mean training count)") >= 4  # the baseline to beat
 

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 from collections import Counter
 
 import cv2
@@ -88,7 +89,8 @@ def test_captions_state_content():
 def test_combos_restrict_colour_and_shape():
     allowed = [("green", "square"), ("red", "circle")]
     assert {sample_spec(s, combos=allowed).combo for s in range(20)} == set(allowed)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=re.escape("combos must be a non-empty subset of (('red', 'circle'), ")
+                       + r".*got \[\('purple', 'circle'\)\]$"):
         sample_spec(0, combos=[("purple", "circle")])
 
 
@@ -113,13 +115,14 @@ def test_shape_moves_in_stated_direction_and_colour_survives_mp4(tmp_path):
 
 def test_write_video_errors(tmp_path):
     frame = np.zeros((48, 64, 3), np.uint8)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=re.escape("no default codec for '.mkv'; pass codec=")):
         write_video(tmp_path / "x.mkv", [frame], 10.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="^write_video needs at least one frame$"):
         write_video(tmp_path / "x.mp4", [], 10.0)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match=re.escape(f"cv2.VideoWriter cannot open {tmp_path / 'missing' / 'x.mp4'} "
+                                                "with codec 'mp4v' at 64x48")):
         write_video(tmp_path / "missing" / "x.mp4", [frame], 10.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=re.escape("frame 1: expected uint8 (48, 64, 3), got uint8 (24, 64, 3)")):
         write_video(tmp_path / "y.avi", [frame, frame[:24]], 10.0)
 
 

@@ -8,7 +8,7 @@ from fractions import Fraction
 import cv2
 import numpy as np
 import pytest
-from conftest import frame_id, indexed_frame, write_rotated
+from conftest import frame_id, indexed_frame, write_opencv, write_rotated
 
 from vidrnn.files import list_videos
 from vidrnn.predict import window_times
@@ -66,6 +66,44 @@ def test_resize_on_retrieve(known_videos):
     with open_video(known_videos["mp4v"][0]) as reader:
         [(_, frame)] = list(read_frames(reader, [4], size=32))
     assert frame.shape == (32, 32, 3) and frame_id(frame) == 4
+
+
+def test_auto_falls_back_to_decord_where_opencv_cannot_open_a_file(tmp_path, monkeypatch):
+    """backend=auto tries OpenCV first; where it cannot open a video, decord reads it, frame-exact; where
+    neither can, the error names both reasons."""
+    pytest.importorskip("decord")
+    from vidrnn.video import reader as reader_module
+
+    path = write_opencv(tmp_path / "clip.mp4", 12, "mp4v")
+    with open_video(path) as reader:
+        assert reader.info.backend == "opencv"  # the first choice where it works
+    tried = []
+
+    def refuse(self):
+        tried.append(self.path)
+        raise VideoError("OpenCV cannot open it (not a video, or an unsupported codec)")
+
+    monkeypatch.setattr(reader_module.OpenCVReader, "_open", refuse)
+    with open_video(path, "auto") as reader:
+        assert tried == [str(path)]
+        assert reader.info.backend == reader.backend == "decord"
+        assert (reader.info.width, reader.info.height, reader.info.header_frames) == (64, 48, 12)
+        got = list(read_frames(reader, [0, 1, 5, 11]))
+    assert [i for i, _ in got] == [0, 1, 5, 11]
+    assert [frame_id(f) for _, f in got] == [0, 1, 5, 11]  # the frames written
+    assert np.abs(got[2][1].astype(int) - indexed_frame(5).astype(int)).mean() < 6
+    *chunks, meta = stream_video(str(path), Sampling(num_frames=4), size=16)  # what extract records
+    assert (meta.backend, meta.frame_count) == ("decord", 12)
+    indices = [int(i) for c in chunks for i in c.indices]
+    assert len(indices) == 4 and indices == [int(i) for i in meta.frame_indices]
+    assert [frame_id(f) for c in chunks for f in c.frames] == indices
+    with pytest.raises(VideoError, match="OpenCV cannot open it"):
+        open_video(path, "opencv")  # named, OpenCV alone: no fallback
+    monkeypatch.setattr(reader_module.DecordReader, "_open",
+                        lambda self: (_ for _ in ()).throw(VideoError("decord cannot open it (broken)")))
+    with pytest.raises(VideoError, match=r"^OpenCV cannot open it \(not a video, or an unsupported codec\); "
+                                         r"decord cannot open it \(broken\)$"):
+        open_video(path)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -58,9 +58,9 @@ def stream_video(path: str, sampling: Sampling, *, size: int | None, backend: st
     Frame indices are planned from the header's frame count and frame rate, and the stream is decoded to
     its end; if the true count gives another plan (the header lied, or decoding stopped early on a broken
     file), or fps or window sampling finds the frames far from index / fps apart (a variable frame rate:
-    they are then sampled by their own times), a ``Restart`` is yielded and the video is streamed again
-    with the new plan. Memory holds at most one chunk, whatever the video's length. ``threads``: the
-    decoder's (``open_video``).
+    they are then sampled by their own times), and the new plan needs frames this read did not keep, a
+    ``Restart`` is yielded and the video is streamed again with it. Memory holds at most one chunk,
+    whatever the video's length. ``threads``: the decoder's (``open_video``).
     """
     reader = open_video(path, backend, threads)
     try:
@@ -75,14 +75,15 @@ def stream_video(path: str, sampling: Sampling, *, size: int | None, backend: st
         fps = info.fps if info.fps > 0 else 0.0
         plan, counts = _plan(sampling, total, info.fps), [total]  # the frames each plan was made for
         for _ in range(READS):
-            got = yield from _chunks(reader, plan, size, chunk)
+            read = yield from _chunks(reader, plan, size, chunk)
             counted = count_remaining(reader)
             if counted < 1:
                 raise VideoError("no frame could be decoded")
             edges = decoded_edges(reader, counted, fps)
             timed = sampling.mode != "uniform" and edges is not None and _irregular(edges, fps)
             new_plan = sampling.plan_in_time(edges) if timed else _plan(sampling, counted, fps)
-            if np.array_equal(new_plan, plan) and got == len(np.unique(plan)):
+            if np.isin(new_plan, read).all():  # the frames it needs were read (a header count a little high,
+                plan = new_plan  # fps sampling: the plan's tail is gone), and any others are left unused
                 break
             if counted == counts[-1]:
                 reason = "the frames are not 1 / fps apart (variable frame rate): sampled again by their times"
@@ -173,17 +174,16 @@ def _plan(sampling: Sampling, total: int, fps: float) -> np.ndarray:
         raise VideoError(str(e)) from e
 
 
-def _chunks(reader, plan: np.ndarray, size: int | None, chunk: int) -> Generator[Chunk, None, int]:
-    """The planned frames in chunks; returns how many there were (fewer where the stream ended first)."""
-    wanted = np.unique(plan)
-    frames, indices, count = [], [], 0
-    for i, frame in read_frames(reader, wanted, size=size):
+def _chunks(reader, plan: np.ndarray, size: int | None, chunk: int) -> Generator[Chunk, None, np.ndarray]:
+    """The planned frames in chunks; returns the indices of those read (fewer where the stream ended first)."""
+    frames, indices, read = [], [], []
+    for i, frame in read_frames(reader, np.unique(plan), size=size):
         frames.append(frame)
         indices.append(i)
-        count += 1
+        read.append(i)
         if len(frames) == chunk:
             yield Chunk(np.stack(frames), np.asarray(indices))
             frames, indices = [], []
     if frames:
         yield Chunk(np.stack(frames), np.asarray(indices))
-    return count
+    return np.asarray(read, np.int64)

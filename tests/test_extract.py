@@ -19,7 +19,7 @@ from vidrnn.features import encode as encode_module
 from vidrnn.features import extract_folder, load_features, storage_dtype
 from vidrnn.features.cache import extract_settings
 from vidrnn.models import FrameEncoder
-from vidrnn.video import Sampling, VideoError, open_video, read_frames, read_sampled
+from vidrnn.video import Chunk, Sampling, VideoError, open_video, read_frames, read_sampled, stream_video
 
 SPEC = {"name": "resnet18", "weights": None, "layer": None, "pooling": "avg", "grid": 2}
 GOOD = ["a/clip.mp4", "b/clip.mp4", "b/deep/lying.avi", "c.avi"]
@@ -283,6 +283,32 @@ def test_per_frame_functions_run_in_the_workers_and_a_crash_costs_one_video(fold
     for r in results:
         if r.key != "c.avi":
             np.testing.assert_array_equal(r.values, expected[r.key].values)
+
+
+def test_progress_counts_the_frames_as_they_are_done(folder, encoder, capsys):
+    """Both paths report each batch of frames as it is done (a long video's bar moves before it ends), and
+    the frames reported add up to the sampled frames read; the bar shows them."""
+    videos = [(v, str(folder / v)) for v in GOOD]
+    sampling = Sampling(num_frames=4)
+    for run in (lambda report: encode_module.encode_videos(videos, encoder, sampling, size=32, batch_size=3,
+                                                           workers=1, on_frames=report),
+                lambda report: encode_module.map_frames(videos, _frame_means, sampling, workers=1, on_frames=report)):
+        reported, finished = [], []
+        for result in run(reported.append):
+            finished.append((result.key, sum(reported)))
+        read = sum(len(item.frames) for _, path in videos for item in stream_video(path, sampling, size=16)
+                   if isinstance(item, Chunk))  # (a video read again after a wrong frame count: its frames twice)
+        assert sum(reported) == read and len(finished) == len(GOOD)
+        assert finished[0][1] < read  # counted while the videos were still being read, not at the end
+    bar = encode_module.VideoBar(2)
+    bar.add_frames(30)
+    bar.add_frames(12)
+    bar.close()
+    assert "42 frames" in capsys.readouterr().err
+
+
+def _frame_means(frames: np.ndarray) -> np.ndarray:
+    return frames.reshape(len(frames), -1).mean(1).astype(np.float32)  # (n,)
 
 
 def test_the_vidrnn_command_works_from_any_folder(folder, tmp_path):

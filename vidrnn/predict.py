@@ -10,11 +10,10 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from .checkpoint import build_model, checkpoint_file, load_checkpoint
 from .data import CountLabels, load_count_labels
-from .features import Encoded, Mapped, encode_videos, map_frames
+from .features import Encoded, Mapped, VideoBar, encode_videos, map_frames
 from .features.store import RunRecords, atomic_write, file_sha256
 from .files import (VIDEO_EXTENSIONS, file_name, n_videos, printable, select_shard, single_line, some_of,
                     tree_path, videos_at)
@@ -163,9 +162,10 @@ def _encode_folder(job: _Job, ckpt: dict, model, sampling: Sampling, *, backend:
     if not job.todo:
         return
     encoder = _frame_encoder(ckpt, model)
-    bar = tqdm(total=len(job.todo), unit="video", disable=not progress, dynamic_ncols=True)
+    bar = VideoBar(len(job.todo), progress)
     for res in encode_videos([(f, str(Path(job.input_dir, f))) for f in job.todo], encoder, sampling,
-                             size=ckpt["size"], backend=backend, batch_size=batch_size, workers=workers, device=device):
+                             size=ckpt["size"], backend=backend, batch_size=batch_size, workers=workers, device=device,
+                             on_frames=bar.add_frames):
         bar.update(1)
         if isinstance(res, Encoded):
             yield res.key, res
@@ -323,9 +323,9 @@ def _hog_counts(job: _Job, sampling: Sampling, hog_counter: HogPeopleCounter, *,
     """(relative path, clip counts (W,), per-frame counts (W, N), meta) of every readable video still to do,
     from the HOG detector run in the decode workers on full-size frames (clip count: the most people in one
     frame)."""
-    bar = tqdm(total=len(job.todo), unit="video", disable=not progress or not job.todo, dynamic_ncols=True)
+    bar = VideoBar(len(job.todo), progress)
     for res in map_frames([(f, str(Path(job.input_dir, f))) for f in job.todo], hog_counter.count_frames, sampling,
-                          backend=backend, workers=workers):
+                          backend=backend, workers=workers, on_frames=bar.add_frames):
         bar.update(1)
         if isinstance(res, Mapped):
             frames = res.values.reshape(-1, res.values.shape[-1])  # (W, N), W = 1 without windows

@@ -13,6 +13,7 @@ from functools import partial
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from tqdm import tqdm
 
 from ..device import decoder_threads, loader_context, process_context
 from ..models.encoder import FrameEncoder
@@ -105,16 +106,17 @@ CRASHED = "its decoding process died (a native crash in OpenCV/FFmpeg, or killed
 def encode_videos(videos: list[tuple[str, str]], encoder: FrameEncoder, sampling: Sampling, *,
                   size: int = 224, backend: str = "auto", batch_size: int = 32, workers: int = 2,
                   device: torch.device = torch.device("cpu"), amp: bool = True,
-                  ) -> Iterator[Encoded | Failed]:
+                  on_frames: Callable[[int], None] | None = None) -> Iterator[Encoded | Failed]:
     """Encode ``videos`` (``(key, path)`` pairs); yields one ``Encoded`` or ``Failed`` per video,
     in the order they finish. A video's features are spooled (to a temporary file beyond a few MiB) as
     they are computed, so memory does not grow with a video's length.
 
     A decode worker that dies (a native crash in the decoder) does not end the batch: the videos the
     workers were reading are tried again one at a time, one that kills its worker again is ``Failed``,
-    and the rest go on. (With ``workers=0`` decoding runs in this process, which such a crash ends.)"""
+    and the rest go on. (With ``workers=0`` decoding runs in this process, which such a crash ends.)
+    ``on_frames(n)`` is called as each batch of ``n`` frames is encoded (``VideoBar.add_frames``)."""
     encode = partial(_encode, encoder=encoder, sampling=sampling, size=size, backend=backend,
-                     batch_size=batch_size, device=device, amp=amp)
+                     batch_size=batch_size, device=device, amp=amp, on_frames=on_frames)
     yield from _crash_isolated(encode, videos, workers)
 
 
@@ -128,11 +130,34 @@ class Mapped:
 
 
 def map_frames(videos: list[tuple[str, str]], fn: Callable[[np.ndarray], np.ndarray], sampling: Sampling, *,
-               backend: str = "auto", workers: int = 2) -> Iterator[Mapped | Failed]:
+               backend: str = "auto", workers: int = 2, on_frames: Callable[[int], None] | None = None
+               ) -> Iterator[Mapped | Failed]:
     """``fn`` (frames (n, H, W, 3) uint8 at full size -> one value per frame) over the sampled frames of
     ``videos``, run in the decode workers: one ``Mapped`` or ``Failed`` per video, as they finish. A
-    worker that dies is handled as in ``encode_videos``."""
-    yield from _crash_isolated(partial(_map, fn=fn, sampling=sampling, backend=backend), videos, workers)
+    worker that dies, and ``on_frames``, are as in ``encode_videos``."""
+    yield from _crash_isolated(partial(_map, fn=fn, sampling=sampling, backend=backend, on_frames=on_frames),
+                               videos, workers)
+
+
+class VideoBar:
+    """A progress bar over videos that also shows the sampled frames done so far, so that a long video
+    is seen to move (one 60-minute file stood at 0/1 for minutes)."""
+
+    def __init__(self, total: int, enabled: bool = True):
+        self.bar = tqdm(total=total, unit="video", disable=not enabled or not total, dynamic_ncols=True)
+        self.frames = 0
+
+    def add_frames(self, n: int) -> None:
+        self.frames += n
+        if not self.bar.disable:
+            self.bar.set_postfix_str(f"{self.frames} frames", refresh=False)
+            self.bar.update(0)  # redrawn at most every bar.mininterval seconds
+
+    def update(self, videos: int = 1) -> None:
+        self.bar.update(videos)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 TRUSTED_HEADER = 10  # a header claiming more than 10x the frames decoded is a wrong field, not a cut file
@@ -180,8 +205,8 @@ def _crash_isolated(run: Callable, videos: list[tuple[str, str]], workers: int) 
         todo = [v for v in todo if v[0] not in finished and v not in suspects]
 
 
-def _map(videos: list[tuple[str, str]], reading, *, fn, sampling: Sampling, backend: str, workers: int
-         ) -> Iterator[Mapped | Failed]:
+def _map(videos: list[tuple[str, str]], reading, *, fn, sampling: Sampling, backend: str, workers: int,
+         on_frames: Callable[[int], None] | None) -> Iterator[Mapped | Failed]:
     """One pass of ``map_frames`` over ``videos``; a decode worker that dies raises RuntimeError."""
     loader = DataLoader(_VideoStreams(videos, sampling, None, backend, chunk=4, reading=reading, process=fn),
                         batch_size=None, num_workers=workers, worker_init_fn=_init_worker,
@@ -193,6 +218,8 @@ def _map(videos: list[tuple[str, str]], reading, *, fn, sampling: Sampling, back
             indices, values = state.setdefault(key, ([], []))
             indices.append(msg[3].numpy())
             values.append(msg[2].numpy())
+            if on_frames:
+                on_frames(len(msg[3]))
         elif kind == "restart":
             state.pop(key, None)
         elif kind == "meta":
@@ -205,8 +232,8 @@ def _map(videos: list[tuple[str, str]], reading, *, fn, sampling: Sampling, back
 
 
 def _encode(videos: list[tuple[str, str]], reading, *, encoder: FrameEncoder, sampling: Sampling, size: int,
-            backend: str, batch_size: int, workers: int, device: torch.device, amp: bool
-            ) -> Iterator[Encoded | Failed]:
+            backend: str, batch_size: int, workers: int, device: torch.device, amp: bool,
+            on_frames: Callable[[int], None] | None) -> Iterator[Encoded | Failed]:
     """One pass of ``encode_videos`` over ``videos``; a decode worker that dies raises RuntimeError."""
     cuda = device.type == "cuda"
     loader = DataLoader(_VideoStreams(videos, sampling, size, backend, chunk=batch_size, reading=reading),
@@ -253,6 +280,8 @@ def _encode(videos: list[tuple[str, str]], reading, *, encoder: FrameEncoder, sa
         if done:
             done.record()
         in_flight.append((owners, feats, done))
+        if on_frames:
+            on_frames(rows)
         while len(in_flight) > (1 if cuda else 0):  # one batch stays in flight on CUDA
             land()
 

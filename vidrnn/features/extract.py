@@ -8,12 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from ..files import VIDEO_EXTENSIONS, n_videos, select_shard, single_line, videos_at
 from ..models.encoder import FrameEncoder
 from ..video import Sampling
-from .encode import Encoded, encode_videos
+from .encode import Encoded, VideoBar, encode_videos
 from .spool import SpooledFeatures
 from .store import RunRecords, feature_path, file_sha256, save_features
 
@@ -71,9 +70,10 @@ def extract_folder(input_dir: str, output_dir: str, *, encoder: FrameEncoder | N
              summary.skipped, len(todo))
     if todo and encoder is None:
         encoder = FrameEncoder(**encoder_spec)
-    bar = tqdm(total=len(todo), unit="video", disable=not progress or not todo, dynamic_ncols=True)
+    bar = VideoBar(len(todo), progress)
     results = encode_videos([(v, str(Path(input_dir, v))) for v in todo], encoder, sampling, size=size,
-                            backend=backend, batch_size=batch_size, workers=workers, device=device)
+                            backend=backend, batch_size=batch_size, workers=workers, device=device,
+                            on_frames=bar.add_frames)
     for res in results:
         if isinstance(res, Encoded):
             entry = _save(output_dir, res, dtype, settings)

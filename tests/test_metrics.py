@@ -322,6 +322,19 @@ def test_caption_results_of_other_code_score_like_ours(tmp_path, text):
     assert evaluate_captions(str(theirs), str(refs), meteor=False) == expected and expected["videos"] == 2
 
 
+def test_count_predictions_against_per_frame_labels_score_each_videos_mean_over_its_labelled_frames(tmp_path):
+    """Without clip counts, a video's true count is the mean of its labelled frames (frames without a label
+    are not zeros)."""
+    from vidrnn.evaluate import evaluate_counts
+
+    labels = tmp_path / "frames.csv"
+    labels.write_text("video_id,frame,count\na,0,1\na,1,3\na,5,2\nb,0,4\nb,9,0\n")
+    preds = tmp_path / "counts.csv"
+    preds.write_text("video_id,count\na,2.5\nb,1.0\n")
+    result = evaluate_counts(str(preds), str(labels))
+    assert result["videos"] == 2 and result["MAE"] == pytest.approx((0.5 + 1.0) / 2)
+
+
 def test_prediction_ids_that_are_numbers_or_paths_find_their_videos(tmp_path):
     """MSR-VTT results of other code often name video7010 by its number; a path names its last part (its
     file: x/video7011.mp4). A prediction naming no annotated video is listed as unknown (a typo), one of

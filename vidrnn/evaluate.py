@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 from pathlib import PurePosixPath
 
+import numpy as np
+
 from .data import AnnotationError, apply_splits, load_captions, load_count_labels, normalize_split
 from .data.annotations import read_text
 from .files import VIDEO_EXTENSIONS, some_of
@@ -124,7 +126,7 @@ def evaluate_counts(predictions: str, labels: str, *, split: str | None = None, 
     truth = load_count_labels(labels)
     if splits:
         apply_splits(splits, truth.splits, set(truth.clip) | set(truth.frames))
-    every = dict(truth.clip) or {v: float(f[~(f != f)].mean()) for v, f in truth.frames.items()}
+    every = dict(truth.clip) or {v: float(np.nanmean(f)) for v, f in truth.frames.items()}  # labelled frames
     values = {v: c for v, c in every.items() if truth.splits.get(v) == normalize_split(split)} if split else every
     _require_split(labels, split, values, truth.splits)
     found = _predictions(predictions, read_counts, "count", "a CSV with columns video_id,count")

@@ -368,6 +368,9 @@ def draw_each(draw: Callable, jobs: Sequence[tuple], *, workers: int = 1, progre
                 except KeyboardInterrupt:
                     stop.set()
                     raise
+                except BrokenProcessPool:
+                    _kill_processes(pool)
+                    raise
         except BrokenProcessPool:  # the rest one at a time, each in a process of its own
             for k in (k for k in range(len(jobs)) if k not in found):
                 try:
@@ -384,6 +387,13 @@ def draw_each(draw: Callable, jobs: Sequence[tuple], *, workers: int = 1, progre
 
 
 _stop = None  # in a drawing process: draw_each's interrupt event
+
+
+def _kill_processes(pool: ProcessPoolExecutor) -> None:
+    """Kill a broken pool's processes: Python 3.12+ ends them with SIGTERM, which they ignore (``_listen``),
+    and then waits for them, so a run whose drawing process died hung for ever."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.kill()
 
 
 def _listen(stop) -> None:

@@ -30,7 +30,7 @@ def count(cfg: DictConfig) -> int:
               f"(over {errors['scored']} {unit}{'s' if errors['scored'] != 1 else ''})")
     if cfg.report:
         print(f"count: report {write_report(pictures.dir, title=f'people counts of {cfg.input_dir}')}")
-    return report("count", summary, cfg.output)
+    return report("count", summary, summary.output)
 
 
 @hydra_app("count")

@@ -299,6 +299,7 @@ def count_folder(input_dir: str, output: str, *, checkpoint: str | None = None, 
             truth = truth.reaching({vid: meta.frame_count for vid, (_, _, meta) in results.items()})
         metrics = _write_counts(output, results, sampling, truth=truth, labels=labels, plots=plots,
                                 computed=set(job.summary.done), workers=workers)
+        job.summary.output = output
     if pictures is not None:  # contact sheets, annotated videos
         pictures.add_counts(job.input_dir, job.ids, job.own(results), job.summary.done, output, truth=truth)
     return job.summary, metrics

@@ -207,14 +207,12 @@ def main() -> None:
         d, c, e = r["decode"], r["cnn"], r["e2e"]
         m = r["rss"]
         print(f"{model:9s} {at:>9s} {r['reads']:5d} {r['frames']:6d} {d:8.1f} {r['as_built']:8.1f} {c:7.1f} {e:7.1f} "
-              f"{r['vs_min']:7.3f} "
-              f"{r['vs_shared']:10.3f} {r['waits']:5.0%}  {m['base']:4.0f}, {m['cnn']:4.0f} / {m['e2e']:4.0f}, "
-              f"+{m['worker']:.0f}")
+              f"{r['vs_min']:7.3f} {r['vs_shared']:10.3f} {r['waits']:5.0%}  {m['base']:4.0f}, {m['cnn']:4.0f} / "
+              f"{m['e2e']:4.0f}, +{m['worker']:.0f}")
     print("(reads: videos read per stage; frames: sampled frames per stage; frames/s, best of the rounds; "
           "as built: torchvision's network as it is; cnn: with its BatchNorms folded into the convolutions, as "
           "extraction runs it; e2e/min, e2e/shared: mean over rounds of end-to-end against the bounds measured next "
-          "to it; "
-          "min = min(decode, cnn), the bound with separate hardware; shared = 1/(1/decode + 1/cnn), the bound "
+          "to it; min = min(decode, cnn), the bound with separate hardware; shared = 1/(1/decode + 1/cnn), the bound "
           "when both share the CPU cores; waits: share of the end-to-end time the main process waited for "
           "decoded frames, mean over rounds: low means the main process, not decoding, is the limit)")
 

@@ -230,12 +230,12 @@ def caption_folder(input_dir: str, checkpoint: str, output: str, *, beam: int = 
         flush()
     with job.records.lock():  # shards finishing at once: the last one writes every shard's results
         results = job.results()
-        out, job.summary.output = Path(output), output
-        if timed and len(job.ids) > 1:  # a file per video in a folder (all the folder's videos: every shard's)
-            job.summary.output = f"{out.with_suffix('')}/ (a {out.suffix} file per video)"
+        out = Path(output)
+        folder = timed and len(job.ids) > 1  # a file per video in a folder (all the folder's videos: every shard's)
+        job.summary.output = f"{out.with_suffix('')}/ (a {out.suffix} file per video)" if folder else output
         if timed:
             for vid, result in results.items():
-                write_timed_captions(out if len(job.ids) == 1 else out.with_suffix("") / tree_path(vid, out.suffix),
+                write_timed_captions(out.with_suffix("") / tree_path(vid, out.suffix) if folder else out,
                                      result["segments"])
         else:
             write_captions(output, [{"video_id": vid, **results[vid]} for vid in sorted(results)])

@@ -75,15 +75,15 @@ def stream_video(path: str, sampling: Sampling, *, size: int | None, backend: st
         fps = info.fps if info.fps > 0 else 0.0
         plan, counts = _plan(sampling, total, info.fps), [total]  # the frames each plan was made for
         for _ in range(READS):
-            read = yield from _chunks(reader, plan, size, chunk)
+            got = yield from _chunks(reader, plan, size, chunk)
             counted = count_remaining(reader)
             if counted < 1:
                 raise VideoError("no frame could be decoded")
             edges = decoded_edges(reader, counted, fps)
             timed = sampling.mode != "uniform" and edges is not None and _irregular(edges, fps)
             new_plan = sampling.plan_in_time(edges) if timed else _plan(sampling, counted, fps)
-            if np.isin(new_plan, read).all():  # the frames it needs were read (a header count a little high,
-                plan = new_plan  # fps sampling: the plan's tail is gone), and any others are left unused
+            if np.isin(new_plan, np.unique(plan)[:got]).all():  # the frames it needs were read (a header count a
+                plan = new_plan  # little high, fps sampling: the plan's tail is gone); any others are left unused
                 break
             if counted == counts[-1]:
                 reason = "the frames are not 1 / fps apart (variable frame rate): sampled again by their times"
@@ -174,16 +174,18 @@ def _plan(sampling: Sampling, total: int, fps: float) -> np.ndarray:
         raise VideoError(str(e)) from e
 
 
-def _chunks(reader, plan: np.ndarray, size: int | None, chunk: int) -> Generator[Chunk, None, np.ndarray]:
-    """The planned frames in chunks; returns the indices of those read (fewer where the stream ended first)."""
-    frames, indices, read = [], [], []
-    for i, frame in read_frames(reader, np.unique(plan), size=size):
+def _chunks(reader, plan: np.ndarray, size: int | None, chunk: int) -> Generator[Chunk, None, int]:
+    """The planned frames in chunks; returns how many there were: the first ones of the plan's sorted unique
+    frames (fewer where the stream ended first)."""
+    wanted = np.unique(plan)
+    frames, indices, count = [], [], 0
+    for i, frame in read_frames(reader, wanted, size=size):
         frames.append(frame)
         indices.append(i)
-        read.append(i)
+        count += 1
         if len(frames) == chunk:
             yield Chunk(np.stack(frames), np.asarray(indices))
             frames, indices = [], []
     if frames:
         yield Chunk(np.stack(frames), np.asarray(indices))
-    return np.asarray(read, np.int64)
+    return count

@@ -2,17 +2,25 @@
 held-out videos, with scores next to trivial baselines."""
 from __future__ import annotations
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from pipelines.common import EXIT_OK, encoder_spec, hydra_app, print_failed, run_app, sampling_from
 from vidrnn.demo import run_demo
 from vidrnn.device import decode_workers, resolve_device
+from vidrnn.train.loop import TrainConfig
+from vidrnn.train.run import ModelConfig
 
 
 def demo(cfg: DictConfig) -> int:
-    s = run_demo(cfg.output_dir, size=cfg.demo.size, seed=cfg.seed, encoder=encoder_spec(cfg.encoder),
-                 sampling=sampling_from(cfg.video), frame_size=cfg.video.size,
-                 workers=decode_workers(cfg.video.workers), device=resolve_device(cfg.device), progress=not cfg.quiet)
+    d, size = cfg.demo, cfg.demo.size
+    captioner = OmegaConf.to_container(d.captioner)
+    s = run_demo(cfg.output_dir, num_videos=d.videos[size],
+                 trainer=TrainConfig(max_epochs=d.epochs[size], lr=d.lr, patience=0),
+                 captioner=ModelConfig(captioner.pop("kind"), captioner),
+                 counter=ModelConfig(None, OmegaConf.to_container(d.counter)), seed=cfg.seed,
+                 encoder=encoder_spec(cfg.encoder), sampling=sampling_from(cfg.video), frame_size=cfg.video.size,
+                 workers=decode_workers(cfg.video.workers), device=resolve_device(cfg.device), progress=not cfg.quiet,
+                 title=f"vidrnn demo ({size})")
     out = s["out_dir"]
     print(f"""
 demo ({cfg.demo.size}): {s['videos']} synthetic videos {s['splits']}, finished in {s['minutes']:.1f} min

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -24,8 +25,6 @@ from .train.run import DataConfig, ExtractConfig, ModelConfig, train_model
 from .video import Sampling
 
 log = logging.getLogger("vidrnn.demo")
-SIZES = {"tiny": {"num_videos": 24, "epochs": 3}, "small": {"num_videos": 60, "epochs": 30},
-         "large": {"num_videos": 300, "epochs": 60}}
 
 
 def _same_run(run_dir: Path, settings: dict) -> bool:
@@ -39,15 +38,14 @@ def _same_run(run_dir: Path, settings: dict) -> bool:
         return False
 
 
-def run_demo(out_dir: str, *, size: str = "small", seed: int = 0, encoder: dict, sampling: Sampling,
-             frame_size: int = 112, workers: int = 2, device: torch.device = torch.device("cpu"),
-             progress: bool = True) -> dict:
-    """Write everything under ``out_dir`` (contact sheets, annotated videos and ``report.html`` of the
-    held-out videos included) and return the numbers of the summary."""
-    if size not in SIZES:
-        raise ValueError(f"demo.size must be one of {sorted(SIZES)}, not {size!r}")
+def run_demo(out_dir: str, *, num_videos: int, trainer: TrainConfig, captioner: ModelConfig, counter: ModelConfig,
+             encoder: dict, sampling: Sampling, seed: int = 0, frame_size: int = 112, workers: int = 2,
+             device: torch.device = torch.device("cpu"), progress: bool = True, title: str = "vidrnn demo") -> dict:
+    """Make ``num_videos`` synthetic videos, train ``captioner`` and ``counter`` on them with ``trainer``, and
+    write everything under ``out_dir`` (contact sheets, annotated videos and ``report.html`` of the held-out
+    videos included); returns the numbers of the summary."""
     start, out = time.perf_counter(), Path(out_dir)
-    data = make_dataset(out / "data", num_videos=SIZES[size]["num_videos"], seed=seed)
+    data = make_dataset(out / "data", num_videos=num_videos, seed=seed)
     videos = data["videos_dir"]
     log.info("wrote %d synthetic videos with captions and people counts to %s", data["num_videos"], out / "data")
     # extracted where training looks for them first (its feature cache), so they are computed once
@@ -56,22 +54,19 @@ def run_demo(out_dir: str, *, size: str = "small", seed: int = 0, encoder: dict,
                               sampling=sampling, size=frame_size, dtype=CACHE_DTYPE, workers=workers, device=device,
                               progress=progress)
     extract = ExtractConfig(encoder=encoder, sampling=sampling, size=frame_size, workers=workers, progress=progress)
-    trainer = {"max_epochs": SIZES[size]["epochs"], "lr": 2e-3, "patience": 0}
     runs = {}
     for task, data_cfg, model in (
-            ("caption", DataConfig(videos, data["captions"], cache_dir=str(out / "cache")),
-             ModelConfig("attention", {"hidden": 256, "embed": 128, "dropout": 0.3})),
+            ("caption", DataConfig(videos, data["captions"], cache_dir=str(out / "cache")), captioner),
             ("count", DataConfig(videos, data["counts"], frame_annotations=data["frame_counts"],
-                                 cache_dir=str(out / "cache")),
-             ModelConfig(None, {"hidden": 128, "dropout": 0.1}))):
+                                 cache_dir=str(out / "cache")), counter)):
         run_dir = out / f"{task}_run"
-        resume = _same_run(run_dir, {"task": task, "size": size, "seed": seed, "encoder": encoder,
-                                     "sampling": sampling.as_dict(), "frame_size": frame_size, "trainer": trainer,
-                                     "model": {"kind": model.kind, **model.kwargs}})
-        runs[task] = finished_result(run_dir, trainer["max_epochs"]) if resume else None
+        resume = _same_run(run_dir, {"task": task, "videos": num_videos, "seed": seed, "encoder": encoder,
+                                     "sampling": sampling.as_dict(), "frame_size": frame_size,
+                                     "trainer": asdict(trainer), "model": {"kind": model.kind, **model.kwargs}})
+        runs[task] = finished_result(run_dir, trainer.max_epochs) if resume else None
         if runs[task] is None:
             log.info("training the %s model", task)
-            runs[task] = train_model(task, data_cfg, extract, model, TrainConfig(**trainer), out_dir=str(run_dir),
+            runs[task] = train_model(task, data_cfg, extract, model, trainer, out_dir=str(run_dir),
                                      device=device, seed=seed, resume=resume, test_beam=5)  # as the captions below
         else:
             log.info("the %s model of %s is trained already", task, run_dir)
@@ -106,5 +101,5 @@ def run_demo(out_dir: str, *, size: str = "small", seed: int = 0, encoder: dict,
             f"and demo_metrics.json scores them. counts_metrics.json scores the counter's per-frame counts on all "
             f"{data['num_videos']} videos; caption_run/ and count_run/metrics.json hold the training runs' "
             f"validation and test scores.")
-    report = write_report(out, title=f"vidrnn demo ({size})", videos=held_out, note=note)
+    report = write_report(out, title=title, videos=held_out, note=note)
     return {**summary, "out_dir": str(out), "report": str(report), "pictures_failed": pictures.failed}

@@ -240,13 +240,39 @@ class SummarizeSchema:
 
 
 @dataclass
-class DemoSizeSchema:
+class DemoSizesSchema:
+    tiny: int = number(1)
+    small: int = number(1)
+    large: int = number(1)
+
+
+@dataclass
+class DemoCaptionerSchema:
+    kind: str = one_of("attention", "s2vt")
+    hidden: int = number(1)
+    embed: int = number(1)
+    dropout: float = number(0, 1, below=True)
+
+
+@dataclass
+class DemoCounterSchema:
+    hidden: int = number(1)
+    dropout: float = number(0, 1, below=True)
+
+
+@dataclass
+class DemoSettingsSchema:
     size: str = one_of("tiny", "small", "large")
+    videos: DemoSizesSchema = field(default_factory=DemoSizesSchema)
+    epochs: DemoSizesSchema = field(default_factory=DemoSizesSchema)
+    lr: float = number(0, above=True)
+    captioner: DemoCaptionerSchema = field(default_factory=DemoCaptionerSchema)
+    counter: DemoCounterSchema = field(default_factory=DemoCounterSchema)
 
 
 @dataclass
 class DemoSchema:
-    demo: DemoSizeSchema = field(default_factory=DemoSizeSchema)
+    demo: DemoSettingsSchema = field(default_factory=DemoSettingsSchema)
     output_dir: str = path()
     seed: int = MISSING
     device: str = device_field()

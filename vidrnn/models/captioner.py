@@ -15,8 +15,8 @@ class Captioner(nn.Module):
 
     reads_cells = False  # whether it can read grid cells one by one (cells > 1)
 
-    def __init__(self, feat_dim: int, vocab_size: int, *, cell: str = "lstm", hidden: int = 512,
-                 layers: int = 1, embed: int = 256, dropout: float = 0.3, cells: int = 1,
+    def __init__(self, feat_dim: int, vocab_size: int, *, cell: str = "lstm", hidden: int = 256,
+                 layers: int = 1, embed: int = 128, dropout: float = 0.3, cells: int = 1,
                  encoder: nn.Module | None = None):
         super().__init__()
         if cells > 1 and not self.reads_cells:

@@ -25,7 +25,7 @@ class RecurrentCounter(nn.Module):
     """
 
     def __init__(self, feat_dim: int, *, cell: str = "lstm", hidden: int = 256, layers: int = 1,
-                 bidirectional: bool = False, dropout: float = 0.1, loss: str = "huber",
+                 bidirectional: bool = False, dropout: float = 0.3, loss: str = "huber",
                  cells: int = 1, encoder: nn.Module | None = None):
         super().__init__()
         if loss not in LOSSES:

@@ -22,8 +22,8 @@ log = logging.getLogger("vidrnn.train")
 
 @dataclass
 class TrainConfig:
-    max_epochs: int = 30
-    lr: float = 1e-3
+    max_epochs: int = 40
+    lr: float = 2e-3
     weight_decay: float = 1e-4
     clip_grad_norm: float | None = 5.0
     scheduler: str = "cosine"  # cosine | plateau | none

@@ -39,10 +39,12 @@ def test_models_shapes_and_beam_one_equals_greedy(kind, cells, cell):
     feats, caps = torch.randn(3, 5, 24), torch.randint(0, 17, (3, 6))
     assert model(feats, caps).shape == (3, 5, 17)
     assert model(feats, caps, sample_prob=1.0).shape == (3, 5, 17)
-    greedy = greedy_decode(model, feats, bos=1, eos=2, max_len=8)
-    beam1 = beam_search(model, feats, bos=1, eos=2, beam=1, max_len=8)
-    assert [g.tokens for g in greedy] == [b[0].tokens for b in beam1]
-    assert [g.logprob for g in greedy] == pytest.approx([b[0].logprob for b in beam1], abs=1e-5)
+    for penalty in (1.0, 0.0, 0.6):  # the same captions, scored alike
+        greedy = greedy_decode(model, feats, bos=1, eos=2, max_len=8, length_penalty=penalty)
+        beam1 = beam_search(model, feats, bos=1, eos=2, beam=1, max_len=8, length_penalty=penalty)
+        assert [g.tokens for g in greedy] == [b[0].tokens for b in beam1]
+        assert [g.logprob for g in greedy] == pytest.approx([b[0].logprob for b in beam1], abs=1e-5)
+        assert [g.score for g in greedy] == pytest.approx([b[0].score for b in beam1], abs=1e-5)
     nbest = beam_search(model, feats, bos=1, eos=2, beam=4, max_len=8, n_best=3)
     assert all(len(h) == 3 and h[0].score >= h[1].score >= h[2].score for h in nbest)
 

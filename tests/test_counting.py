@@ -15,6 +15,7 @@ from conftest import run_job, run_pipeline, write_opencv
 from vidrnn.models.counter import RecurrentCounter
 from vidrnn.outputs import read_csv_rows
 from vidrnn.synth import make_dataset
+from vidrnn.tasks.counting import CountTask, build_samples
 from vidrnn.train.loop import TrainConfig
 from vidrnn.train.run import DataConfig, ExtractConfig, ModelConfig, train_model
 from vidrnn.video import Sampling
@@ -71,6 +72,21 @@ def _window_errors(windows_csv, labels: dict[str, dict[int, float]], fps: float 
     return errors
 
 
+def test_validation_averages_the_prediction_over_the_labelled_frames_alone():
+    """Without clip counts the truth is a video's mean over its labelled frames; the prediction it is scored
+    against must be the mean over those frames too, not over every sampled frame."""
+    feats = np.array([[1.0], [1.0], [5.0], [5.0]], np.float32)  # (N, D): a frame's count is its feature
+    labels = np.full(31, np.nan, np.float32)
+    labels[[0, 10]] = 1  # frames 20 and 30 (5 people each) have no label
+    samples = build_samples(["v"], [feats], [np.array([0, 10, 20, 30])], [None], [labels])
+
+    class Exact(torch.nn.Module):
+        def forward(self, x):  # (B, N, D) -> clip counts (B,), frame counts (B, N)
+            return x[..., 0].mean(1), x[..., 0]
+
+    assert CountTask(samples, samples).evaluate(Exact()) == {"MAE": 0.0, "RMSE": 0.0}
+
+
 def test_tiny_counter_learns_better_than_the_mean(trained):
     root, _, result = trained
     assert result["best"]["MAE"] < 0.7 * result["mean_predictor"]["val"]["MAE"]
@@ -81,6 +97,7 @@ def test_tiny_counter_learns_better_than_the_mean(trained):
 
 
 def test_count_pipeline_files_parse_back(trained, tmp_path):
+    from vidrnn.predict import records_dir
     root, data, _ = trained
     out = tmp_path / "counts.csv"
     res = run_job("count", f"input_dir={data['videos_dir']}", f"checkpoint={root}/run/checkpoints/best.pt",
@@ -101,11 +118,14 @@ def test_count_pipeline_files_parse_back(trained, tmp_path):
     errors = _window_errors(tmp_path / "counts_windows.csv", _frame_labels(data["frame_counts"]))
     assert len(errors) == metrics["windows"]["scored"] == 48 * 3
     assert metrics["windows"]["MAE"] == pytest.approx(np.abs(errors).mean(), abs=1e-4)  # (4 decimals in the CSV)
+    # a video's count: the mean over its sampled frames, each once (frames 4-11 are in two windows)
+    records = [json.loads(line) for line in (records_dir(str(out)) / "manifest.jsonl").read_text().splitlines()]
     by_video = {}
-    for w in windows:
-        by_video.setdefault(w["video_id"], []).append(float(w["count"]))
-    assert {r["video_id"]: float(r["count"]) for r in rows} == pytest.approx(
-        {v: np.mean(c) for v, c in by_video.items()}, abs=2e-4)  # a video's count: the mean over its windows
+    for r in records:
+        frames, indices = np.asarray(r["result"]["frames"]), np.asarray(r["result"]["meta"]["frame_indices"])
+        unique, inverse = np.unique(indices.reshape(-1), return_inverse=True)
+        by_video[Path(r["video"]).stem] = np.mean(np.bincount(inverse, frames.reshape(-1)) / np.bincount(inverse))
+    assert len(unique) == 12 and {r["video_id"]: float(r["count"]) for r in rows} == pytest.approx(by_video, abs=2e-4)
     plot = cv2.imread(str(tmp_path / "counts_plots" / f"{rows[0]['video_id']}.png"))
     assert plot is not None and plot.shape[0] > 100 and plot.shape[1] > 300
     res = run_job("evaluate", "task=count", f"predictions={out}", f"annotations={data['counts']}",
@@ -447,6 +467,32 @@ def test_a_video_replaced_under_its_name_is_counted_again(tmp_path):
     old = [{k: v for k, v in r.items() if k != "source"} for r in records]
     manifest.write_text("".join(json.dumps(r) + "\n" for r in old))
     assert _hog_count(videos, out)[0].skipped == 3
+
+
+def test_a_frame_encoder_weights_file_replaced_under_its_name_is_counted_again(trained, tmp_path, monkeypatch):
+    """A checkpoint's frame encoder built from a local weights file gives other features once that file is
+    replaced: the file's contents are part of what a rerun compares."""
+    from vidrnn.checkpoint import load_checkpoint
+    from vidrnn.predict import count_folder
+    root, data, _ = trained
+    monkeypatch.setenv("HOME", str(tmp_path))
+    ckpt = load_checkpoint(root / "run/checkpoints/best.pt", task="count")
+    ckpt["encoder"]["weights"] = "~/w.pt"
+    torch.save(ckpt, tmp_path / "best.pt")
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for path in sorted(Path(data["videos_dir"]).rglob("vid000[01].*")):
+        (videos / path.name).symlink_to(path)
+
+    def count_with(seed: int):
+        torch.manual_seed(seed)
+        torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "w.pt")
+        return count_folder(str(videos), str(tmp_path / "counts.csv"), checkpoint=str(tmp_path / "best.pt"),
+                            plots=False, workers=0, progress=False)[0]
+
+    assert len(count_with(0).done) == 2
+    assert count_with(0).skipped == 2  # written again with the same contents: kept
+    assert len(count_with(1).done) == 2  # other weights under the same name: counted again
 
 
 def test_a_count_output_inside_its_input_folder_is_not_read_back(tmp_path):

@@ -364,6 +364,31 @@ def test_train_on_an_extract_output_with_its_settings(tmp_path, monkeypatch):
     assert not (tmp_path / "nowhere").exists()
 
 
+def test_training_on_features_sampled_at_fixed_fps_is_refused_up_front(tmp_path):
+    """fps sampling gives each video its own number of frames (here 2, 4 and 8), which the models cannot stack:
+    training says so before any video is read, not with numpy's error after extracting them all."""
+    from vidrnn.train.loop import TrainConfig
+    from vidrnn.train.run import DataConfig, ExtractConfig, ModelConfig, train_model
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name, fps in (("a", 10.0), ("b", 5.0), ("c", 2.5)):  # 2, 4 and 8 s long
+        write_opencv(videos / f"{name}.avi", 20, "MJPG", fps=fps)
+    spec = {"name": "resnet18", "weights": None, "layer": "layer1", "pooling": "avg", "grid": 1}
+    fps = Sampling(mode="fps", fps=1.0)
+    extract_folder(str(videos), str(tmp_path / "feats"), encoder_spec=spec, sampling=fps, size=32, workers=0,
+                   progress=False)
+    (tmp_path / "counts.csv").write_text("video_id,count\na,1\nb,2\nc,0\n")
+    for data, extract in ((DataConfig(str(videos), str(tmp_path / "counts.csv"), features_dir=str(tmp_path / "feats")),
+                           ExtractConfig(encoder=spec, sampling=Sampling(), workers=0, progress=False)),
+                          (DataConfig(str(videos), str(tmp_path / "counts.csv"), cache_dir=str(tmp_path / "cache")),
+                           ExtractConfig(encoder=spec, sampling=fps, workers=0, progress=False))):
+        with pytest.raises(ValueError, match="video.sampling=fps gives each video its own number of frames"):
+            train_model("count", data, extract, ModelConfig(None, {"hidden": 8}), TrainConfig(max_epochs=1),
+                        out_dir=str(tmp_path / "run"))
+    assert not (tmp_path / "cache").exists()
+
+
 
 def _given_threads(real, expected: int):
     """``real`` (``stream_video`` or ``read_sampled``), failing the video unless the decode worker that calls
@@ -391,24 +416,38 @@ def test_decode_workers_share_the_cpus(folder, monkeypatch, videos, expected):
     assert [type(r).__name__ for r in results] == ["Mapped"] * videos, [getattr(r, "reason", "") for r in results]
 
 
-def test_frames_for_end_to_end_training_are_decoded_on_the_workers_share(folder, monkeypatch):
-    from vidrnn.features import cache as cache_module
+def test_frames_for_end_to_end_training_survive_a_decoder_crash(folder, monkeypatch):
+    """The frames end-to-end training keeps are decoded as extraction's are: those of read_sampled, and a
+    native crash (a real SIGSEGV) in a decode worker fails that file alone."""
+    from vidrnn.features.cache import decoded_frames
 
-    monkeypatch.setattr(device_module, "usable_cpus", lambda: 9)
-    monkeypatch.setattr(cache_module, "read_sampled", _given_threads(cache_module.read_sampled, 4))
-    frames, _, failed = cache_module.decoded_frames(str(folder), GOOD, sampling=Sampling(num_frames=3), size=32,
-                                                    workers=2)
-    assert failed == {} and sorted(frames) == sorted(GOOD)
+    real = encode_module.stream_video
+
+    def crashing(path, *args, **kw):  # the decode workers are forked: they run this
+        if path.endswith("c.avi"):
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return real(path, *args, **kw)
+
+    monkeypatch.setattr(encode_module, "stream_video", crashing)
+    frames, metas, failed = decoded_frames(str(folder), GOOD, sampling=Sampling(num_frames=3), size=32, workers=2)
+    assert failed == {"c.avi": encode_module.CRASHED} and sorted(frames) == sorted(v for v in GOOD if v != "c.avi")
+    for video, got in frames.items():
+        expected, meta = read_sampled(str(folder / video), Sampling(num_frames=3), size=32)  # (N, 32, 32, 3)
+        np.testing.assert_array_equal(got, expected)
+        assert metas[video]["frame_indices"] == list(meta.frame_indices)
 
 
-def test_a_weights_file_replaced_under_its_name_is_extracted_again(tmp_path):
+@pytest.mark.parametrize("named", ["absolute", "from home"])
+def test_a_weights_file_replaced_under_its_name_is_extracted_again(tmp_path, monkeypatch, named):
     """The features of a local state_dict file were kept when the file was replaced under its name: its
-    contents (sha256) are part of the settings a rerun compares."""
+    contents (sha256) are part of the settings a rerun compares, also where it is named from ``~``."""
+    monkeypatch.setenv("HOME", str(tmp_path))
     videos = tmp_path / "videos"
     videos.mkdir()
     write_opencv(videos / "a.avi", 6, "MJPG")
     weights = tmp_path / "w.pt"
-    spec = {"name": "resnet18", "weights": str(weights), "layer": "layer1", "pooling": "avg", "grid": 1}
+    spec = {"name": "resnet18", "weights": str(weights) if named == "absolute" else "~/w.pt", "layer": "layer1",
+            "pooling": "avg", "grid": 1}
 
     def extract_with(seed: int):
         torch.manual_seed(seed)

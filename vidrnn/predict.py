@@ -18,7 +18,7 @@ from .features.store import RunRecords, atomic_write, file_sha256
 from .files import (VIDEO_EXTENSIONS, file_name, n_videos, printable, select_shard, single_line, some_of,
                     tree_path, videos_at)
 from .metrics import count_errors
-from .models.encoder import EncoderError, FrameEncoder
+from .models.encoder import EncoderError, FrameEncoder, weights_file
 from .models.hog import HogPeopleCounter
 from .outputs import (
     CAPTION_FORMATS,
@@ -74,6 +74,14 @@ def _frame_encoder(ckpt: dict, model) -> FrameEncoder:
         return FrameEncoder(**ckpt["encoder"])
     except EncoderError as e:  # e.g. its weights file was moved since
         raise EncoderError(f"the checkpoint's frame encoder (its model reads that encoder's features): {e}") from e
+
+
+def _identity(checkpoint: str, ckpt: dict) -> dict:
+    """What makes a run's results: the checkpoint file's bytes, and those of the weights file its encoder is
+    built from (replaced under its name, it gives other features)."""
+    identity = {"checkpoint": file_sha256(checkpoint_file(checkpoint))}
+    weights = None if ckpt.get("encoder_trained") else weights_file(ckpt["encoder"].get("weights"))
+    return {**identity, "encoder_weights_sha256": file_sha256(weights)} if weights else identity
 
 
 def beside(output: str, name: str) -> Path:
@@ -198,8 +206,8 @@ def caption_folder(input_dir: str, checkpoint: str, output: str, *, beam: int = 
     if timed:
         sampling = replace(sampling, mode="window", window_s=window_s, stride_s=stride_s)
     decode = {"beam": beam, "max_len": max_len or ckpt["max_len"], "length_penalty": length_penalty, "n_best": n_best}
-    job = _start(input_dir, output, {"checkpoint": file_sha256(checkpoint_file(checkpoint)), "timed": timed,
-                                     "sampling": sampling.as_dict(), "decode": decode},
+    job = _start(input_dir, output, {**_identity(checkpoint, ckpt), "timed": timed, "sampling": sampling.as_dict(),
+                                     "decode": decode},
                  extensions=extensions, shard=shard, pictures=pictures)
     pending = []
 
@@ -269,7 +277,7 @@ def count_folder(input_dir: str, output: str, *, checkpoint: str | None = None, 
                              "counter=hog (OpenCV's people detector: no training)")
         ckpt = load_checkpoint(checkpoint, task="count")
         model, sampling = build_model(ckpt).to(device), Sampling(**ckpt["sampling"])
-        identity = {"counter": "rnn", "checkpoint": file_sha256(checkpoint_file(checkpoint))}
+        identity = {"counter": "rnn", **_identity(checkpoint, ckpt)}
     elif counter == "hog":
         hog_counter, sampling = HogPeopleCounter(**(hog or {})), Sampling(num_frames=num_frames)
         identity = {"counter": "hog", "hog": hog or {}}
@@ -353,7 +361,7 @@ def _write_counts(output: str, results: dict, sampling: Sampling, *, truth: Coun
         if windowed:
             window_rows += [[vid, start, end, float(f.mean())]
                             for (start, end), f in zip(window_times(sampling, meta), frames)]
-            rows.append([vid, float(frames.mean())])
+            rows.append([vid, float(per_frame(meta, frames)[1].mean())])  # frames that windows share: once
         else:
             rows.append([vid, float(clip[0])])
     write_csv(out, ["video_id", "count"], rows)

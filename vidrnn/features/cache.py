@@ -11,10 +11,8 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from torch.utils.data import DataLoader, Dataset, get_worker_info
 
-from ..device import decoder_threads, loader_context
-from ..video import VideoError, read_sampled
+from .encode import Mapped, map_frames
 from .extract import ExtractSummary, extract_folder
 from .store import MANIFEST, latest_entries, load_features
 
@@ -75,26 +73,6 @@ def extract_settings(folder: str | os.PathLike) -> dict:
     return json.loads(max(reversed(keys), key=videos.__getitem__))  # max keeps the first of equals: the latest
 
 
-class _Decode(Dataset):
-    """One video's sampled frames per item, or the reason it cannot be read."""
-
-    def __init__(self, video_dir: str, videos: list[str], sampling, size: int, backend: str):
-        self.video_dir, self.videos, self.sampling, self.size, self.backend = video_dir, videos, sampling, size, backend
-
-    def __len__(self) -> int:
-        return len(self.videos)
-
-    def __getitem__(self, i: int):
-        try:
-            info = get_worker_info()
-            frames, meta = read_sampled(str(Path(self.video_dir, self.videos[i])), self.sampling, size=self.size,
-                                        backend=self.backend,
-                                        threads=0 if info is None else decoder_threads(info.num_workers, len(self)))
-            return self.videos[i], frames, meta.as_dict()
-        except VideoError as e:
-            return self.videos[i], None, str(e)
-
-
 def available_memory() -> int | None:
     """Bytes of memory available to new allocations (Linux: /proc/meminfo's MemAvailable); None if unknown."""
     try:
@@ -107,8 +85,9 @@ def available_memory() -> int | None:
 def decoded_frames(video_dir: str, videos: list[str], *, sampling, size: int, backend: str = "auto",
                    workers: int = 2) -> tuple[dict[str, np.ndarray], dict[str, dict], dict[str, str]]:
     """Sampled frames of ``videos`` (uint8, laid out like each plan) for end-to-end training, decoded in
-    ``workers`` processes: (frames, video metadata, failures) by relative path. Where they would not fit
-    in the memory available (uniform sampling: their size is known before decoding), an error says so."""
+    ``workers`` processes (a native crash costs only its video, as in extraction): (frames, video metadata,
+    failures) by relative path. Where they would not fit in the memory available (uniform sampling: their
+    size is known before decoding), an error says so."""
     if sampling.mode == "uniform":
         need, free = len(videos) * sampling.num_frames * size * size * 3, available_memory()
         if free is not None and 2 * need > 0.8 * free:  # two copies while the splits are stacked
@@ -117,12 +96,11 @@ def decoded_frames(video_dir: str, videos: list[str], *, sampling, size: int, ba
                               f"GiB, twice that at the start: more than the {free / 2**30:.1f} GiB available; sample "
                               "fewer or smaller frames (video.num_frames, video.size) or train on cached features "
                               "(encoder.trainable=false)")
-    loader = DataLoader(_Decode(video_dir, videos, sampling, size, backend), batch_size=None, num_workers=workers,
-                        collate_fn=lambda x: x, **loader_context(workers))
     frames, metas, failed = {}, {}, {}
-    for video, data, info in loader:
-        if data is None:
-            failed[video] = info
+    for res in map_frames([(v, str(Path(video_dir, v))) for v in videos], None, sampling, size=size, backend=backend,
+                          workers=workers):
+        if isinstance(res, Mapped):
+            frames[res.key], metas[res.key] = res.values, res.meta.as_dict()
         else:
-            frames[video], metas[video] = data, info
+            failed[res.key] = res.reason
     return frames, metas, failed

@@ -129,14 +129,15 @@ class Mapped:
     meta: VideoMeta
 
 
-def map_frames(videos: list[tuple[str, str]], fn: Callable[[np.ndarray], np.ndarray], sampling: Sampling, *,
-               backend: str = "auto", workers: int = 2, on_frames: Callable[[int], None] | None = None
-               ) -> Iterator[Mapped | Failed]:
-    """``fn`` (frames (n, H, W, 3) uint8 at full size -> one value per frame) over the sampled frames of
-    ``videos``, run in the decode workers: one ``Mapped`` or ``Failed`` per video, as they finish. A
-    worker that dies, and ``on_frames``, are as in ``encode_videos``."""
-    yield from _crash_isolated(partial(_map, fn=fn, sampling=sampling, backend=backend, on_frames=on_frames),
-                               videos, workers)
+def map_frames(videos: list[tuple[str, str]], fn: Callable[[np.ndarray], np.ndarray] | None, sampling: Sampling,
+               *, size: int | None = None, backend: str = "auto", workers: int = 2,
+               on_frames: Callable[[int], None] | None = None) -> Iterator[Mapped | Failed]:
+    """``fn`` (frames (n, H, W, 3) uint8, at full size or resized to ``size`` squared -> one value per frame)
+    over the sampled frames of ``videos``, run in the decode workers; without ``fn`` the values are the frames
+    themselves. One ``Mapped`` or ``Failed`` per video, as they finish. A worker that dies, and
+    ``on_frames``, are as in ``encode_videos``."""
+    yield from _crash_isolated(partial(_map, fn=fn, sampling=sampling, size=size, backend=backend,
+                                       on_frames=on_frames), videos, workers)
 
 
 class VideoBar:
@@ -205,10 +206,10 @@ def _crash_isolated(run: Callable, videos: list[tuple[str, str]], workers: int) 
         todo = [v for v in todo if v[0] not in finished and v not in suspects]
 
 
-def _map(videos: list[tuple[str, str]], reading, *, fn, sampling: Sampling, backend: str, workers: int,
-         on_frames: Callable[[int], None] | None) -> Iterator[Mapped | Failed]:
+def _map(videos: list[tuple[str, str]], reading, *, fn, sampling: Sampling, size: int | None, backend: str,
+         workers: int, on_frames: Callable[[int], None] | None) -> Iterator[Mapped | Failed]:
     """One pass of ``map_frames`` over ``videos``; a decode worker that dies raises RuntimeError."""
-    loader = DataLoader(_VideoStreams(videos, sampling, None, backend, chunk=4, reading=reading, process=fn),
+    loader = DataLoader(_VideoStreams(videos, sampling, size, backend, chunk=4, reading=reading, process=fn),
                         batch_size=None, num_workers=workers, worker_init_fn=_init_worker,
                         prefetch_factor=4 if workers else None, persistent_workers=False, **loader_context(workers))
     state: dict[str, tuple[list, list]] = {}  # key -> (indices, values) of its chunks so far

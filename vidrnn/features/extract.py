@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import numpy as np
 import torch
 
 from ..files import VIDEO_EXTENSIONS, n_videos, select_shard, single_line, videos_at
-from ..models.encoder import FrameEncoder
+from ..models.encoder import FrameEncoder, weights_file
 from ..video import Sampling
 from .encode import Encoded, VideoBar, encode_videos
 from .spool import SpooledFeatures
@@ -60,8 +59,8 @@ def extract_folder(input_dir: str, output_dir: str, *, encoder: FrameEncoder | N
     videos = select_shard(sorted(videos), *shard)
     records = RunRecords(output_dir, input_dir)
     settings = {"encoder": encoder_spec, "sampling": sampling.as_dict(), "size": size, "dtype": dtype}
-    weights = encoder_spec.get("weights")
-    if weights and os.path.isfile(weights):  # a state_dict file replaced under its name gives other features
+    weights = weights_file(encoder_spec.get("weights"))
+    if weights:  # a state_dict file replaced under its name gives other features
         settings["weights_sha256"] = file_sha256(weights)
     finished, todo = records.start(videos, settings)
     summary = ExtractSummary(total=len(videos), skipped=len(videos) - len(todo),

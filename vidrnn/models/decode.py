@@ -31,9 +31,9 @@ def _word_logprobs(logits: torch.Tensor, step: int, *, eos: int, never: tuple[in
 
 @torch.no_grad()
 def greedy_decode(model: Captioner, feats: torch.Tensor, *, bos: int, eos: int, never: tuple[int, ...] = NEVER,
-                  max_len: int = 20) -> list[Hypothesis]:
+                  max_len: int = 20, length_penalty: float = 1.0) -> list[Hypothesis]:
     """The most likely word at each step (<eos> not first); features (B, T, D) -> one hypothesis per
-    video."""
+    video, scored as beam search scores (``length_penalty`` changes the score, not the words)."""
     memory = model.encode(feats)
     state = model.init_state(memory)
     tokens = torch.full((feats.shape[0],), bos, dtype=torch.long, device=feats.device)
@@ -50,7 +50,8 @@ def greedy_decode(model: Captioner, feats: torch.Tensor, *, bos: int, eos: int, 
     out = []
     for b, row in enumerate(torch.stack(words, 1).tolist()):  # (B, steps)
         ids = row[: row.index(eos)] if eos in row else row
-        out.append(Hypothesis(ids, logprob[b].item(), logprob[b].item() / (len(ids) + (eos in row))))
+        length = len(ids) + (eos in row)
+        out.append(Hypothesis(ids, logprob[b].item(), logprob[b].item() / length ** length_penalty))
     return out
 
 

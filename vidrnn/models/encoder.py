@@ -69,6 +69,12 @@ def build_backbone(name: str, weights: str | None = None, *, load: bool = True) 
     return model, tuple(tf.mean), tuple(tf.std)
 
 
+def weights_file(weights: str | None) -> str | None:
+    """The state_dict file that ``weights`` names (a leading ``~`` expanded), or None for none or a name."""
+    path = os.path.expanduser(weights) if weights else None
+    return path if path and os.path.isfile(path) else None
+
+
 def _names_a_file(weights: str) -> bool:
     """Whether ``weights`` reads as a file's path rather than a weights name (``ResNet18_Weights.DEFAULT``)."""
     return "/" in weights or os.sep in weights or weights.lower().endswith((".pt", ".pth", ".bin", ".ckpt"))

@@ -99,7 +99,7 @@ def describe(model: Captioner, vocab: Vocab, feats: torch.Tensor, *, ids: list[s
     for start in range(0, len(ids), batch_size):
         x = feats[start:start + batch_size].to(device)
         if beam == 1 and n_best == 1:
-            found = [[h] for h in greedy_decode(model, x, **words)]
+            found = [[h] for h in greedy_decode(model, x, length_penalty=length_penalty, **words)]
         else:
             found = beam_search(model, x, beam=beam, length_penalty=length_penalty, n_best=n_best, **words)
         for vid, hyps in zip(ids[start:start + batch_size], found):

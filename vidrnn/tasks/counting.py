@@ -116,7 +116,9 @@ class CountTask:
             return {}
         truth, kind = self.val.truth()
         pred = predict_counts(model, self.val.feats, device=self.device)
-        values = {vid: float(p[0] if kind == "clip" else p[1].mean()) for vid, p in zip(self.val.ids, pred)}
+        labelled = ~torch.isnan(self.val.frames).numpy()  # (S, N): the frames the truth averages
+        values = {vid: float(p[0]) if kind == "clip" else float(p[1][m].mean()) if m.any() else np.nan
+                  for vid, p, m in zip(self.val.ids, pred, labelled)}
         scored = [v for v, t in truth.items() if np.isfinite(t)]  # (a window without a labelled frame: none)
         if not scored:
             return {}

@@ -171,6 +171,11 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
         raise ValueError(f"task must be one of {TASKS}, not {task!r}")
     if data.features_dir:
         extract = _settings_of(data.features_dir, extract)
+    if extract.sampling.mode == "fps":
+        raise ValueError("video.sampling=fps gives each video its own number of frames, and the models train on the "
+                         "same number from every video: use video.sampling=uniform (video.num_frames a video) or "
+                         "window" + (f" (the features of {data.features_dir} are sampled at fixed fps)"
+                                     if data.features_dir else ""))
     cells = _cells(task, model_cfg, extract)
     out_dir, batch_size = from_main(lambda: out_dir), per_rank_batch(batch_size)
     video_dir, videos = videos_at(data.video_dir)  # a folder, or one video file

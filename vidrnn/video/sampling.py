@@ -13,8 +13,8 @@ class Sampling:
     """A sampling rule; ``plan`` turns it into frame indices once the frame count is known.
 
     mode: ``uniform`` (``num_frames`` spread over the whole video), ``fps`` (``fps`` frames per second,
-    at most ``max_frames``), or ``window`` (clips of ``num_frames`` spread over ``window_s`` seconds, one
-    clip every ``stride_s`` seconds; the last clip ends at the last frame).
+    the first ``max_frames`` of them), or ``window`` (clips of ``num_frames`` spread over ``window_s``
+    seconds, one clip every ``stride_s`` seconds; the last clip ends at the last frame).
     """
 
     mode: str = "uniform"

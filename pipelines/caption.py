@@ -7,7 +7,7 @@ from omegaconf import DictConfig
 
 from pipelines.common import folder_options, hydra_app, print_score_notes, report, run_app, warn_unread_video_keys
 from vidrnn.evaluate import evaluate_captions
-from vidrnn.outputs import write_json
+from vidrnn.outputs import not_an_input, write_json
 from vidrnn.pictures import Pictures
 from vidrnn.predict import beside, caption_folder
 from vidrnn.report import write_report
@@ -17,6 +17,7 @@ def caption(cfg: DictConfig) -> int:
     d = cfg.decode
     warn_unread_video_keys("caption")
     options = folder_options(cfg)
+    not_an_input(cfg.output, references=cfg.references)
     pictures = Pictures(Path(cfg.output).parent, sheets=cfg.sheets, render=cfg.render, references=cfg.references,
                         backend=cfg.video.backend, workers=options["workers"], progress=not cfg.quiet)
     summary = caption_folder(

@@ -18,6 +18,9 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, Override
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
@@ -95,12 +98,11 @@ def hydra_app(config_name: str) -> Callable:
 
         @functools.wraps(fn)
         def main() -> None:
-            sys.argv[1:] = [_home_quoted(arg) for arg in sys.argv[1:]]
-            for arg in sys.argv[1:]:
-                error = _command_line_error(config_name, arg)
-                if error:
-                    print(f"error: {error}", file=sys.stderr)
-                    sys.exit(EXIT_ERROR)
+            try:
+                sys.argv[1:] = _command_line(config_name, sys.argv[1:])
+            except ValueError as e:
+                print(f"error: {e}", file=sys.stderr)
+                sys.exit(EXIT_ERROR)
             signal.signal(signal.SIGTERM, _stop)
             sys.unraisablehook = _unraisable
             if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # (not where it is ignored)
@@ -118,18 +120,72 @@ def hydra_app(config_name: str) -> Callable:
     return wrap
 
 
-def _home_quoted(arg: str) -> str:
-    """``key=~/videos`` as Hydra reads it, ``key='~/videos'`` (sh, dash and cron leave ``~`` to us; Hydra's
-    grammar refuses it unquoted); the path's ``~`` is expanded as any path's is."""
-    key, sep, value = arg.partition("=")
-    if sep and not key.startswith("-") and value.startswith("~") and not any(c in value for c in "'\"\\"):
-        return f"{key}='{value}'"
-    return arg
+# Hydra's own options; those of the first set take a value as the next argument
+_VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir",
+                "-cd", "--experimental-rerun", "--shell-completion", "-sc", "--info", "-i"}
+_FLAGS = _VALUE_FLAGS | {"--help", "-h", "--hydra-help", "--version", "--resolve", "--run", "-r", "--multirun", "-m"}
+
+
+def _command_line(app: str, args: list[str]) -> list[str]:
+    """The command line as Hydra is to read it, or a ValueError naming, in one line, the first argument that
+    ``app`` cannot take (Hydra's own message runs to six lines). A value Hydra's grammar refuses unquoted (a
+    path with ``~`` or letters beyond ASCII) is quoted for it, and its options go first."""
+    parser, multirun, flags, out = OverridesParser.create(), "-m" in args or "--multirun" in args, [], []
+    for i, arg in enumerate(args):
+        if arg.startswith("-") or (i and args[i - 1] in _VALUE_FLAGS and "=" not in arg):
+            if arg.startswith("--") and arg.split("=")[0] not in _FLAGS:
+                raise ValueError(f"{arg}: write {arg.lstrip('-')} (key=value, without dashes)")
+            flags.append(arg)
+            continue
+        if "=" not in arg and not arg.startswith("~"):
+            raise ValueError(f"cannot read {arg!r}: write key=value, no spaces around '='; vidrnn {app} --help lists "
+                             "the keys")
+        given = arg
+        try:
+            override = parser.parse_override(arg)
+        except HydraException as e:
+            arg, override = _quoted(parser, arg, e)
+        error = _command_line_error(app, arg) or _override_error(app, override, multirun, given)
+        if error:
+            raise ValueError(error)
+        out.append(arg)
+    return flags + out  # Hydra's argparse takes no key=value after an option (... -m key=value)
+
+
+def _quoted(parser: OverridesParser, arg: str, error: HydraException) -> tuple[str, Override]:
+    """``key='value'`` (each value of a sweep quoted) with Hydra's reading of it, for a ``key=value`` its
+    grammar refuses unquoted; a ValueError where quoting does not help."""
+    key, _, value = arg.partition("=")
+    if not any(c in value for c in "'\"\\"):
+        quoted = f"{key}=" + ",".join(f"'{v}'" for v in value.split(","))
+        with contextlib.suppress(HydraException):
+            return quoted, parser.parse_override(quoted)
+    raise ValueError(f"cannot read {arg!r} ({str(error).splitlines()[0]}): quote a value with other characters "
+                     "than letters, digits, spaces and / . - _ as key='value'") from error
+
+
+def _override_error(app: str, override: Override, multirun: bool, given: str) -> str | None:
+    """Why a parsed ``key=value`` cannot be ``app``'s: a value of the wrong type or shape (each value of a
+    sweep's list checked), several values without ``-m`` (``given``: the argument as typed); None where Hydra is
+    left to read it (its own keys, config groups, deletions, sweeps over ranges)."""
+    name = override.key_or_group
+    if name.split(".")[0] == "hydra" or override.is_delete() or Path(CONF_DIR, name).is_dir():
+        return None
+    if not override.is_sweep_override():
+        return bad_value(app, name, override.value())
+    if not multirun:
+        text = given.partition("=")[2]
+        return f"{given} lists several values: add -m to run a job for each (a sweep), or quote " \
+               f"them as one value: {name}='{text}'"
+    if not isinstance(override.value(), ChoiceSweep):  # range(...), interval(...): Hydra checks them
+        return None
+    values = [None if v.lower() == "null" else v for v in override.sweep_string_iterator()]
+    return next((e for v in values if (e := bad_value(app, name, v))), None)
 
 
 def _command_line_error(app: str, arg: str) -> str | None:
     """Why a command-line ``key=value`` cannot be one of ``app``'s, in one line: a key it does not have, a
-    word for a number, a config file a group does not hold (``video=smal``); None for any other argument."""
+    config file a group does not hold (``video=smal``); None for any other argument."""
     key = re.match(r"(?:\+{1,2})?([A-Za-z_][\w.]*)=(.*)|~([A-Za-z_][\w.]*)(?:=|$)", arg, re.S)  # +key= ~key
     name = key and (key[1] or key[3])
     if not name or name.split(".")[0] == "hydra":
@@ -139,7 +195,7 @@ def _command_line_error(app: str, arg: str) -> str | None:
         choices = sorted(p.stem for p in group.glob("*.yaml"))
         wrong = [c for c in (key[2] or "").split(",") if re.fullmatch(r"[\w-]+", c) and c not in choices]
         return f"{name} has no {wrong[0]!r}: choose one of {', '.join(choices)}" if wrong else None
-    return unknown_key(app, name) or (bad_value(app, name, key[2]) if key[2] is not None else None)
+    return unknown_key(app, name)
 
 
 def sampling_from(video: DictConfig) -> Sampling:
@@ -194,10 +250,10 @@ class RunDirCheck(Callback):
     ``hydra.callbacks``)."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
-        _make_dir(config.hydra.run.dir)
+        _make_dir(config.hydra.run.dir, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        _make_dir(config.hydra.sweep.dir)
+        _make_dir(config.hydra.sweep.dir, "hydra.sweep.dir")
         mark_sweep_start(config.hydra.sweep.dir)
 
     def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
@@ -221,13 +277,15 @@ class RunDirCheck(Callback):
             sys.exit(EXIT_SOME_FAILED)
 
 
-def _make_dir(path: str) -> None:
+def _make_dir(path: str, key: str) -> None:
+    """Make the run dir ``path`` (the config's ``key``); a one-line error naming the key where it cannot be: the
+    default (logs under the current folder) fails where that folder is read-only."""
     try:
         Path(path).mkdir(parents=True, exist_ok=True)
         if shutil.disk_usage(path).free < MIN_FREE_BYTES:
             raise OSError(errno.ENOSPC, "no space left", path)
     except OSError as e:
-        print(f"error: {error_line(e)}", file=sys.stderr)
+        print(f"error: {error_line(e)} (making {key}={path}: give it a writable folder)", file=sys.stderr)
         sys.exit(EXIT_ERROR)
 
 

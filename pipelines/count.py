@@ -15,6 +15,8 @@ def count(cfg: DictConfig) -> int:
     if cfg.counter == "hog":
         warn_unread_video_keys("count", ("video.backend", "video.workers", "video.num_frames"),
                                "the HOG detector reads video.num_frames full-size frames per clip or window")
+        if cfg.checkpoint:
+            print(f"count: warning: checkpoint={cfg.checkpoint} not used: counter=hog needs no trained model")
     else:
         warn_unread_video_keys("count")
     options = folder_options(cfg)

@@ -6,10 +6,12 @@ from omegaconf import DictConfig
 from pipelines.common import EXIT_OK, hydra_app, print_score_notes, run_app
 from vidrnn.evaluate import evaluate_captions, evaluate_counts
 from vidrnn.files import n_videos, some_of
-from vidrnn.outputs import write_json
+from vidrnn.outputs import not_an_input, output_format, write_json
 
 
 def evaluate(cfg: DictConfig) -> int:
+    output_format(cfg.output, (".json",), "metrics")  # before anything is read
+    not_an_input(cfg.output, predictions=cfg.predictions, annotations=cfg.annotations, splits=cfg.splits)
     if cfg.task == "caption":
         result = evaluate_captions(cfg.predictions, cfg.annotations, split=cfg.split, splits=cfg.splits,
                                    meteor=cfg.meteor)

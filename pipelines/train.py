@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipelines.common import EXIT_OK, encoder_spec, hydra_app, print_score_notes, run_app, sampling_from
 from vidrnn.device import decode_workers, resolve_device
+from vidrnn.files import n_videos, some_of
 from vidrnn.schemas import DataSchema
 from vidrnn.sweeps import check_settings, finished_result
 from vidrnn.train.loop import TrainConfig
@@ -46,6 +47,9 @@ def train(cfg: DictConfig) -> int:
     for split, errors in result.get("mean_predictor", {}).items():  # counting: the baseline to beat
         print(f"train: {split} MAE {errors['MAE']:.4f}  RMSE {errors['RMSE']:.4f} of the mean predictor "
               "(the mean training count)")
+    if result.get("unreadable"):
+        print(f"train: {n_videos(len(result['unreadable']))} skipped, unreadable: {some_of(result['unreadable'])} "
+              "(metrics.json says why)")
     print(f"train: run written to {out_dir} (checkpoints/best.pt, metrics.json, curves.png)")
     return EXIT_OK
 

@@ -555,3 +555,20 @@ def test_a_variable_frame_rate_video_is_rendered_on_its_own_clock(tmp_path, monk
     assert written == 12 and shown == pytest.approx([t / 1000 for t in pts], abs=2e-3)
     copy = cv2.VideoCapture(str(tmp_path / "out.mp4"))
     assert pts[-1] / 1000 < 12 / copy.get(cv2.CAP_PROP_FPS) < pts[-1] / 1000 + 0.25  # the last frame's own length
+
+
+def test_training_names_the_videos_it_could_not_read_in_its_last_lines(tmp_path):
+    """Unreadable annotated videos are skipped (the model trains on the rest) and named in the summary at the
+    end and in metrics.json, not only in a warning lost in the log above."""
+    data = make_dataset(tmp_path / "data", num_videos=6, width=64, height=48, num_frames=8, fps=8.0, subdirs=False)
+    broken = sorted(Path(data["videos_dir"]).glob("vid000[12].*"))
+    for path in broken:
+        path.write_bytes(b"not a video\n" * 100)
+    res = run_pipeline("train", "task=count", f"data.video_dir={data['videos_dir']}",
+                       f"data.annotations={data['counts']}", "video.size=32", "video.num_frames=3",
+                       "encoder.layer=layer1", "trainer.max_epochs=1", "video.workers=0", "quiet=true",
+                       f"hydra.run.dir={tmp_path}/run", f"data.cache_dir={tmp_path}/c")
+    assert res.returncode == 0, res.stderr
+    names = ", ".join(repr(p.name) for p in broken)
+    assert f"train: 2 videos skipped, unreadable: {names} (metrics.json says why)" in res.stdout.splitlines()
+    assert sorted(json.loads((tmp_path / "run/metrics.json").read_text())["unreadable"]) == [p.name for p in broken]

@@ -207,6 +207,11 @@ def tiny_args(data: dict, cache: Path) -> list[str]:
     ("+model.hiden=3", ["error: vidrnn train has no key model.hiden (did you mean model.hidden?); --help lists them"]),
     ("evaluate.x=3", ["error: vidrnn train has no key evaluate.x (its keys here: task, device, seed, quiet, "]),
     ("model.cell=grux", ["error: model.cell must be one of lstm | gru | rnn, not 'grux'"]),
+    ("model.hidden=8,16", ["error: model.hidden=8,16 lists several values: add -m to run a job for each"]),
+    ("trainer.max_epochs={a:1}", ["error: trainer.max_epochs takes one value, not a mapping"]),
+    ("--trainer.max_epochs=3", ["error: --trainer.max_epochs=3: write trainer.max_epochs=3"]),
+    ("trainer.max_epochs", ["error: cannot read 'trainer.max_epochs': write key=value"]),
+    ("data.cache_dir=", ["error: data.cache_dir is empty: give a file or folder"]),  # (an unset shell variable)
 ])
 def test_a_bad_key_type_or_value_stops_the_app_before_any_work(tiny, tmp_path, bad, says):
     data = tiny[1]
@@ -217,6 +222,29 @@ def test_a_bad_key_type_or_value_stops_the_app_before_any_work(tiny, tmp_path, b
     assert all(s in res.stderr for s in says) and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) <= (1 if says[0].startswith("error:") else 8)  # Hydra's: <= 8
     assert not (tmp_path / "cache").exists() and not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_the_command_line_is_read_before_hydra_reads_it():
+    """Values Hydra's grammar refuses unquoted (``~``, letters beyond ASCII) are quoted for it, each of a sweep's
+    values alone; its options go first (its argparse takes no key=value after one); every value of a sweep's
+    list is checked as a single value is; a wrong one is one line naming the key."""
+    from pipelines.common import _command_line
+    assert _command_line("count", ["input_dir=~/v", "-m", "output=été/c.csv", "window_s=1,2", "labels=null"]) == [
+        "-m", "input_dir='~/v'", "output='été/c.csv'", "window_s=1,2", "labels=null"]
+    assert _command_line("caption", ["input_dir=vidéos/a,vidéos/b", "--multirun"]) == [
+        "--multirun", "input_dir='vidéos/a','vidéos/b'"]
+    assert _command_line("train", ["--cfg", "job", "video.max_frames=8,null", "-m"]) == [
+        "--cfg", "job", "-m", "video.max_frames=8,null"]
+    for app, args, says in [
+        ("train", ["-m", "trainer.lr=0.01,abc"], "trainer.lr must be a number, not 'abc'"),
+        ("train", ["-m", "model.hidden=8,null"], "model.hidden cannot be null: give a value"),
+        ("count", ["output=null"], "output cannot be null: give a value"),
+        ("count", ["window_s=[1,2]"], "window_s takes one value, not a list"),
+        ("extract", ["extensions=.mp4"], "extensions takes a list: extensions=[.mp4]"),
+        ("count", ["input_dir='it's'"], "cannot read \"input_dir='it's'\""),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(says)):
+            _command_line(app, args)
 
 
 @pytest.mark.parametrize("task, bad, says", [

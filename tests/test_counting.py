@@ -566,10 +566,12 @@ def test_video_keys_a_count_run_does_not_read_are_named(tmp_path):
     data = make_dataset(tmp_path / "data", num_videos=2, width=64, height=48, num_frames=8, fps=4.0, subdirs=False)
     res = run_pipeline("count", f"input_dir={data['videos_dir']}", "counter=hog", f"output={tmp_path}/c.csv",
                        "video.num_frames=3", "video.size=64", "video.sampling=fps", "quiet=true", "sheets=false",
-                       "report=false", "plots=false")
+                       "report=false", "plots=false", f"checkpoint={tmp_path}/run")
     assert res.returncode == 0, res.stderr
     assert ("count: warning: video.size, video.sampling not used: the HOG detector reads video.num_frames full-size "
             "frames per clip or window") in res.stdout.splitlines()
+    assert (f"count: warning: checkpoint={tmp_path}/run not used: counter=hog needs no trained model"
+            in res.stdout.splitlines())
 
 
 def test_videos_whose_paths_differ_only_in_their_extension_get_an_id_each(tmp_path):

@@ -30,6 +30,7 @@ from pipelines.common import MIN_FREE_BYTES, RunDirCheck
 from vidrnn.checkpoint import CheckpointError, load_checkpoint
 from vidrnn.features import load_features
 from vidrnn.files import list_videos, require_videos
+from vidrnn.outputs import read_csv_rows
 from vidrnn.predict import records_dir
 from vidrnn.schemas import (CaptionSchema, CountSchema, DemoSchema, EvaluateSchema, ExtractSchema, SummarizeSchema,
                             TrainSchema, validate)
@@ -107,7 +108,17 @@ def faults(setup) -> dict:
     s = setup
     root, videos, ckpt = s["root"], s["videos"], s["ckpt"]
     count = [f"checkpoint={ckpt}", f"hydra.run.dir={root}/logs", *COUNT]
+    labels = shutil.copy(Path(videos).parent / "counts.csv", root / "labels.csv")
+    (root / "vidéos").mkdir()
+    (root / "vidéos" / "été 1.avi").symlink_to(next(Path(videos).rglob("*.avi")))
     cases = {
+        "output_is_labels": lambda: run_pipeline("count", f"input_dir={videos}", "counter=hog", f"labels={labels}",
+                                                 f"output={labels}", f"hydra.run.dir={root}/logs", *COUNT),
+        "metrics_into_input": lambda: run_pipeline("evaluate", "task=count", f"predictions={labels}",
+                                                   f"annotations={labels}", f"output={labels}",
+                                                   f"hydra.run.dir={root}/logs"),
+        "not_ascii": lambda: run_pipeline("count", f"input_dir={root}/vidéos", "counter=hog",
+                                          f"output={root}/été/ü.csv", f"hydra.run.dir={root}/logs", *COUNT),
         "missing_input": lambda: run_pipeline("count", f"input_dir={root}/missing", f"output={root}/c1.csv", *count),
         "empty_input": lambda: run_pipeline("extract", f"input_dir={root}/empty", f"output_dir={root}/e1", *QUICK),
         "output_under_file": lambda: run_pipeline("count", f"input_dir={videos}", f"output={root}/file.txt/c.csv",
@@ -227,6 +238,21 @@ def test_output_under_a_regular_file(faults, setup):
     assert file.read_text() == "a regular file\n"
 
 
+def test_an_output_that_is_an_input_file_is_refused_and_the_file_kept(faults, setup):
+    """An output named as one of the run's input files (``output=`` pasted from ``labels=``) would destroy it."""
+    labels = setup["root"] / "labels.csv"
+    assert_one_line_error(faults["output_is_labels"], f"{labels}: the output is the labels file too")
+    assert_one_line_error(faults["metrics_into_input"], f"{labels}: metrics output must end in .json (not .csv)")
+    assert labels.read_bytes() == (Path(setup["videos"]).parent / "counts.csv").read_bytes()
+
+
+def test_paths_beyond_ascii_need_no_quotes(faults, setup):
+    """Hydra's grammar refuses letters beyond ASCII unquoted; the apps quote such a value for it."""
+    res = faults["not_ascii"]
+    assert res.returncode == 0, res.stderr
+    assert [r["video_id"] for r in read_csv_rows(setup["root"] / "été" / "ü.csv")] == ["été 1"]
+
+
 @pytest.fixture
 def tmpfs(tmp_path):
     """Mount a tmpfs of the given size (bytes) at a new folder; skips where this machine does not allow it."""
@@ -315,6 +341,24 @@ def test_unknown_backbone(faults):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_cuda_without_a_gpu(faults):
     assert_one_line_error(faults["no_cuda"], "device=cuda was asked for, but no CUDA GPU is available")
+
+
+def test_a_gpu_that_is_not_there_is_named_as_asked_for(monkeypatch):
+    """The device as the user wrote it, and what the machine has (torch's own words name neither the key
+    nor the GPUs there are)."""
+    from vidrnn.device import resolve_device
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match=re.escape("device=mps was asked for, but this machine has no Apple GPU")):
+        resolve_device("mps")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(RuntimeError, match=re.escape("device=cuda:1 was asked for, but this machine has 1 CUDA GPU "
+                                                      "(cuda:0)")):
+        resolve_device("cuda:1")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    with pytest.raises(RuntimeError, match=re.escape("has 4 CUDA GPUs (cuda:0 to cuda:3)")):
+        resolve_device("cuda:4")
+    assert resolve_device("cuda:3") == torch.device("cuda:3")
 
 
 def test_a_full_disk_that_names_no_file_names_the_temporary_folder(monkeypatch):

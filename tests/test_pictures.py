@@ -310,7 +310,7 @@ draw_each(draw, [({str(tmp_path / "pids")!r}, k) for k in range(8)], workers=2)
 def _state(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/status").read_text().split("State:")[1].splitlines()[0].lower()
-    except (FileNotFoundError, IndexError):
+    except (FileNotFoundError, ProcessLookupError, IndexError):  # gone while it was read: dead
         return "zombie"
 
 

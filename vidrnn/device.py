@@ -12,12 +12,17 @@ MAX_AUTO_WORKERS = 16
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` -> CUDA when present, else CPU; ``cuda`` where there is none is an error."""
+    """``auto`` -> CUDA when present, else CPU; a GPU that is not there is an error naming what there is."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device=cuda was asked for, but no CUDA GPU is available (use device=auto or cpu)")
+        raise RuntimeError(f"device={name} was asked for, but no CUDA GPU is available (use device=auto or cpu)")
+    if device.type == "cuda" and (device.index or 0) >= (gpus := torch.cuda.device_count()):
+        raise RuntimeError(f"device={name} was asked for, but this machine has {gpus} CUDA GPU"
+                           f"{'s' if gpus > 1 else ''} (cuda:0{f' to cuda:{gpus - 1}' if gpus > 1 else ''})")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError("device=mps was asked for, but this machine has no Apple GPU (use device=auto or cpu)")
     return device
 
 

@@ -26,6 +26,22 @@ def output_format(path: str | os.PathLike, formats: tuple[str, ...], what: str) 
     return suffix.lower()
 
 
+def not_an_input(output: str | os.PathLike, **inputs: str | os.PathLike | None) -> None:
+    """A ValueError where ``output`` is one of the files a run reads (``inputs``: what each is, and its path or
+    None), which writing it would destroy."""
+    for name, path in inputs.items():
+        if path and _same_file(output, path):
+            raise ValueError(f"{output}: the output is the {name} file too, which writing it would destroy; give "
+                             "another output")
+
+
+def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    a, b = os.path.expanduser(a), os.path.expanduser(b)
+    if os.path.exists(a) and os.path.exists(b):
+        return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` atomically as UTF-8; the undecodable bytes of a file name in it as ``\\udcNN``."""
     atomic_write(path, lambda f: f.write(text.encode("utf-8", "backslashreplace")))

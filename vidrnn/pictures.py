@@ -32,7 +32,7 @@ from .device import process_context
 from .evaluate import annotated_ids
 from .features.encode import CRASHED
 from .features.store import _append_jsonl, _read_jsonl, atomic_write
-from .files import file_name, fitted_name, single_line
+from .files import file_name, fitted_name, n_videos, single_line
 from .outputs import read_csv_rows
 from .video import (Sampling, VideoError, count_remaining, decoded_edges, failure_reason, next_frame, open_video,
                     read_frames, read_sampled)
@@ -512,7 +512,7 @@ class Pictures:
             return
         todo = [vid for vid in videos if redraw or not all(t.exists() for t in self._targets(vid))]
         if todo:
-            log.info("drawing the pictures of %d videos into %s", len(todo), self.dir)
+            log.info("drawing the pictures of %s into %s", n_videos(len(todo)), self.dir)
         jobs = [(vid, target) for vid in todo for target in self._targets(vid)]
         found = draw_each(_draw_picture, [(self.notes[vid], target, self.backend) for vid, target in jobs],
                           workers=self.workers, progress=self.progress)

@@ -23,6 +23,7 @@ from .models.hog import HogPeopleCounter
 from .outputs import (
     CAPTION_FORMATS,
     TIMED_FORMATS,
+    not_an_input,
     output_format,
     write_captions,
     write_csv,
@@ -271,6 +272,7 @@ def count_folder(input_dir: str, output: str, *, checkpoint: str | None = None, 
     same counter and settings skips them, and the files are written at the end from the records.
     """
     output_format(output, (".csv",), "count")  # before any video: the counts are a CSV table
+    not_an_input(output, labels=labels)
     if counter == "rnn":
         if not checkpoint:
             raise ValueError("counter=rnn needs checkpoint=<checkpoints/best.pt of a count training run>, or use "

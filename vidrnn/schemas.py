@@ -325,8 +325,8 @@ SCHEMAS = {"extract": ExtractSchema, "train": TrainSchema, "caption": CaptionSch
 def validate(cfg: DictConfig, prefix: str = "", *, unset_ok: bool = False) -> None:
     """Raise ValueError naming the first key that is unset (``???``; allowed with ``unset_ok``), that its
     schema lacks (added by a config file; the apps refuse ``+key=...`` on the command line), or whose
-    value is not one its schema allows (a choice, or a number out of its range). A leading ``~`` of a path
-    key's value (a ``path()`` field) is expanded in ``cfg``."""
+    value is not one its schema allows (a choice, a number out of its range, an empty path). A leading ``~``
+    of a path key's value (a ``path()`` field) is expanded in ``cfg``."""
     schema = OmegaConf.get_type(cfg)
     fields = {f.name: f for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
     for key in cfg:
@@ -344,8 +344,15 @@ def validate(cfg: DictConfig, prefix: str = "", *, unset_ok: bool = False) -> No
             raise ValueError(f"{name} must be one of {' | '.join(meta['choices'])}, not {value!r}")
         elif "range" in meta and (wanted := _out_of_range(value, *meta["range"])):
             raise ValueError(f"{name} must be {wanted}, not {value!r}")
+        elif meta.get("path") and isinstance(value, str) and not value.strip():  # an unset shell variable:
+            none = " (null for none)" if _optional(fields[key].type) else ""  # not the current folder
+            raise ValueError(f"{name} is empty: give a file or folder{none}")
         elif meta.get("path") and isinstance(value, str) and value.startswith("~"):
             cfg[key] = os.path.expanduser(value)
+
+
+def _optional(kind: Any) -> bool:
+    return type(None) in typing.get_args(kind)
 
 
 def _closest(prefix: str, key: str, keys) -> str:
@@ -362,16 +369,25 @@ def unknown_key(app: str, key: str) -> Optional[str]:
     return _key_type(app, key)[1]
 
 
-def bad_value(app: str, key: str, value: str) -> Optional[str]:
-    """Why the command line's ``value`` cannot be the number or yes/no of ``key`` (Hydra says it in six
-    lines); None where it can, or where Hydra reads it first (a sweep's list, ``choice(...)``, ``${...}``)."""
-    kind = _key_type(app, key)[0]
-    if kind not in _SCALARS or re.search(r"[,(${]", value) or value.strip().lower() in ("null", "none", ""):
+def bad_value(app: str, key: str, value: Any) -> Optional[str]:
+    """Why ``value``, as Hydra's grammar read it from the command line (a string, number, list, ... or None
+    for ``null``), cannot be ``key``'s (Hydra says it in six lines); None where it can, or where Hydra
+    resolves it later (``${...}``)."""
+    kind, optional = _key_type(app, key)[0], _key_optional(app, key)
+    if kind is None or (isinstance(value, str) and "${" in value):
+        return None
+    if value is None:
+        return None if optional else f"{key} cannot be null: give a value"
+    if typing.get_origin(kind) in (list, List):
+        return None if isinstance(value, list) else f"{key} takes a list: {key}=[{value}]"
+    if isinstance(value, (list, dict)):
+        return f"{key} takes one value, not a {'list' if isinstance(value, list) else 'mapping'}"
+    if kind not in _SCALARS:
         return None
     try:
-        _SCALARS[kind](value.strip())
+        _SCALARS[kind](str(value).strip())
     except ValueError:
-        return f"{key} must be {_SCALAR_NAMES[kind]}, not {value!r}"
+        return f"{key} must be {_SCALAR_NAMES[kind]}, not {str(value)!r}"
     return None
 
 
@@ -383,6 +399,16 @@ def _yes_no(value: str) -> bool:
 
 _SCALARS = {int: int, float: float, bool: _yes_no}
 _SCALAR_NAMES = {int: "a whole number", float: "a number", bool: "true or false"}
+
+
+def _key_optional(app: str, key: str) -> bool:
+    """Whether ``app``'s key ``key`` may be null (an ``Optional`` field, or one in a part the schema leaves open)."""
+    parent, _, last = key.rpartition(".")
+    schema = _key_type(app, parent)[0] if parent else SCHEMAS[app]
+    if not dataclasses.is_dataclass(schema):
+        return True
+    kind = next((f.type for f in dataclasses.fields(schema) if f.name == last), None)
+    return kind is None or _optional(kind)
 
 
 def _key_type(app: str, key: str) -> tuple[Any, Optional[str]]:
@@ -397,7 +423,8 @@ def _key_type(app: str, key: str) -> tuple[Any, Optional[str]]:
             prefix = "".join(f"{p}." for p in path)
             return None, f"vidrnn {app} has no key {key} ({_closest(prefix, part, fields)}); --help lists them all"
         path.append(part)
-        schema = next((t for t in typing.get_args(fields[part]) if t is not type(None)), fields[part])
+        kind = fields[part]  # Optional[X]: X
+        schema = next(t for t in typing.get_args(kind) if t is not type(None)) if _optional(kind) else kind
     return schema, None
 
 

@@ -266,6 +266,8 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
     result = fit(model, task_obj.batches, task_obj.step, task_obj.evaluate, cfg=trainer, out_dir=out_dir,
                  device=device, checkpoint_extra=extra, resume=resume, complete=False)
     result["complete"] = True  # once the scores below are in metrics.json
+    if failed:
+        result["unreadable"] = failed  # relative path -> why
     if splits["test"]:
         def test_scores() -> tuple[dict, dict]:
             best = build_model(load_checkpoint(Path(out_dir, "checkpoints", "best.pt"), task=task)).to(device)

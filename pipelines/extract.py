@@ -15,7 +15,8 @@ def extract(cfg: DictConfig) -> int:
         print(f"extract: note: encoder.weights=null: {spec['name']} with random weights (encoder.weights=DEFAULT "
               "for its ImageNet weights, or a state_dict file)")
     summary = extract_folder(cfg.input_dir, cfg.output_dir, encoder=encoder, encoder_spec=spec,
-                             sampling=sampling_from(cfg.video), size=cfg.video.size, dtype=cfg.dtype, **options)
+                             sampling=sampling_from(cfg.video), size=cfg.video.size, dtype=cfg.dtype,
+                             replace=cfg.replace, **options)
     print(f"extract: {len(summary.done)} extracted, {summary.skipped} already done, "
           f"{len(summary.failed)} failed -> {cfg.output_dir}")
     print_failed(summary.failed)

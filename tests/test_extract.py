@@ -1,6 +1,7 @@
 """The extract job end to end: per-video files, manifest, failures, reruns, shards, the CLI."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -120,22 +121,23 @@ def test_rerun_recomputes_nothing_and_retries_failures(folder, tmp_path, encoder
     assert [json.loads(x)["video"] for x in (out / "failures.jsonl").read_text().splitlines()] == ["a/folder.mp4"]
     third = run(folder, out, encoder)
     assert third.done == [] and third.skipped == 5
-    changed = run(folder, out, encoder, sampling=Sampling(num_frames=2))  # other settings: recomputed
+    changed = run(folder, out, encoder, sampling=Sampling(num_frames=2), replace=True)  # other settings: recomputed
     assert len(changed.done) == 5
 
 
 def test_features_overwritten_by_other_settings_are_extracted_again(folder, tmp_path, encoder):
     """A video's latest manifest line tells what its feature file holds: a rerun with the settings of an
-    earlier line extracts it again, and train takes the settings that most feature files have."""
+    earlier line extracts it again (with replace, as any run with other settings than a file's), and train
+    takes the settings that most feature files have."""
     out, overwritten = tmp_path / "out", GOOD[:3]
     run(folder, out, encoder)
-    run(folder, out, encoder, sampling=Sampling(num_frames=2), videos=overwritten)
+    run(folder, out, encoder, sampling=Sampling(num_frames=2), videos=overwritten, replace=True)
     assert extract_settings(out)["sampling"]["num_frames"] == 2  # 3 files of 2 frames, 1 of 4
-    again = run(folder, out, encoder)
+    again = run(folder, out, encoder, replace=True)
     assert sorted(again.done) == overwritten and again.skipped == 1
     assert all(load_features(out / "features" / f"{v}.npz")["features"].shape[0] == 4 for v in GOOD)
     assert extract_settings(out)["sampling"]["num_frames"] == 4
-    run(folder, out, encoder, sampling=Sampling(num_frames=2), videos=GOOD[:2])  # 2 and 2: the last written
+    run(folder, out, encoder, sampling=Sampling(num_frames=2), videos=GOOD[:2], replace=True)  # 2 of each: the latest
     assert extract_settings(out)["sampling"]["num_frames"] == 2
 
 
@@ -435,6 +437,30 @@ def test_frames_for_end_to_end_training_survive_a_decoder_crash(folder, monkeypa
         expected, meta = read_sampled(str(folder / video), Sampling(num_frames=3), size=32)  # (N, 32, 32, 3)
         np.testing.assert_array_equal(got, expected)
         assert metas[video]["frame_indices"] == list(meta.frame_indices)
+
+
+def test_features_of_other_settings_are_not_overwritten_unless_asked(tmp_path):
+    """A rerun into an output_dir with other settings stopped nothing: the features there (hours of work on a
+    big folder) were overwritten. It now stops before any video, naming what changed; replace=True extracts
+    over them."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    write_opencv(videos / "a.avi", 6, "MJPG")
+    spec = {"name": "resnet18", "weights": None, "layer": "layer1", "pooling": "avg", "grid": 1}
+
+    def extract_with(frames: int, **kw):
+        return extract_folder(str(videos), str(tmp_path / "out"), encoder_spec=spec,
+                              sampling=Sampling(num_frames=frames), size=32, workers=0, progress=False, **kw)
+
+    assert extract_with(2).done == ["a.avi"]
+    before = (tmp_path / "out/features/a.avi.npz").read_bytes()
+    with pytest.raises(ValueError, match=re.escape("holds features of 1 video ('a.avi') extracted with other settings "
+                                                   "(sampling.num_frames 2 then, 3 now): give another output_dir, or "
+                                                   "replace=true")):
+        extract_with(3)
+    assert (tmp_path / "out/features/a.avi.npz").read_bytes() == before
+    assert extract_with(3, replace=True).done == ["a.avi"]
+    assert load_features(tmp_path / "out/features/a.avi.npz")["features"].shape[0] == 3
 
 
 @pytest.mark.parametrize("named", ["absolute", "from home"])

@@ -52,7 +52,7 @@ def run_demo(out_dir: str, *, num_videos: int, trainer: TrainConfig, captioner: 
     feature_dir = cache_dir_for(out / "cache", videos, encoder_spec=encoder, sampling=sampling, size=frame_size)
     features = extract_folder(videos, str(feature_dir), encoder=FrameEncoder(**encoder), encoder_spec=encoder,
                               sampling=sampling, size=frame_size, dtype=CACHE_DTYPE, workers=workers, device=device,
-                              progress=progress)
+                              replace=True, progress=progress)
     extract = ExtractConfig(encoder=encoder, sampling=sampling, size=frame_size, workers=workers, progress=progress)
     runs = {}
     for task, data_cfg, model in (

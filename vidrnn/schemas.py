@@ -167,6 +167,7 @@ class FolderSchema:
 class ExtractSchema(FolderSchema):
     output_dir: str = path()
     dtype: str = one_of("float16", "float32")
+    replace: bool = MISSING
     encoder: EncoderSchema = field(default_factory=EncoderSchema)
 
 

@@ -39,7 +39,7 @@ def cached_features(video_dir: str, videos: list[str], *, cache_root: str, encod
                                                      sampling=sampling, size=size)
     with _one_at_a_time(out):
         summary = extract_folder(video_dir, str(out), encoder_spec=encoder_spec, sampling=sampling, size=size,
-                                 videos=videos, dtype=dtype, **extract_kw)
+                                 videos=videos, dtype=dtype, replace=folder is None, **extract_kw)  # a cache: yes
     feats = {v: load_features(out / e["feature_file"])["features"].astype(np.float32)
              for v, e in summary.entries.items()}
     return feats, summary

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..files import VIDEO_EXTENSIONS, n_videos, select_shard, single_line, videos_at
+from ..files import VIDEO_EXTENSIONS, n_videos, select_shard, single_line, some_of, videos_at
 from ..models.encoder import FrameEncoder, weights_file
 from ..video import Sampling
 from .encode import Encoded, VideoBar, encode_videos
 from .spool import SpooledFeatures
-from .store import RunRecords, feature_path, file_sha256, save_features
+from .store import MANIFEST, RunRecords, feature_path, file_sha256, latest_entries, save_features
 
 log = logging.getLogger("vidrnn.extract")
 _FP16_RANGE = (1e-3, 6e4)  # max |feature| where float16 keeps ~3 significant digits and cannot overflow
@@ -46,14 +46,15 @@ def extract_folder(input_dir: str, output_dir: str, *, encoder: FrameEncoder | N
                    sampling: Sampling, size: int = 224, backend: str = "auto", batch_size: int = 32,
                    workers: int = 2, dtype: str = "float16", device: torch.device = torch.device("cpu"),
                    shard: tuple[int, int] = (0, 1), extensions=VIDEO_EXTENSIONS, videos: list[str] | None = None,
-                   progress: bool = True) -> ExtractSummary:
+                   replace: bool = False, progress: bool = True) -> ExtractSummary:
     """Extract every video under ``input_dir`` (or that one video file) in this ``shard`` that an earlier
     run with the same settings has not finished (its features still in their file, from the video file as it
     is now). Each video's features land atomically in ``output_dir/features/<relative path>.npz`` and its
     line in ``manifest.jsonl``; a video that cannot be read gets a one-line reason in ``failures.jsonl``
     and the run goes on. ``videos`` (relative paths) restricts the job to those files instead of listing
     the folder. Without an ``encoder`` one is built from ``encoder_spec`` where a video is left to extract
-    (so finished features need no weights)."""
+    (so finished features need no weights). Features of other settings already in ``output_dir`` are an
+    error unless ``replace`` (they would be overwritten: hours of work on a big folder)."""
     if videos is None:
         input_dir, videos = videos_at(input_dir, extensions)
     videos = select_shard(sorted(videos), *shard)
@@ -63,6 +64,8 @@ def extract_folder(input_dir: str, output_dir: str, *, encoder: FrameEncoder | N
     if weights:  # a state_dict file replaced under its name gives other features
         settings["weights_sha256"] = file_sha256(weights)
     finished, todo = records.start(videos, settings)
+    if not replace:
+        _refuse_other_settings(output_dir, todo, settings)
     summary = ExtractSummary(total=len(videos), skipped=len(videos) - len(todo),
                              entries={v: finished[v] for v in videos if v in finished})
     log.info("%s in shard %d/%d: %d already done, %d to extract", n_videos(len(videos)), shard[0], shard[1],
@@ -86,6 +89,35 @@ def extract_folder(input_dir: str, output_dir: str, *, encoder: FrameEncoder | N
         bar.update(1)
     bar.close()
     return summary
+
+
+def _refuse_other_settings(output_dir: str, todo: list[str], settings: dict) -> None:
+    """A ValueError where videos of ``todo`` have features of other settings in ``output_dir`` (a weights file
+    replaced under its name is no other setting: its videos are extracted again, as a video file replaced is)."""
+    wanted, now = set(todo), _comparable(settings)
+    other = [e for e in latest_entries(Path(output_dir, MANIFEST)) if e["video"] in wanted
+             and isinstance(e.get("settings"), dict) and _comparable(e["settings"]) != now
+             and Path(output_dir, e.get("feature_file") or "").is_file()]
+    if other:
+        then = _comparable(other[0]["settings"])
+        changed = "; ".join(f"{k} {then.get(k)} then, {now.get(k)} now" for k in sorted(then.keys() | now.keys())
+                            if then.get(k) != now.get(k))
+        names = some_of(e["video"] for e in other)
+        raise ValueError(f"{output_dir} holds features of {n_videos(len(other))} ({names}) extracted with other "
+                         f"settings ({changed}): give another output_dir, or replace=true to extract them again over "
+                         "the old ones")
+
+
+def _comparable(settings: dict, prefix: str = "") -> dict:
+    """Settings flat (``{"sampling": {"num_frames": 8}}`` as ``{"sampling.num_frames": 8}``), without the
+    weights file's hash."""
+    out = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            out.update(_comparable(value, f"{prefix}{key}."))
+        elif key != "weights_sha256":
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _save(output_dir: str, res: Encoded, dtype: str, settings: dict) -> dict:

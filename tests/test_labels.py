@@ -78,6 +78,9 @@ def test_count_labels_dispatch(tmp_path):
 
     clip = load_count_labels(write(tmp_path, "cc.csv", "video_id,count,split\nv1,2,dev\n"))
     assert clip == CountLabels(clip={"v1": 2.0}, splits={"v1": "val"})
+    # every field quoted (R's write.csv, pandas' QUOTE_ALL): per-frame counts were read as clip counts
+    quoted = load_count_labels(write(tmp_path, "q.csv", '"video_id","frame","count"\n"v1","0","3"\n"v2","4","5"\n'))
+    assert quoted.clip == {} and set(quoted.frames) == {"v1", "v2"} and quoted.frames["v2"][4] == 5
 
 
 @pytest.mark.parametrize("name, text, where", [

@@ -36,6 +36,22 @@ def test_encode_decode_round_trip():
     assert vocab.decode(torch.tensor(ids[:-1] + [vocab.eos_id, vocab.encode("dog")[1]])) == "a man is running"
 
 
+@pytest.mark.parametrize("caption, text", [
+    ("The man's dog (brown) can't swim.", "the man's dog (brown) can't swim"),
+    ("People aren't happy; I'm sure they'll leave [soon].", "people aren't happy i'm sure they'll leave [soon]"),
+    ("A 10-year-old boy's toy costs $5, 50% off: r&d at 5:30 pm!", "a 10-year-old boy's toy costs $5 50% off r & d at "
+                                                                   "5:30 pm"),
+    ("a woman talks about u.s. politics... \"gonna\" 3 1/2 times",
+     "a woman talks about u.s. politics gonna 3 1/2 times"),
+])
+def test_captions_are_written_as_text_that_gives_their_tokens_back(caption, text):
+    """A caption is written for people ("can't", "(brown)"), not as Treebank tokens ("ca n't", "-lrb- brown
+    -rrb-"), and scores as its tokens did: tokenising the text gives them back."""
+    vocab = Vocab.build([caption])
+    assert vocab.decode(vocab.encode(caption)) == text
+    assert tokenize(text) == tokenize(caption)
+
+
 def test_truncation_keeps_eos():
     vocab = Vocab.build(CAPTIONS)
     ids = vocab.encode("a man is running", max_len=4)

@@ -11,6 +11,7 @@ SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
 PUNCTUATION = frozenset(["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-",
                          ".", "?", "!", ",", ":", "-", "--", "...", ";"])
 _BRACKETS = {"(": "-lrb-", ")": "-rrb-", "[": "-lsb-", "]": "-rsb-", "{": "-lcb-", "}": "-rcb-"}
+_BRACKET_TEXT = {name: bracket for bracket, name in _BRACKETS.items()}
 # Unicode quotes, dashes and ellipses as PTBTokenizer reads them (its ASCII forms, then dropped as punctuation)
 _UNICODE_PUNCTUATION = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
                                       "\u2026": " ... ", "\u2013": " -- ", "\u2014": " -- "})
@@ -40,12 +41,18 @@ def _tokens(text: str) -> tuple[str, ...]:
     return tuple(tokens)
 
 
-@lru_cache(maxsize=1)
-def _treebank():
-    """nltk's Treebank tokenizer, imported at first use (nltk takes about a second to import)."""
-    from nltk.tokenize import TreebankWordTokenizer
+def detokenize(tokens: Sequence[str]) -> str:
+    """Text from ``tokenize``'s tokens, for people to read: ["the", "man", "'s", "-lrb-", "brown", "-rrb-", "ca",
+    "n't"] -> "the man's (brown) can't"; ``tokenize`` gives the same tokens back from it."""
+    return _treebank(detokenizer=True).detokenize([_BRACKET_TEXT.get(t, t) for t in tokens])
 
-    return TreebankWordTokenizer()
+
+@lru_cache(maxsize=2)
+def _treebank(detokenizer: bool = False):
+    """nltk's Treebank tokenizer (or detokenizer), imported at first use (nltk takes about a second to import)."""
+    from nltk.tokenize.treebank import TreebankWordDetokenizer, TreebankWordTokenizer
+
+    return TreebankWordDetokenizer() if detokenizer else TreebankWordTokenizer()
 
 
 class Vocab:
@@ -82,14 +89,14 @@ class Vocab:
         return ids + [self.eos_id]
 
     def decode(self, ids: Iterable[int]) -> str:
-        """The words of ``ids`` up to the first <eos>, <pad> and <bos> skipped."""
+        """The text of ``ids`` up to the first <eos> (``detokenize``), <pad> and <bos> skipped."""
         words = []
         for i in map(int, ids):
             if i == self.eos_id:
                 break
             if i not in (self.pad_id, self.bos_id):
                 words.append(self.tokens[i])
-        return " ".join(words)
+        return detokenize(words)
 
     def to_dict(self) -> dict[str, list[str]]:
         """Plain-data form (for ``torch.save`` and ``torch.load(weights_only=True)``)."""

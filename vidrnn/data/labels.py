@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import configparser
+import csv
 import logging
 import math
 import os
@@ -206,7 +207,7 @@ def load_count_labels(path: str | os.PathLike, *, video_id: str | None = None, *
         mot_options.setdefault("num_frames", _sequence_length(Path(path)))
         return CountLabels(frames={named: load_mot(path, **mot_options)}, splits={named: None},
                            named_by_file=video_id is None, dense=True)
-    if "frame" in (name.strip().lower() for name in first.split(",")):
+    if "frame" in (name.strip().lower() for name in next(csv.reader([first]))):  # "frame" quoted by pandas, R
         frames, splits = _read_frame_counts(path)
         return CountLabels(frames=frames, splits=splits)
     clip, splits = load_clip_counts(path)

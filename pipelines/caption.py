@@ -37,7 +37,8 @@ def caption(cfg: DictConfig) -> int:
         print(f"caption: {result['videos']} with references, whatever their split (evaluate split=test scores one): "
               + "  ".join(f"{k} {v:.4f}" for k, v in result["corpus"].items() if v is not None) + f" -> {scores}")
     if cfg.report:
-        print(f"caption: report {write_report(pictures.dir, title=f'captions of {cfg.input_dir}')}")
+        page = write_report(pictures.dir, title=f"captions of {cfg.input_dir}", videos=summary.videos)
+        print(f"caption: report {page}")
     return report("caption", summary, summary.output)
 
 

@@ -31,7 +31,8 @@ def count(cfg: DictConfig) -> int:
         print(f"count: {level} MAE {errors['MAE']:.4f}  RMSE {errors['RMSE']:.4f}  "
               f"(over {errors['scored']} {unit}{'s' if errors['scored'] != 1 else ''})")
     if cfg.report:
-        print(f"count: report {write_report(pictures.dir, title=f'people counts of {cfg.input_dir}')}")
+        page = write_report(pictures.dir, title=f"people counts of {cfg.input_dir}", videos=summary.videos)
+        print(f"count: report {page}")
     return report("count", summary, summary.output)
 
 

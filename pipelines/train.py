@@ -29,7 +29,7 @@ def train(cfg: DictConfig) -> int:
     model.update({k: cfg.model[k] for k in ("cell", "hidden", "layers", "dropout")})
     data_paths = tuple(f"data.{f.name}" for f in fields(DataSchema) if f.metadata.get("path"))
     check_settings(out_dir, OmegaConf.to_container(cfg, resolve=True), t.resume, paths=data_paths)
-    result = finished_result(out_dir, t.max_epochs) if t.resume else None
+    result = finished_result(out_dir, t.max_epochs, t.patience) if t.resume else None
     if result is not None:
         print(f"train: {out_dir} already finished, not trained again")
     else:
@@ -67,7 +67,7 @@ def main(cfg: DictConfig) -> float:
     """Returns (in a multirun: run_app exits otherwise) the run's best validation value of the monitored
     metric, CIDEr-D or MAE: what the Optuna sweeper of conf/hparams_search/ optimises."""
     run_app(train, cfg)
-    metrics = finished_result(HydraConfig.get().runtime.output_dir, cfg.trainer.max_epochs)
+    metrics = finished_result(HydraConfig.get().runtime.output_dir, cfg.trainer.max_epochs, cfg.trainer.patience)
     if metrics is None:  # the run failed (a multirun goes on): Optuna records None as a failed trial
         return None
     return (metrics["best"] or {}).get(metrics["monitor"])  # None without validation data

@@ -211,6 +211,12 @@ def test_time_split_trains_on_the_start_and_tests_on_the_rest():
         split_in_time(samples, 1.5, 0.2)
     parts = split_in_time(samples, 0.5, 0.0)  # no validation: every labelled window trains
     assert not parts["val"].ids and len(parts["train"].ids) == 9
+    # two recordings whose ids hold "@" (as a window's sample id does): each is split on its own timeline
+    two = build_samples(["cam@morning", "cam@evening"], [np.zeros((len(idx), 5, 3), np.float32)] * 2, [idx] * 2,
+                        [None] * 2, [np.arange(100, dtype=np.float32) / 10] * 2)
+    parts = split_in_time(two, 0.5, 0.2)
+    assert [len([v for v in parts[s].videos if v == "cam@morning"]) for s in ("train", "val", "test")] == [6, 2, 9]
+    assert parts["test"].videos.count("cam@evening") == 9
 
 
 def _cell_features(people: torch.Tensor, channels: int = 6) -> torch.Tensor:

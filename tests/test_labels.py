@@ -108,6 +108,16 @@ def test_mot_frame_past_num_frames(tmp_path):
         load_mot(write(tmp_path, "gt.txt", MOT17_GT), num_frames=3)
 
 
+def test_mot_frame_labels_beside_clip_counts_hold_nobody_after_their_last_row(tmp_path):
+    """data.frame_annotations=gt.txt beside clip counts: the MOT file's frames after its last row count 0 to
+    the video's end, as they do where the MOT file is the annotations."""
+    clip = load_count_labels(write(tmp_path, "c.csv", "video_id,count\ncam,2\n"))
+    frames = load_count_labels(write(tmp_path, "cam/gt/gt.txt", "1,1,10,10,5,9,1,1,1\n2,1,11,10,5,9,1,1,1\n"))
+    both = clip.with_frames_of(frames).reaching({"cam": 6})
+    assert both.clip == {"cam": 2.0}
+    np.testing.assert_array_equal(both.frames["cam"], [1, 1, 0, 0, 0, 0])
+
+
 def test_fill_gaps_interpolates_between_labelled_frames_only():
     nan = np.nan
     counts = np.array([nan, 2, nan, nan, 5, nan, 3, nan], np.float32)

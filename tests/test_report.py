@@ -1,6 +1,7 @@
 """The HTML report: written by a real count run, opened in headless Chromium with every image loaded."""
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import cv2
 from browser import images_loaded, screenshot
@@ -53,6 +54,26 @@ def test_count_run_report_opens_in_chromium_with_every_image(tmp_path):
     assert (count, broken) == (6, [])  # a contact sheet and a count timeline per video
     shot = cv2.imread(str(screenshot(page, tmp_path / "report.png")))
     assert shot.shape[:2] == (2400, 1200) and shot.std() > 20  # not a blank page
+
+
+def test_a_rerun_s_report_shows_its_own_videos_and_truth(tmp_path):
+    """A count run into an output folder used before on other videos, without the labels of that run: its
+    report lists only its own videos (they were all listed: "Videos (3)" for 1), with no true counts left
+    from the earlier run."""
+    data = make_dataset(tmp_path / "data", num_videos=3, seed=3, width=64, height=48, num_frames=8, fps=4.0,
+                        subdirs=False)
+    out, videos = tmp_path / "run", Path(data["videos_dir"])
+    args = ["counter=hog", f"output={out}/counts.csv", "video.num_frames=2", "quiet=true", "sheets=false",
+            "plots=false"]
+    first = run_pipeline("count", f"input_dir={videos}", f"labels={data['counts']}", *args)
+    assert first.returncode == 0, first.stderr
+    assert "Videos (3)" in parse(out / "report.html").text and "<th>true</th>" in (out / "report.html").read_text()
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "vid0001.mp4").symlink_to(next(videos.glob("vid0001.*")))
+    again = run_pipeline("count", f"input_dir={tmp_path / 'one'}", *args)
+    assert again.returncode == 0, again.stderr
+    page = (out / "report.html").read_text()
+    assert "Videos (1)" in parse(out / "report.html").text and "vid0000" not in page and "<th>true</th>" not in page
 
 
 def test_report_escapes_text_and_links_odd_file_names(tmp_path):

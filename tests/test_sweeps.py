@@ -78,6 +78,26 @@ def test_finished_result(tmp_path):
     assert finished_result(tmp_path, 3) is not None
     (tmp_path / "metrics.json").write_text(json.dumps({**metrics(9, 1.0), "complete": False}))  # interrupted
     assert finished_result(tmp_path, 3) is None
+    # stopped early at epoch 5, 4 epochs after its best: finished for a patience of 4, not of 6 or 0 (never stop)
+    (tmp_path / "metrics.json").write_text(json.dumps({**metrics(5, 1.0), "stopped_early": True}))
+    assert finished_result(tmp_path, 10, patience=4) is not None
+    assert finished_result(tmp_path, 10, patience=6) is None and finished_result(tmp_path, 10, patience=0) is None
+
+
+def test_a_diverged_validation_value_is_never_the_best(tmp_path):
+    """A NaN at the first epoch was kept as the best (nothing compares better than NaN): best.pt stayed at
+    epoch 1 and early stopping ended the run."""
+    from vidrnn.train.loop import TrainConfig, fit
+    model = torch.nn.Linear(1, 1)
+    values = iter([float("nan"), 0.5, 0.4, float("nan"), 0.3])
+
+    def step(model, batch, epoch):
+        return model(torch.ones(1, 1)).sum() * 0
+
+    result = fit(model, lambda epoch: [None], step, lambda model: {"MAE": next(values)},
+                 cfg=TrainConfig(max_epochs=5, patience=2, monitor="MAE", mode="min"), out_dir=tmp_path,
+                 device=torch.device("cpu"))
+    assert result["best_epoch"] == 5 and result["epochs_run"] == 5 and not result["stopped_early"]
 
 
 def test_a_failed_run_keeps_its_error_until_it_is_tried_again(tmp_path):

@@ -63,7 +63,7 @@ def run_demo(out_dir: str, *, num_videos: int, trainer: TrainConfig, captioner: 
         resume = _same_run(run_dir, {"task": task, "videos": num_videos, "seed": seed, "encoder": encoder,
                                      "sampling": sampling.as_dict(), "frame_size": frame_size,
                                      "trainer": asdict(trainer), "model": {"kind": model.kind, **model.kwargs}})
-        runs[task] = finished_result(run_dir, trainer.max_epochs) if resume else None
+        runs[task] = finished_result(run_dir, trainer.max_epochs, trainer.patience) if resume else None
         if runs[task] is None:
             log.info("training the %s model", task)
             runs[task] = train_model(task, data_cfg, extract, model, trainer, out_dir=str(run_dir),

@@ -499,8 +499,8 @@ class Pictures:
             if named[vid] is not None:
                 entry["references"] = refs.captions[named[vid]]
                 self.referenced.add(vid)
-            if vid in self.clip_truth:
-                entry["true_count"] = self.clip_truth[vid]
+            if vid in self.clip_truth or "count" in fields:  # a count run's: its truth, or none (not an earlier one's)
+                entry["true_count"] = self.clip_truth.get(vid)
             entries.append(entry)
         self._record(entries)
         self.draw([vid for vid, _, fresh, _ in found if fresh], redraw=True)

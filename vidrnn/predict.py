@@ -45,6 +45,7 @@ class PredictSummary:
     skipped: int = 0  # videos an earlier run already did with the same checkpoint and settings
     failed: dict[str, str] = field(default_factory=dict)  # relative path -> reason
     output: str = ""  # where the results went, as a line of the run's report says it
+    videos: list[str] = field(default_factory=list)  # ids of every video of the input (all shards): the report's
 
 
 def video_ids(files: list[str]) -> dict[str, str]:
@@ -162,7 +163,7 @@ def _start(input_dir: str, output: str, settings: dict, *, extensions, shard, pi
              len(todo))
     ids = video_ids(every)
     return _Job(input_dir, todo, ids, {ids[f] for f in files}, records, settings,
-                PredictSummary(skipped=len(files) - len(todo)))
+                PredictSummary(skipped=len(files) - len(todo), videos=sorted(ids.values())))
 
 
 def _encode_folder(job: _Job, ckpt: dict, model, sampling: Sampling, *, backend: str, workers: int,

@@ -23,11 +23,14 @@ METRICS, ERROR, SETTINGS, STARTED = "metrics.json", "error.txt", "settings.json"
 SKIP = ("epoch", "lr", "seconds")  # history columns that are not results
 
 
-def _finished(metrics: dict, max_epochs: int) -> bool:
+def _finished(metrics: dict, max_epochs: int, patience: int | None = None) -> bool:
     """Trained to the end and scored (``complete`` is false from the first epoch until the test scores are
-    in; metrics of older runs lack it)."""
-    return (metrics.get("epochs_run", 0) >= max_epochs or bool(metrics.get("stopped_early"))) \
-        and metrics.get("complete", True)
+    in; metrics of older runs lack it). With ``patience`` a run stopped early counts as finished only where
+    it would stop with that patience too (a rerun with more trains on)."""
+    epochs = metrics.get("epochs_run", 0)
+    stopped = bool(metrics.get("stopped_early")) if patience is None else \
+        bool(patience and epochs - (metrics.get("best_epoch") or 0) >= patience)
+    return (epochs >= max_epochs or stopped) and metrics.get("complete", True)
 
 
 def _read_metrics(run_dir: Path) -> dict | None:
@@ -37,10 +40,11 @@ def _read_metrics(run_dir: Path) -> dict | None:
         return None
 
 
-def finished_result(run_dir: str | os.PathLike, max_epochs: int) -> dict | None:
-    """The run's metrics.json when it trained to the end (``max_epochs`` epochs or stopped early), else None."""
+def finished_result(run_dir: str | os.PathLike, max_epochs: int, patience: int | None = None) -> dict | None:
+    """The run's metrics.json when it trained to the end (``max_epochs`` epochs, or stopped early: with
+    ``patience``, as early stopping with that patience would), else None."""
     metrics = _read_metrics(Path(run_dir))
-    return metrics if metrics is not None and _finished(metrics, max_epochs) else None
+    return metrics if metrics is not None and _finished(metrics, max_epochs, patience) else None
 
 
 # Settings a rerun of a run dir may change: how and where it runs, how long it trains.

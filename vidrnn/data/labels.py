@@ -39,6 +39,11 @@ class CountLabels:
         frames = {v: np.pad(f, (0, max(lengths.get(v, 0) - len(f), 0))) for v, f in self.frames.items()}
         return replace(self, frames=frames)
 
+    def with_frames_of(self, other: CountLabels) -> CountLabels:
+        """These labels with ``other``'s per-frame counts added (``data.frame_annotations`` beside clip counts);
+        dense where either is (a MOT file's frames after its last row hold nobody)."""
+        return replace(self, frames={**self.frames, **other.frames}, dense=self.dense or other.dense)
+
     def for_videos(self, ids: Collection[str]) -> CountLabels:
         """These labels for a folder of videos ``ids``: one MOT sequence whose folder or file name is none of
         them belongs to the folder's only video (``labels=gt.txt`` beside one recording)."""

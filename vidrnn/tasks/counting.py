@@ -22,12 +22,13 @@ class CountSamples:
     clip: torch.Tensor  # (S,)
     frames: torch.Tensor  # (S, N)
     indices: torch.Tensor  # (S, N) sampled frame numbers
+    videos: list[str]  # one per sample: its video's id (an id may hold "@" itself)
 
     def subset(self, keep: torch.Tensor) -> CountSamples:
         """The samples where the boolean mask ``keep`` (S,) is true."""
         rows = keep.nonzero().flatten().tolist()
         return CountSamples([self.ids[i] for i in rows], self.feats[keep], self.clip[keep], self.frames[keep],
-                            self.indices[keep])
+                            self.indices[keep], [self.videos[i] for i in rows])
 
     def truth(self) -> tuple[dict[str, float], str]:
         """Per-sample true counts and what they count: "clip" where every sample has a clip count,
@@ -42,7 +43,7 @@ def build_samples(ids: list[str], feats: list[np.ndarray], indices: list[np.ndar
     """Samples from videos: inputs (N, ...) or windows (W, N, ...) with their frame indices (N,) or
     (W, N); a clip count (None: unknown) and per-frame counts indexed by frame number (None: unknown).
     Inputs are features (..., D) or frames (..., S, S, 3)."""
-    out_ids, out_feats, out_clip, out_frames, out_idx = [], [], [], [], []
+    out_ids, out_feats, out_clip, out_frames, out_idx, out_videos = [], [], [], [], [], []
     for vid, f, idx, c, fr in zip(ids, feats, indices, clip, frames):
         windows = f[None] if idx.ndim == 1 else f  # (W, N, ...)
         idx = idx[None] if idx.ndim == 1 else idx  # (W, N)
@@ -56,10 +57,12 @@ def build_samples(ids: list[str], feats: list[np.ndarray], indices: list[np.ndar
             out_clip.append(np.nan if c is None or len(windows) > 1 else c)
             out_frames.append(per_frame)
             out_idx.append(idx[w])
+            out_videos.append(vid)
     if not out_ids:  # an empty split
-        return CountSamples([], torch.zeros(0), torch.zeros(0), torch.zeros(0, 0), torch.zeros(0, 0, dtype=torch.long))
+        return CountSamples([], torch.zeros(0), torch.zeros(0), torch.zeros(0, 0), torch.zeros(0, 0, dtype=torch.long),
+                            [])
     return CountSamples(out_ids, torch.from_numpy(np.stack(out_feats)), torch.tensor(out_clip, dtype=torch.float32),
-                        torch.from_numpy(np.stack(out_frames)), torch.from_numpy(np.stack(out_idx)))
+                        torch.from_numpy(np.stack(out_frames)), torch.from_numpy(np.stack(out_idx)), out_videos)
 
 
 def split_in_time(samples: CountSamples, fraction: float, val_fraction: float) -> dict[str, CountSamples]:
@@ -69,7 +72,7 @@ def split_in_time(samples: CountSamples, fraction: float, val_fraction: float) -
     train, so no frame is in both."""
     if not 0 < fraction < 1:
         raise ValueError(f"data.time_split must be between 0 and 1, not {fraction}")
-    video = [i.split("@")[0] for i in samples.ids]
+    video = samples.videos
     first, last = samples.indices.min(1).values, samples.indices.max(1).values  # (S,)
     length = {v: 0 for v in video}
     for v, end in zip(video, last.tolist()):

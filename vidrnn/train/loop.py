@@ -99,7 +99,8 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable], step: Callable[[nn
                "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - start, 2)}
         state["history"].append(row)
         state["epoch"] = epoch
-        improved = value is None or state["best"] is None or better(value, state["best"])
+        improved = value is None or state["best"] is None or not math.isfinite(state["best"]) or (
+            math.isfinite(value) and better(value, state["best"]))  # a NaN (diverged) is never the best
         if improved:
             state["best"], state["best_epoch"], state["stale"] = value, epoch, 0
         else:

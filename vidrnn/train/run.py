@@ -186,7 +186,7 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
     else:
         labels = load_count_labels(data.annotations).for_videos(stems)
         if data.frame_annotations:
-            labels.frames.update(load_count_labels(data.frame_annotations).for_videos(stems).frames)
+            labels = labels.with_frames_of(load_count_labels(data.frame_annotations).for_videos(stems))
     ids = list(labels.captions) if task == "caption" else sorted(set(labels.clip) | set(labels.frames))
     if task == "count" and data.time_split and (extract.sampling.mode != "window" or not labels.frames):
         raise ValueError("data.time_split splits each video's windows in time: it needs video.sampling=window and "
@@ -243,7 +243,7 @@ def train_model(task: str, data: DataConfig, extract: ExtractConfig, model_cfg: 
 
         if data.time_split:  # one timeline per video: its first part trains, the rest is the test
             parts = split_in_time(count_samples(usable), data.time_split, data.val_fraction)
-            splits = {s: sorted({i.split("@")[0] for i in part.ids}) for s, part in parts.items()}
+            splits = {s: sorted(set(part.videos)) for s, part in parts.items()}
             log.info("windows split in time at %g of each video: %s", data.time_split,
                      {s: len(part.ids) for s, part in parts.items()})
         else:

@@ -139,6 +139,10 @@ def test_a_mot_file_beside_the_only_video_is_its_labels(tmp_path):
     assert csv_labels.for_videos(["cam1"]) is csv_labels  # a CSV names its videos itself
     named = load_count_labels(write(tmp_path, "MOT17-02/gt/gt.txt", MOT17_GT))
     assert named.for_videos(["MOT17-02"]) is named and list(named.for_videos(["cam1"]).frames) == ["cam1"]
+    # evaluate reads it alike: one video's count against the gt.txt (its frames' mean, 5/4 people)
+    from vidrnn.evaluate import evaluate_counts
+    scores = evaluate_counts(str(write(tmp_path, "counts.csv", "video_id,count\ncam1,2.0\n")), str(tmp_path / "gt.txt"))
+    assert scores["videos"] == 1 and scores["MAE"] == pytest.approx(0.75)
 
 
 def test_mot_frames_after_the_last_row_hold_nobody_to_the_video_s_end(tmp_path):

@@ -123,13 +123,13 @@ def evaluate_captions(predictions: str, annotations: str, *, split: str | None =
 def evaluate_counts(predictions: str, labels: str, *, split: str | None = None, splits: str | None = None) -> dict:
     """MAE and RMSE of a ``video_id,count`` file against clip counts (or the mean of per-frame counts);
     ``split`` restricts to one split of the labels (or of the ``splits`` file)."""
-    truth = load_count_labels(labels)
+    found = _predictions(predictions, read_counts, "count", "a CSV with columns video_id,count")
+    truth = load_count_labels(labels).for_videos(list(found))  # a gt.txt and one video's count: that video's
     if splits:
         apply_splits(splits, truth.splits, set(truth.clip) | set(truth.frames))
     every = dict(truth.clip) or {v: float(np.nanmean(f)) for v, f in truth.frames.items()}  # labelled frames
     values = {v: c for v, c in every.items() if truth.splits.get(v) == normalize_split(split)} if split else every
     _require_split(labels, split, values, truth.splits)
-    found = _predictions(predictions, read_counts, "count", "a CSV with columns video_id,count")
     pred, unknown = _align(predictions, found, values, "count", every)
     return {**count_errors({v: values[v] for v in pred}, pred), "videos": len(pred),
             "missing": sorted(set(values) - set(pred)), "unknown": unknown}

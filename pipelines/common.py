@@ -13,13 +13,14 @@ import signal
 import sys
 import tempfile
 import threading
+import typing
 from collections.abc import Callable
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import ChoiceSweep, Override
+from hydra.core.override_parser.types import ChoiceSweep, Override, QuotedString
 from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
@@ -30,7 +31,7 @@ from vidrnn.cli import PIPE_CLOSED, pipe_closed
 from vidrnn.device import decode_workers, resolve_device
 from vidrnn.files import n_videos, shard_from_env, single_line
 from vidrnn.models import FrameEncoder, resolved_weights
-from vidrnn.schemas import bad_value, unknown_key, validate  # (importing it registers the apps' schemas)
+from vidrnn.schemas import bad_value, key_type, unknown_key, validate  # (importing it registers the apps' schemas)
 from vidrnn.sweeps import (ERROR, clear_error, mark_sweep_start, one_line, record_error, summarize_sweep,
                            sweep_runs)
 from vidrnn.video import Sampling
@@ -109,6 +110,9 @@ def hydra_app(config_name: str) -> Callable:
                 signal.signal(signal.SIGINT, _stop)
             try:
                 run()
+            except ValueError as e:  # Hydra's options in conflict (--cfg with -m): the apps' own errors end in run_app
+                print(f"error: {single_line(str(e))}", file=sys.stderr)
+                sys.exit(EXIT_ERROR)
             except (KeyboardInterrupt, BrokenPipeError) as e:  # in Hydra's own code: between a sweep's jobs,
                 code = _interrupted(e)  # composing a config, printing --help or --cfg
                 if code is None:
@@ -122,24 +126,34 @@ def hydra_app(config_name: str) -> Callable:
 
 # Hydra's own options; those of the first set take a value as the next argument
 _VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir",
-                "-cd", "--experimental-rerun", "--shell-completion", "-sc", "--info", "-i"}
-_FLAGS = _VALUE_FLAGS | {"--help", "-h", "--hydra-help", "--version", "--resolve", "--run", "-r", "--multirun", "-m"}
+                "-cd", "--experimental-rerun", "--info", "-i"}  # "--info" and "-i": its value may be left out
+_FLAGS = _VALUE_FLAGS | {"--help", "-h", "--hydra-help", "--version", "--resolve", "--run", "-r", "--multirun", "-m",
+                         "--shell-completion", "-sc"}
 
 
 def _command_line(app: str, args: list[str]) -> list[str]:
     """The command line as Hydra is to read it, or a ValueError naming, in one line, the first argument that
     ``app`` cannot take (Hydra's own message runs to six lines). A value Hydra's grammar refuses unquoted (a
-    path with ``~`` or letters beyond ASCII) is quoted for it, and its options go first."""
-    parser, multirun, flags, out = OverridesParser.create(), "-m" in args or "--multirun" in args, [], []
+    path with letters beyond ASCII, or ``~``: expanded for Hydra's own folders) is quoted for it, and Hydra's
+    options go last (its argparse takes no key=value after one: ``... -m key=value``)."""
+    if "-sc" in args or "--shell-completion" in args:  # install=bash, query=...: Hydra's to read
+        return args
+    multirun = any(a == "-m" or (len(a) > 2 and "--multirun".startswith(a)) or a.lower() == "hydra.mode=multirun"
+                   for a in args)  # (argparse takes --multi for --multirun)
+    parser, flags, out = OverridesParser.create(), [], []
     for i, arg in enumerate(args):
-        if arg.startswith("-") or (i and args[i - 1] in _VALUE_FLAGS and "=" not in arg):
-            if arg.startswith("--") and arg.split("=")[0] not in _FLAGS:
+        option_value = i and args[i - 1] in _VALUE_FLAGS and ("=" not in arg or args[i - 1] not in ("--info", "-i"))
+        if arg.startswith("-") or option_value:
+            if arg.startswith("--") and not option_value and not any(f.startswith(arg.split("=")[0]) for f in _FLAGS):
                 raise ValueError(f"{arg}: write {arg.lstrip('-')} (key=value, without dashes)")
             flags.append(arg)
             continue
         if "=" not in arg and not arg.startswith("~"):
             raise ValueError(f"cannot read {arg!r}: write key=value, no spaces around '='; vidrnn {app} --help lists "
                              "the keys")
+        key, _, value = arg.partition("=")
+        if key.startswith("hydra.") and key.endswith(".dir") and value.startswith("~"):
+            arg = f"{key}={os.path.expanduser(value)}"  # Hydra's own folders: no vidrnn path key expands them
         given = arg
         try:
             override = parser.parse_override(arg)
@@ -149,19 +163,20 @@ def _command_line(app: str, args: list[str]) -> list[str]:
         if error:
             raise ValueError(error)
         out.append(arg)
-    return flags + out  # Hydra's argparse takes no key=value after an option (... -m key=value)
+    return out + flags
 
 
 def _quoted(parser: OverridesParser, arg: str, error: HydraException) -> tuple[str, Override]:
-    """``key='value'`` (each value of a sweep quoted) with Hydra's reading of it, for a ``key=value`` its
-    grammar refuses unquoted; a ValueError where quoting does not help."""
+    """``key='value'`` (each value of a simple sweep quoted) with Hydra's reading of it, for a ``key=value`` its
+    grammar refuses unquoted; a ValueError where quoting does not help (quotes, a sweep function, a list)."""
     key, _, value = arg.partition("=")
-    if not any(c in value for c in "'\"\\"):
+    if not any(c in value for c in "'\"\\()[]{}"):
         quoted = f"{key}=" + ",".join(f"'{v}'" for v in value.split(","))
         with contextlib.suppress(HydraException):
             return quoted, parser.parse_override(quoted)
+    quote = '"' if "'" in value else "'"
     raise ValueError(f"cannot read {arg!r} ({str(error).splitlines()[0]}): quote a value with other characters "
-                     "than letters, digits, spaces and / . - _ as key='value'") from error
+                     f"than ASCII letters, digits, spaces and / . - _ as key={quote}value{quote}") from error
 
 
 def _override_error(app: str, override: Override, multirun: bool, given: str) -> str | None:
@@ -174,12 +189,14 @@ def _override_error(app: str, override: Override, multirun: bool, given: str) ->
     if not override.is_sweep_override():
         return bad_value(app, name, override.value())
     if not multirun:
-        text = given.partition("=")[2]
-        return f"{given} lists several values: add -m to run a job for each (a sweep), or quote " \
-               f"them as one value: {name}='{text}'"
+        key, _, text = given.partition("=")
+        kind = key_type(app, name)
+        one = f"write them as one list: {key}=[{text}]" if typing.get_origin(kind) is list else \
+            f"quote them as one value: {key}='{text}'" if kind is str else None
+        return f"{given} lists several values: add -m to run a job for each (a sweep)" + (f", or {one}" if one else "")
     if not isinstance(override.value(), ChoiceSweep):  # range(...), interval(...): Hydra checks them
         return None
-    values = [None if v.lower() == "null" else v for v in override.sweep_string_iterator()]
+    values = [v.text if isinstance(v, QuotedString) else v for v in override.value().list]  # as Hydra parsed them
     return next((e for v in values if (e := bad_value(app, name, v))), None)
 
 

@@ -224,24 +224,36 @@ def test_a_bad_key_type_or_value_stops_the_app_before_any_work(tiny, tmp_path, b
     assert not (tmp_path / "cache").exists() and not (tmp_path / "run" / "metrics.json").exists()
 
 
-def test_the_command_line_is_read_before_hydra_reads_it():
-    """Values Hydra's grammar refuses unquoted (``~``, letters beyond ASCII) are quoted for it, each of a sweep's
-    values alone; its options go first (its argparse takes no key=value after one); every value of a sweep's
-    list is checked as a single value is; a wrong one is one line naming the key."""
+def test_the_command_line_is_read_before_hydra_reads_it(monkeypatch):
+    """Values Hydra's grammar refuses unquoted (``~``, letters beyond ASCII) are quoted for it, each of a simple
+    sweep's values alone (Hydra's own folders get ``~`` expanded); its options go last (its argparse takes no
+    key=value after one), each with its value; every value of a sweep's list is checked as a single value is;
+    a wrong one is one line naming the key."""
     from pipelines.common import _command_line
+    monkeypatch.setenv("HOME", "/home/me")
     assert _command_line("count", ["input_dir=~/v", "-m", "output=été/c.csv", "window_s=1,2", "labels=null"]) == [
-        "-m", "input_dir='~/v'", "output='été/c.csv'", "window_s=1,2", "labels=null"]
-    assert _command_line("caption", ["input_dir=vidéos/a,vidéos/b", "--multirun"]) == [
-        "--multirun", "input_dir='vidéos/a','vidéos/b'"]
-    assert _command_line("train", ["--cfg", "job", "video.max_frames=8,null", "-m"]) == [
-        "--cfg", "job", "-m", "video.max_frames=8,null"]
+        "input_dir='~/v'", "output='été/c.csv'", "window_s=1,2", "labels=null", "-m"]
+    assert _command_line("caption", ["--multirun", "input_dir=vidéos/a,vidéos/b", "hydra.run.dir=~/logs"]) == [
+        "input_dir='vidéos/a','vidéos/b'", "hydra.run.dir=/home/me/logs", "--multirun"]
+    assert _command_line("train", ["--cfg", "job", "video.max_frames=8,null", "-m", "seed=1", "--info"]) == [
+        "video.max_frames=8,null", "seed=1", "--cfg", "job", "-m", "--info"]
+    kept = [("train", ["--config-dir", "/c=d", "-cn", "x"]), ("train", ["-sc", "install=bash"]),
+            ("train", ["--multi", "seed=1,2"]), ("train", ["model.caption={kind:s2vt}"]),
+            ("extract", ["shard={index:0,count:2}"]), ("train", ["-m", "seed=${oc.env:SEED},1", "quiet=true,y"]),
+            ("extract", ["-m", "extensions=[.mp4],[.avi]"]), ("train", ["hydra.mode=MULTIRUN", "seed=1,2"])]
+    for app, args in kept:  # as Hydra reads them
+        assert sorted(_command_line(app, args)) == sorted(args)
     for app, args, says in [
         ("train", ["-m", "trainer.lr=0.01,abc"], "trainer.lr must be a number, not 'abc'"),
         ("train", ["-m", "model.hidden=8,null"], "model.hidden cannot be null: give a value"),
         ("count", ["output=null"], "output cannot be null: give a value"),
         ("count", ["window_s=[1,2]"], "window_s takes one value, not a list"),
         ("extract", ["extensions=.mp4"], "extensions takes a list: extensions=[.mp4]"),
-        ("count", ["input_dir='it's'"], "cannot read \"input_dir='it's'\""),
+        ("extract", ["extensions=.mp4,.avi"], "add -m to run a job for each (a sweep), or write them as one list: "
+                                              "extensions=[.mp4,.avi]"),
+        ("train", ["++seed=1,2"], "++seed=1,2 lists several values: add -m to run a job for each (a sweep)"),
+        ("count", ["input_dir=it's"], "cannot read \"input_dir=it's\""),
+        ("count", ["input_dir=choice(/é,/ü)", "-m"], "cannot read 'input_dir=choice(/é,/ü)'"),
     ]:
         with pytest.raises(ValueError, match=re.escape(says)):
             _command_line(app, args)

@@ -375,8 +375,8 @@ def bad_value(app: str, key: str, value: Any) -> Optional[str]:
     for ``null``), cannot be ``key``'s (Hydra says it in six lines); None where it can, or where Hydra
     resolves it later (``${...}``)."""
     kind, optional = _key_type(app, key)[0], _key_optional(app, key)
-    if kind is None or (isinstance(value, str) and "${" in value):
-        return None
+    if kind is None or dataclasses.is_dataclass(kind) or (isinstance(value, str) and "${" in value):
+        return None  # (a mapping for a section is merged into it)
     if value is None:
         return None if optional else f"{key} cannot be null: give a value"
     if typing.get_origin(kind) in (list, List):
@@ -393,13 +393,18 @@ def bad_value(app: str, key: str, value: Any) -> Optional[str]:
 
 
 def _yes_no(value: str) -> bool:
-    if value.lower() not in ("true", "false", "yes", "no", "on", "off", "1", "0"):
+    if value.lower() not in ("true", "false", "yes", "no", "y", "n", "on", "off", "1", "0"):
         raise ValueError(value)
     return True
 
 
 _SCALARS = {int: int, float: float, bool: _yes_no}
 _SCALAR_NAMES = {int: "a whole number", float: "a number", bool: "true or false"}
+
+
+def key_type(app: str, key: str) -> Any:
+    """The type of ``app``'s key ``key`` (``Optional[X]``: X; a list: ``List[X]``), None where it has no such key."""
+    return _key_type(app, key)[0]
 
 
 def _key_optional(app: str, key: str) -> bool:

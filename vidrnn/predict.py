@@ -45,7 +45,7 @@ class PredictSummary:
     skipped: int = 0  # videos an earlier run already did with the same checkpoint and settings
     failed: dict[str, str] = field(default_factory=dict)  # relative path -> reason
     output: str = ""  # where the results went, as a line of the run's report says it
-    videos: list[str] = field(default_factory=list)  # ids of every video of the input (all shards): the report's
+    videos: list[str] = field(default_factory=list)  # ids of every video of the input, all shards (the report's)
 
 
 def video_ids(files: list[str]) -> dict[str, str]:

@@ -394,8 +394,10 @@ def test_help_says_what_each_pipeline_does_and_how_to_call_it():
             ("train", "usage: vidrnn train task=caption data.video_dir=VIDEOS", "\n  video_dir: ???\n", True),
             ("gradient_flow", "usage: vidrnn gradient_flow -m", "\n  gate_bias: 2.0\n", False)]
     with ThreadPoolExecutor(2) as pool:  # two at a time: each is an interpreter's start
-        listing, *helps = pool.map(lambda args: vidrnn(*args), [("--help",)] + [(a[0], "--help") for a in apps])
+        listing, version, *helps = pool.map(lambda args: vidrnn(*args), [("--help",), ("--version",)]
+                                            + [(a[0], "--help") for a in apps])
     assert listing.returncode == 0, listing.stderr
+    assert (version.returncode, version.stdout) == (0, "vidrnn 0.1.0\n"), version.stderr
     described = dict(re.findall(r"^  (\w+) +(\S.*)$", listing.stdout, re.M))
     assert sorted(described) == available() and all(len(text) > 20 for text in described.values())
     for (name, example, key, groups), res in zip(apps, helps):

@@ -14,6 +14,8 @@ import yaml
 import pipelines
 from pipelines import CONF_DIR
 
+from . import __version__
+
 
 def available() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(pipelines.__path__) if m.name != "common")
@@ -67,10 +69,14 @@ def main() -> None:
 def _main() -> None:
     names = available()
     if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
-        print("usage: vidrnn PIPELINE [key=value ...]   (vidrnn PIPELINE --help: its keys and an example)\n")
+        print("usage: vidrnn PIPELINE [key=value ...]   (vidrnn PIPELINE --help: its keys and an example; "
+              "vidrnn --version)\n")
         print("\n".join(f"  {name:14s} {summary(name)}" for name in names))
         sys.exit(0 if len(sys.argv) >= 2 else 1)
     name = sys.argv[1]
+    if name in ("--version", "-V"):
+        print(f"vidrnn {__version__}")
+        sys.exit(0)
     if name not in names:
         print(f"error: no pipeline {name!r}; choose one of {', '.join(names)}", file=sys.stderr)
         sys.exit(1)

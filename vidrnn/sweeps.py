@@ -15,7 +15,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from .features.store import atomic_write
+from .features.store import atomic_write, changes, flat
 from .outputs import write_json, write_text
 from .schemas import validate
 
@@ -52,17 +52,6 @@ RESUMABLE = ("quiet", "device", "video.workers", "data.cache_dir", "trainer.resu
              "trainer.patience")
 
 
-def _flat(tree: dict, prefix: str = "") -> dict:
-    """{"a": {"b": 1}} -> {"a.b": 1}."""
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def check_settings(run_dir: str | os.PathLike, settings: dict, resume: bool = True, paths: tuple = ()) -> None:
     """A run dir holds one training run. Rerunning it with other settings would skip or resume the run
     trained with the old ones, so that is an error naming them (unless not ``resume``: train afresh). The
@@ -74,12 +63,11 @@ def check_settings(run_dir: str | os.PathLike, settings: dict, resume: bool = Tr
         return {k: os.path.abspath(os.path.expanduser(v)) if k in paths and isinstance(v, str) and v else v
                 for k, v in values.items() if k not in RESUMABLE}
 
-    now = plain(_flat(json.loads(json.dumps(settings))))
+    now = plain(flat(json.loads(json.dumps(settings))))
     trained = (run / METRICS).exists() or (run / "checkpoints" / "last.pt").exists()
     if resume and trained and path.exists():
         before = plain(json.loads(path.read_text()))
-        changed = [f"{k} {before.get(k)!r} there, {now.get(k)!r} now" for k in sorted(set(before) | set(now))
-                   if before.get(k) != now.get(k)]
+        changed = changes(before, now, "there")
         if changed:
             raise ValueError(f"{run} holds a run with other settings ({'; '.join(changed[:3])}"
                              f"{'; ...' if len(changed) > 3 else ''}): give this run another hydra.run.dir (a sweep: "

@@ -13,7 +13,8 @@ from ..models.encoder import FrameEncoder, weights_file
 from ..video import Sampling
 from .encode import Encoded, VideoBar, encode_videos
 from .spool import SpooledFeatures
-from .store import MANIFEST, RunRecords, feature_path, file_sha256, latest_entries, save_features
+from .store import (MANIFEST, RunRecords, changes, feature_path, file_sha256, flat, latest_entries,
+                    save_features)
 
 log = logging.getLogger("vidrnn.extract")
 _FP16_RANGE = (1e-3, 6e4)  # max |feature| where float16 keeps ~3 significant digits and cannot overflow
@@ -94,30 +95,19 @@ def extract_folder(input_dir: str, output_dir: str, *, encoder: FrameEncoder | N
 def _refuse_other_settings(output_dir: str, todo: list[str], settings: dict) -> None:
     """A ValueError where videos of ``todo`` have features of other settings in ``output_dir`` (a weights file
     replaced under its name is no other setting: its videos are extracted again, as a video file replaced is)."""
-    wanted, now = set(todo), _comparable(settings)
+    def comparable(values: dict) -> dict:
+        return {k: v for k, v in flat(values).items() if k != "weights_sha256"}
+
+    wanted, now = set(todo), comparable(settings)
     other = [e for e in latest_entries(Path(output_dir, MANIFEST)) if e["video"] in wanted
-             and isinstance(e.get("settings"), dict) and _comparable(e["settings"]) != now
+             and isinstance(e.get("settings"), dict) and comparable(e["settings"]) != now
              and Path(output_dir, e.get("feature_file") or "").is_file()]
     if other:
-        then = _comparable(other[0]["settings"])
-        changed = "; ".join(f"{k} {then.get(k)} then, {now.get(k)} now" for k in sorted(then.keys() | now.keys())
-                            if then.get(k) != now.get(k))
+        changed = "; ".join(changes(comparable(other[0]["settings"]), now, "then"))
         names = some_of(e["video"] for e in other)
         raise ValueError(f"{output_dir} holds features of {n_videos(len(other))} ({names}) extracted with other "
                          f"settings ({changed}): give another output_dir, or replace=true to extract them again over "
                          "the old ones")
-
-
-def _comparable(settings: dict, prefix: str = "") -> dict:
-    """Settings flat (``{"sampling": {"num_frames": 8}}`` as ``{"sampling.num_frames": 8}``), without the
-    weights file's hash."""
-    out = {}
-    for key, value in settings.items():
-        if isinstance(value, dict):
-            out.update(_comparable(value, f"{prefix}{key}."))
-        elif key != "weights_sha256":
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def _save(output_dir: str, res: Encoded, dtype: str, settings: dict) -> dict:

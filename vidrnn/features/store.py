@@ -111,6 +111,23 @@ def fingerprint(path: str | os.PathLike) -> dict | None:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+def flat(tree: dict, prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1}: settings as a rerun compares them, key by key."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def changes(before: dict, now: dict, then: str) -> list[str]:
+    """``key <value before> <then>, <value now> now`` for each key of two flat settings that differs."""
+    return [f"{k} {before.get(k)!r} {then}, {now.get(k)!r} now" for k in sorted(before.keys() | now.keys())
+            if before.get(k) != now.get(k)]
+
+
 def latest_entries(manifest: str | os.PathLike) -> list[dict]:
     """The last line of each video in a manifest, in the order they were written."""
     rows = [e for e in _read_jsonl(Path(manifest)) if isinstance(e, dict) and isinstance(e.get("video"), str)]

@@ -159,7 +159,7 @@ def _command_line(app: str, args: list[str]) -> list[str]:
             override = parser.parse_override(arg)
         except HydraException as e:
             arg, override = _quoted(parser, arg, e)
-        error = _command_line_error(app, arg) or _override_error(app, override, multirun, given)
+        error = _override_error(app, override, multirun, given)
         if error:
             raise ValueError(error)
         out.append(arg)
@@ -180,39 +180,33 @@ def _quoted(parser: OverridesParser, arg: str, error: HydraException) -> tuple[s
 
 
 def _override_error(app: str, override: Override, multirun: bool, given: str) -> str | None:
-    """Why a parsed ``key=value`` cannot be ``app``'s: a value of the wrong type or shape (each value of a
-    sweep's list checked), several values without ``-m`` (``given``: the argument as typed); None where Hydra is
-    left to read it (its own keys, config groups, deletions, sweeps over ranges)."""
-    name = override.key_or_group
-    if name.split(".")[0] == "hydra" or override.is_delete() or Path(CONF_DIR, name).is_dir():
+    """Why a parsed ``key=value`` cannot be ``app``'s, in one line: a key it does not have, a config file a group
+    does not hold (``video=smal``), a value of the wrong type or shape (each value of a sweep's list checked),
+    several values without ``-m`` (``given``: the argument as typed); None where Hydra is left to read it (its
+    own keys, deletions, sweeps over ranges)."""
+    name, value = override.key_or_group, override.value()
+    values = value.list if isinstance(value, ChoiceSweep) else [value]
+    values = [v.text if isinstance(v, QuotedString) else v for v in values]  # as Hydra parsed them
+    if re.match(r"hydra\b", name):  # Hydra's keys and groups: hydra.run.dir, hydra/launcher=joblib
         return None
+    group = Path(CONF_DIR, name)
+    if group.is_dir():  # video=small picks conf/video/small.yaml; a sweep lists several
+        choices = sorted(p.stem for p in group.glob("*.yaml"))
+        wrong = [c for c in values if isinstance(c, str) and re.fullmatch(r"[\w-]+", c) and c not in choices]
+        return f"{name} has no {wrong[0]!r}: choose one of {', '.join(choices)}" if wrong else None
+    if (error := unknown_key(app, name)) or override.is_delete():
+        return error
     if not override.is_sweep_override():
-        return bad_value(app, name, override.value())
+        return bad_value(app, name, value)
     if not multirun:
         key, _, text = given.partition("=")
         kind = key_type(app, name)
         one = f"write them as one list: {key}=[{text}]" if typing.get_origin(kind) is list else \
             f"quote them as one value: {key}='{text}'" if kind is str else None
         return f"{given} lists several values: add -m to run a job for each (a sweep)" + (f", or {one}" if one else "")
-    if not isinstance(override.value(), ChoiceSweep):  # range(...), interval(...): Hydra checks them
+    if not isinstance(value, ChoiceSweep):  # range(...), interval(...): Hydra checks them
         return None
-    values = [v.text if isinstance(v, QuotedString) else v for v in override.value().list]  # as Hydra parsed them
     return next((e for v in values if (e := bad_value(app, name, v))), None)
-
-
-def _command_line_error(app: str, arg: str) -> str | None:
-    """Why a command-line ``key=value`` cannot be one of ``app``'s, in one line: a key it does not have, a
-    config file a group does not hold (``video=smal``); None for any other argument."""
-    key = re.match(r"(?:\+{1,2})?([A-Za-z_][\w.]*)=(.*)|~([A-Za-z_][\w.]*)(?:=|$)", arg, re.S)  # +key= ~key
-    name = key and (key[1] or key[3])
-    if not name or name.split(".")[0] == "hydra":
-        return None
-    group = Path(CONF_DIR, name)
-    if group.is_dir():  # video=small picks conf/video/small.yaml; a sweep lists several
-        choices = sorted(p.stem for p in group.glob("*.yaml"))
-        wrong = [c for c in (key[2] or "").split(",") if re.fullmatch(r"[\w-]+", c) and c not in choices]
-        return f"{name} has no {wrong[0]!r}: choose one of {', '.join(choices)}" if wrong else None
-    return unknown_key(app, name)
 
 
 def sampling_from(video: DictConfig) -> Sampling:

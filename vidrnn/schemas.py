@@ -367,19 +367,19 @@ def _closest(prefix: str, key: str, keys) -> str:
 def unknown_key(app: str, key: str) -> Optional[str]:
     """Why the command-line key ``key`` (``trainer.max_epochs``) is not one of ``app``'s, with the closest
     key it has; None where it is one (or leads into a part the schema leaves open)."""
-    return _key_type(app, key)[1]
+    return _key_type(app, key)[2]
 
 
 def bad_value(app: str, key: str, value: Any) -> Optional[str]:
     """Why ``value``, as Hydra's grammar read it from the command line (a string, number, list, ... or None
     for ``null``), cannot be ``key``'s (Hydra says it in six lines); None where it can, or where Hydra
     resolves it later (``${...}``)."""
-    kind, optional = _key_type(app, key)[0], _key_optional(app, key)
+    kind, optional, _ = _key_type(app, key)
     if kind is None or dataclasses.is_dataclass(kind) or (isinstance(value, str) and "${" in value):
         return None  # (a mapping for a section is merged into it)
     if value is None:
         return None if optional else f"{key} cannot be null: give a value"
-    if typing.get_origin(kind) in (list, List):
+    if typing.get_origin(kind) is list:
         return None if isinstance(value, list) else f"{key} takes a list: {key}=[{value}]"
     if isinstance(value, (list, dict)):
         return f"{key} takes one value, not a {'list' if isinstance(value, list) else 'mapping'}"
@@ -407,31 +407,22 @@ def key_type(app: str, key: str) -> Any:
     return _key_type(app, key)[0]
 
 
-def _key_optional(app: str, key: str) -> bool:
-    """Whether ``app``'s key ``key`` may be null (an ``Optional`` field, or one in a part the schema leaves open)."""
-    parent, _, last = key.rpartition(".")
-    schema = _key_type(app, parent)[0] if parent else SCHEMAS[app]
-    if not dataclasses.is_dataclass(schema):
-        return True
-    kind = next((f.type for f in dataclasses.fields(schema) if f.name == last), None)
-    return kind is None or _optional(kind)
-
-
-def _key_type(app: str, key: str) -> tuple[Any, Optional[str]]:
-    """(the type of ``app``'s key ``key``, None), (None, why it has no such key), or (None, None) where the
-    key leads into a part the schema leaves open."""
-    schema, path = SCHEMAS[app], []
+def _key_type(app: str, key: str) -> tuple[Any, bool, Optional[str]]:
+    """(the type of ``app``'s key ``key`` (``Optional[X]``: X), whether it may be null, None), (None, False, why
+    it has no such key), or (None, True, None) where the key leads into a part the schema leaves open."""
+    schema, optional, path = SCHEMAS[app], False, []
     for part in key.split("."):
         if not dataclasses.is_dataclass(schema):
-            return None, None
+            return None, True, None
         fields = {f.name: f.type for f in dataclasses.fields(schema)}
         if part not in fields:
             prefix = "".join(f"{p}." for p in path)
-            return None, f"vidrnn {app} has no key {key} ({_closest(prefix, part, fields)}); --help lists them all"
+            return None, False, (f"vidrnn {app} has no key {key} ({_closest(prefix, part, fields)}); --help lists "
+                                 "them all")
         path.append(part)
-        kind = fields[part]  # Optional[X]: X
-        schema = next(t for t in typing.get_args(kind) if t is not type(None)) if _optional(kind) else kind
-    return schema, None
+        kind, optional = fields[part], _optional(fields[part])
+        schema = next(t for t in typing.get_args(kind) if t is not type(None)) if optional else kind
+    return schema, optional, None
 
 
 for _app, _schema in SCHEMAS.items():
